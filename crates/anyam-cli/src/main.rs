@@ -1,0 +1,2 @@
+//! The `anyam` command: run a node and administer it.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The release decision: which principal may see which collection and object.
