@@ -26,9 +26,14 @@
 //!
 //! Not a STIX validator, not an access-control layer, not a cache.
 
+mod codec;
 mod model;
+mod objects;
+mod schema;
+mod sqlite;
 
 pub use model::*;
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 use std::path::Path;
 
@@ -50,6 +55,18 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Attach what the store was doing to a SQLite error, so a `Backend` error
+/// in a log says which step failed.
+pub(crate) trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T> Ctx<T> for std::result::Result<T, rusqlite::Error> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(|e| StoreError::Backend(format!("{what}: {e}")))
+    }
+}
 
 /// The storage interface of a node. All calls are blocking; async callers
 /// run them on a blocking thread.
@@ -80,7 +97,13 @@ pub trait Store: Send + Sync + 'static {
     fn versions(&self, collection: &str, id: &str, q: &Query) -> Result<Page<ManifestEntry>>;
     /// Delete the selected versions of one object (§5.6); no version
     /// selector deletes all versions. Returns how many versions went.
-    fn delete_object(&self, collection: &str, id: &str, versions: &[VersionSel], spec_versions: &[String]) -> Result<u64>;
+    fn delete_object(
+        &self,
+        collection: &str,
+        id: &str,
+        versions: &[VersionSel],
+        spec_versions: &[String],
+    ) -> Result<u64>;
     /// How many object versions a collection holds.
     fn count_objects(&self, collection: &str) -> Result<u64>;
 

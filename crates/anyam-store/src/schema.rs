@@ -1,0 +1,169 @@
+//! The schema as an ordered list of migrations, applied by `PRAGMA user_version`.
+//!
+//! Migration `n` (1-based) moves a database from `user_version = n - 1` to
+//! `n`. Scripts are append-only: once a script has shipped it is never
+//! edited, because databases in the field already ran it; a change is a new
+//! script at the end. Each script runs in its own transaction together with
+//! the `user_version` bump, so a crash leaves the file at a whole version.
+
+use rusqlite::Connection;
+
+use crate::{Ctx, Result, StoreError};
+
+/// Every migration, oldest first. `MIGRATIONS.len()` is the schema version
+/// this program writes.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this program understands.
+pub(crate) fn supported() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Version 1: the node's records and the object table.
+///
+/// The object table's page indexes lead with `(cid, release_class)` and end
+/// with `date_added`: every TAXII page is one range scan of one of them
+/// (see the crate documentation). `is_first` and `is_last` are maintained
+/// by the writer so that the default `match[version]=last` reads a partial
+/// index holding exactly one entry per object.
+const V1: &str = r#"
+CREATE TABLE api_roots (
+    seq                INTEGER PRIMARY KEY,
+    name               TEXT NOT NULL UNIQUE,
+    title              TEXT NOT NULL,
+    description        TEXT,
+    max_content_length INTEGER NOT NULL
+);
+
+CREATE TABLE collections (
+    cid         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    api_root    TEXT NOT NULL REFERENCES api_roots(name),
+    title       TEXT NOT NULL,
+    description TEXT,
+    alias       TEXT,
+    -- The largest date_added ever assigned in this collection, kept even
+    -- when that object is deleted, so date_added never goes backwards.
+    last_added  INTEGER NOT NULL DEFAULT 0,
+    -- Number of object versions, so counting is O(1).
+    n_objects   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX collections_by_root ON collections(api_root, cid);
+
+CREATE TABLE objects (
+    rid            INTEGER PRIMARY KEY,
+    cid            INTEGER NOT NULL REFERENCES collections(cid),
+    -- Visibility class: which set of readers may see this version. Every
+    -- object is class 0 until markings and agreements are enforced here.
+    release_class  INTEGER NOT NULL DEFAULT 0,
+    date_added     INTEGER NOT NULL,
+    id             TEXT NOT NULL,
+    type           TEXT NOT NULL,
+    spec_version   TEXT NOT NULL,
+    -- The version served to clients: modified, else created, else the
+    -- date_added rendered as RFC 3339.
+    version        TEXT NOT NULL,
+    -- 1 when the object had neither modified nor created.
+    versionless    INTEGER NOT NULL,
+    -- The version as microseconds (date_added when versionless); versions
+    -- of one object are ordered by (version_micros, date_added).
+    version_micros INTEGER NOT NULL,
+    is_first       INTEGER NOT NULL,
+    is_last        INTEGER NOT NULL,
+    digest         BLOB NOT NULL,
+    raw            TEXT NOT NULL
+);
+CREATE UNIQUE INDEX objects_all ON objects(cid, release_class, date_added);
+CREATE INDEX objects_last  ON objects(cid, release_class, date_added) WHERE is_last = 1;
+CREATE INDEX objects_first ON objects(cid, release_class, date_added) WHERE is_first = 1;
+CREATE INDEX objects_by_id ON objects(cid, id, version_micros);
+
+CREATE TABLE statuses (
+    api_root TEXT NOT NULL,
+    id       TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    PRIMARY KEY (api_root, id)
+) WITHOUT ROWID;
+
+CREATE TABLE orgs (
+    seq   INTEGER PRIMARY KEY,
+    name  TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    seq          INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    org          TEXT NOT NULL REFERENCES orgs(name),
+    password_phc TEXT,
+    is_admin     INTEGER NOT NULL,
+    generation   INTEGER NOT NULL,
+    disabled     INTEGER NOT NULL
+);
+
+CREATE TABLE tokens (
+    seq     INTEGER PRIMARY KEY,
+    id      TEXT NOT NULL UNIQUE,
+    user    TEXT NOT NULL REFERENCES users(name),
+    sha256  BLOB NOT NULL UNIQUE,
+    label   TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER,
+    scope   TEXT NOT NULL,
+    revoked INTEGER NOT NULL
+);
+CREATE INDEX tokens_by_user ON tokens(user, seq);
+
+CREATE TABLE grants (
+    org        TEXT NOT NULL REFERENCES orgs(name),
+    collection TEXT NOT NULL REFERENCES collections(id),
+    can_read   INTEGER NOT NULL,
+    can_write  INTEGER NOT NULL,
+    PRIMARY KEY (org, collection)
+) WITHOUT ROWID;
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// Bring `conn` up to the newest schema, or refuse a file written by a newer
+/// program (opening it could corrupt what that program relies on).
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .ctx("reading schema version")?;
+    if found > supported() {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: supported(),
+        });
+    }
+    if found < 0 {
+        return Err(StoreError::Backend(format!(
+            "schema version {found} is invalid"
+        )));
+    }
+    for (i, script) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let to = i as i64 + 1;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .ctx("starting a migration")?;
+        // Re-check inside the exclusive transaction: another process may have
+        // migrated the file between our read and our lock.
+        let now: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .ctx("reading schema version")?;
+        if now >= to {
+            continue;
+        }
+        tx.execute_batch(script)
+            .ctx(&format!("applying schema migration {to}"))?;
+        tx.pragma_update(None, "user_version", to)
+            .ctx("recording schema version")?;
+        tx.commit()
+            .ctx(&format!("committing schema migration {to}"))?;
+    }
+    Ok(())
+}

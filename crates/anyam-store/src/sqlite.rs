@@ -1,0 +1,661 @@
+//! [`SqliteStore`]: the embedded backend — one writer connection behind a
+//! mutex, a pool of WAL reader connections, and the node's small records.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+use crate::{
+    Access, ApiRoot, Collection, Ctx, Grant, ManifestEntry, NewObject, Organization, Page,
+    PutOutcome, Query, Result, Status, Store, StoreError, StoredObject, Token, TokenScope, User,
+    VersionSel, schema,
+};
+
+/// How hard a commit works to survive a power loss. See the crate
+/// documentation, "Durability", for what each level risks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `PRAGMA synchronous=FULL`: the WAL is fsynced at every commit, so an
+    /// acknowledged write survives a crash of the process, the OS or the
+    /// power. The default.
+    #[default]
+    Full,
+    /// `PRAGMA synchronous=NORMAL`: the WAL is fsynced only at checkpoints.
+    /// Survives a crash of the process; a power loss or OS crash may roll
+    /// back the most recent acknowledged commits (never corrupts the file).
+    Normal,
+}
+
+/// Tuning knobs of [`SqliteStore::open`]. `Default` is the safe choice.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    /// Reader connections kept open between calls. More concurrent readers
+    /// than this still work (a connection is opened for the extra caller
+    /// and closed afterwards); this only bounds idle file handles.
+    pub max_idle_readers: usize,
+    /// Page cache per connection, in KiB.
+    pub cache_kib: i64,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            max_idle_readers: 16,
+            cache_kib: 64 * 1024,
+        }
+    }
+}
+
+/// The embedded store. Cheap to share behind an `Arc`; every method may be
+/// called from any thread.
+pub struct SqliteStore {
+    path: PathBuf,
+    opts: SqliteOptions,
+    /// The only connection that writes. SQLite allows one writer at a time
+    /// anyway; holding it behind our own mutex also makes "read the
+    /// collection's last `date_added`, then assign the next ones, then
+    /// commit" one atomic step, which is what keeps `date_added` strictly
+    /// increasing in commit order.
+    writer: Mutex<Connection>,
+    /// Idle read-only connections. In WAL mode readers see the last
+    /// committed snapshot and never wait for the writer.
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Statement cache per connection: the page queries are built from a few
+/// shapes, and the record queries are fixed.
+const STATEMENT_CACHE: usize = 128;
+
+impl SqliteStore {
+    /// Open (creating if absent) the database at `path`, apply pending
+    /// schema migrations, and refuse a file made by a newer program
+    /// ([`StoreError::SchemaTooNew`]).
+    pub fn open(path: &Path, opts: SqliteOptions) -> Result<SqliteStore> {
+        let mut writer = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ctx(&format!("opening database {}", path.display()))?;
+        writer
+            .busy_timeout(Duration::from_secs(10))
+            .ctx("setting busy timeout")?;
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .ctx("switching to WAL mode")?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!(
+                "database refused WAL mode (journal_mode is {mode})"
+            )));
+        }
+        let sync = match opts.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        writer
+            .pragma_update(None, "synchronous", sync)
+            .ctx("setting synchronous")?;
+        writer
+            .pragma_update(None, "foreign_keys", true)
+            .ctx("enabling foreign keys")?;
+        writer
+            .pragma_update(None, "cache_size", -opts.cache_kib)
+            .ctx("setting cache size")?;
+        writer
+            .pragma_update(None, "temp_store", "MEMORY")
+            .ctx("setting temp store")?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        schema::migrate(&mut writer)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            opts,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version this build writes and reads.
+    pub fn schema_version() -> i64 {
+        schema::supported()
+    }
+
+    /// The writer connection. A panic while it was held leaves no open
+    /// transaction behind (rusqlite rolls back on drop), so a poisoned lock
+    /// is safe to take over.
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reader connection for the duration of the returned guard.
+    pub(crate) fn reader(&self) -> Result<Reader<'_>> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open_reader()?,
+        };
+        Ok(Reader {
+            store: self,
+            conn: Some(conn),
+        })
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ctx("opening a reader connection")?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .ctx("setting busy timeout")?;
+        // Readers never write; query_only makes that a guarantee rather
+        // than a habit.
+        conn.pragma_update(None, "query_only", true)
+            .ctx("setting query_only")?;
+        conn.pragma_update(None, "cache_size", -(self.opts.cache_kib / 4).max(1024))
+            .ctx("setting cache size")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .ctx("setting temp store")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+}
+
+/// A checked-out reader; goes back to the pool on drop.
+pub(crate) struct Reader<'a> {
+    store: &'a SqliteStore,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        // The option is only emptied in drop.
+        match &self.conn {
+            Some(c) => c,
+            None => unreachable!("reader used after drop"),
+        }
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut pool = self.store.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < self.store.opts.max_idle_readers {
+                pool.push(conn);
+            }
+        }
+    }
+}
+
+/// Map a constraint violation on insert to the error the caller can act on.
+fn on_insert(e: rusqlite::Error, what: impl Fn() -> String) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => {
+            if let rusqlite::Error::SqliteFailure(f, _) = &e
+                && f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+            {
+                return StoreError::Backend(format!("{}: a referenced record is missing", what()));
+            }
+            StoreError::AlreadyExists(what())
+        }
+        _ => StoreError::Backend(format!("inserting {}: {e}", what())),
+    }
+}
+
+fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool> {
+    let mut st = conn.prepare_cached(sql).ctx("preparing existence check")?;
+    st.exists([key]).ctx("checking existence")
+}
+
+fn scope_str(s: TokenScope) -> &'static str {
+    match s {
+        TokenScope::Full => "full",
+        TokenScope::ReadOnly => "read",
+        TokenScope::WriteOnly => "write",
+    }
+}
+
+fn scope_from(s: &str) -> rusqlite::Result<TokenScope> {
+    match s {
+        "full" => Ok(TokenScope::Full),
+        "read" => Ok(TokenScope::ReadOnly),
+        "write" => Ok(TokenScope::WriteOnly),
+        other => Err(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown token scope {other:?}").into(),
+        )),
+    }
+}
+
+fn api_root_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiRoot> {
+    let max: i64 = r.get(3)?;
+    Ok(ApiRoot {
+        name: r.get(0)?,
+        title: r.get(1)?,
+        description: r.get(2)?,
+        max_content_length: max.max(0) as u64,
+    })
+}
+
+fn collection_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
+    Ok(Collection {
+        id: r.get(0)?,
+        api_root: r.get(1)?,
+        title: r.get(2)?,
+        description: r.get(3)?,
+        alias: r.get(4)?,
+    })
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        name: r.get(0)?,
+        org: r.get(1)?,
+        password_phc: r.get(2)?,
+        is_admin: r.get(3)?,
+        generation: r.get(4)?,
+        disabled: r.get(5)?,
+    })
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+    let scope: String = r.get(6)?;
+    Ok(Token {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        sha256: r.get(2)?,
+        label: r.get(3)?,
+        created: r.get(4)?,
+        expires: r.get(5)?,
+        scope: scope_from(&scope)?,
+        revoked: r.get(7)?,
+    })
+}
+
+fn grant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
+    Ok(Grant {
+        org: r.get(0)?,
+        collection: r.get(1)?,
+        access: Access {
+            read: r.get(2)?,
+            write: r.get(3)?,
+        },
+    })
+}
+
+const USER_COLS: &str = "SELECT name, org, password_phc, is_admin, generation, disabled FROM users";
+const TOKEN_COLS: &str =
+    "SELECT id, user, sha256, label, created, expires, scope, revoked FROM tokens";
+
+impl Store for SqliteStore {
+    fn create_api_root(&self, root: &ApiRoot) -> Result<()> {
+        let max = i64::try_from(root.max_content_length)
+            .map_err(|_| StoreError::Invalid("max_content_length is too large".into()))?;
+        let w = self.writer();
+        w.prepare_cached("INSERT INTO api_roots (name, title, description, max_content_length) VALUES (?1, ?2, ?3, ?4)")
+            .ctx("preparing api root insert")?
+            .execute(params![root.name, root.title, root.description, max])
+            .map_err(|e| on_insert(e, || format!("API root {:?}", root.name)))?;
+        Ok(())
+    }
+
+    fn api_roots(&self) -> Result<Vec<ApiRoot>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached(
+                "SELECT name, title, description, max_content_length FROM api_roots ORDER BY seq",
+            )
+            .ctx("preparing api roots")?;
+        st.query_map([], api_root_row)
+            .ctx("listing api roots")?
+            .collect::<rusqlite::Result<_>>()
+            .ctx("reading api roots")
+    }
+
+    fn api_root(&self, name: &str) -> Result<Option<ApiRoot>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached("SELECT name, title, description, max_content_length FROM api_roots WHERE name = ?1")
+            .ctx("preparing api root")?;
+        st.query_row([name], api_root_row)
+            .optional()
+            .ctx("reading api root")
+    }
+
+    fn create_collection(&self, c: &Collection) -> Result<()> {
+        let w = self.writer();
+        if !exists(&w, "SELECT 1 FROM api_roots WHERE name = ?1", &c.api_root)? {
+            return Err(StoreError::NotFound(format!("API root {:?}", c.api_root)));
+        }
+        w.prepare_cached(
+            "INSERT INTO collections (id, api_root, title, description, alias) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .ctx("preparing collection insert")?
+        .execute(params![c.id, c.api_root, c.title, c.description, c.alias])
+        .map_err(|e| on_insert(e, || format!("collection {:?}", c.id)))?;
+        Ok(())
+    }
+
+    fn collections(&self, api_root: &str) -> Result<Vec<Collection>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached(
+                "SELECT id, api_root, title, description, alias FROM collections WHERE api_root = ?1 ORDER BY cid",
+            )
+            .ctx("preparing collections")?;
+        st.query_map([api_root], collection_row)
+            .ctx("listing collections")?
+            .collect::<rusqlite::Result<_>>()
+            .ctx("reading collections")
+    }
+
+    fn collection(&self, api_root: &str, id: &str) -> Result<Option<Collection>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached(
+                "SELECT id, api_root, title, description, alias FROM collections WHERE id = ?1 AND api_root = ?2",
+            )
+            .ctx("preparing collection")?;
+        st.query_row([id, api_root], collection_row)
+            .optional()
+            .ctx("reading collection")
+    }
+
+    fn put_objects(&self, collection: &str, objects: &[NewObject]) -> Result<Vec<PutOutcome>> {
+        self.put_objects_impl(collection, objects)
+    }
+
+    fn objects(&self, collection: &str, q: &Query) -> Result<Page<StoredObject>> {
+        self.objects_impl(collection, q)
+    }
+
+    fn manifest(&self, collection: &str, q: &Query) -> Result<Page<ManifestEntry>> {
+        self.manifest_impl(collection, None, q)
+    }
+
+    fn versions(&self, collection: &str, id: &str, q: &Query) -> Result<Page<ManifestEntry>> {
+        self.manifest_impl(collection, Some(id), q)
+    }
+
+    fn delete_object(
+        &self,
+        collection: &str,
+        id: &str,
+        versions: &[VersionSel],
+        spec_versions: &[String],
+    ) -> Result<u64> {
+        self.delete_object_impl(collection, id, versions, spec_versions)
+    }
+
+    fn count_objects(&self, collection: &str) -> Result<u64> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached("SELECT n_objects FROM collections WHERE id = ?1")
+            .ctx("preparing count")?;
+        let n: Option<i64> = st
+            .query_row([collection], |r| r.get(0))
+            .optional()
+            .ctx("counting objects")?;
+        match n {
+            Some(n) => Ok(n.max(0) as u64),
+            None => Err(StoreError::NotFound(format!("collection {collection:?}"))),
+        }
+    }
+
+    fn put_status(&self, s: &Status) -> Result<()> {
+        let body = serde_json::to_string(s)
+            .map_err(|e| StoreError::Backend(format!("encoding status: {e}")))?;
+        let w = self.writer();
+        w.prepare_cached(
+            "INSERT INTO statuses (api_root, id, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (api_root, id) DO UPDATE SET body = excluded.body",
+        )
+        .ctx("preparing status upsert")?
+        .execute(params![s.api_root, s.id, body])
+        .ctx("writing status")?;
+        Ok(())
+    }
+
+    fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached("SELECT body FROM statuses WHERE api_root = ?1 AND id = ?2")
+            .ctx("preparing status")?;
+        let body: Option<String> = st
+            .query_row([api_root, id], |r| r.get(0))
+            .optional()
+            .ctx("reading status")?;
+        body.map(|b| {
+            serde_json::from_str(&b)
+                .map_err(|e| StoreError::Backend(format!("decoding status {id:?}: {e}")))
+        })
+        .transpose()
+    }
+
+    fn create_org(&self, org: &Organization) -> Result<()> {
+        let w = self.writer();
+        w.prepare_cached("INSERT INTO orgs (name, title) VALUES (?1, ?2)")
+            .ctx("preparing org insert")?
+            .execute(params![org.name, org.title])
+            .map_err(|e| on_insert(e, || format!("organization {:?}", org.name)))?;
+        Ok(())
+    }
+
+    fn orgs(&self) -> Result<Vec<Organization>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached("SELECT name, title FROM orgs ORDER BY seq")
+            .ctx("preparing orgs")?;
+        st.query_map([], |r| {
+            Ok(Organization {
+                name: r.get(0)?,
+                title: r.get(1)?,
+            })
+        })
+        .ctx("listing orgs")?
+        .collect::<rusqlite::Result<_>>()
+        .ctx("reading orgs")
+    }
+
+    fn create_user(&self, user: &User) -> Result<()> {
+        let w = self.writer();
+        if !exists(&w, "SELECT 1 FROM orgs WHERE name = ?1", &user.org)? {
+            return Err(StoreError::NotFound(format!("organization {:?}", user.org)));
+        }
+        w.prepare_cached(
+            "INSERT INTO users (name, org, password_phc, is_admin, generation, disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .ctx("preparing user insert")?
+        .execute(params![user.name, user.org, user.password_phc, user.is_admin, user.generation, user.disabled])
+        .map_err(|e| on_insert(e, || format!("user {:?}", user.name)))?;
+        Ok(())
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached(&format!("{USER_COLS} WHERE name = ?1"))
+            .ctx("preparing user")?;
+        st.query_row([name], user_row)
+            .optional()
+            .ctx("reading user")
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached(&format!("{USER_COLS} ORDER BY seq"))
+            .ctx("preparing users")?;
+        st.query_map([], user_row)
+            .ctx("listing users")?
+            .collect::<rusqlite::Result<_>>()
+            .ctx("reading users")
+    }
+
+    fn set_password(&self, name: &str, password_phc: &str) -> Result<()> {
+        let w = self.writer();
+        let n = w
+            .prepare_cached(
+                "UPDATE users SET password_phc = ?2, generation = generation + 1 WHERE name = ?1",
+            )
+            .ctx("preparing password update")?
+            .execute(params![name, password_phc])
+            .ctx("updating password")?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {name:?}")));
+        }
+        Ok(())
+    }
+
+    fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+        let w = self.writer();
+        let n = w
+            .prepare_cached("UPDATE users SET disabled = ?2 WHERE name = ?1")
+            .ctx("preparing user update")?
+            .execute(params![name, disabled])
+            .ctx("updating user")?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {name:?}")));
+        }
+        Ok(())
+    }
+
+    fn create_token(&self, t: &Token) -> Result<()> {
+        let w = self.writer();
+        if !exists(&w, "SELECT 1 FROM users WHERE name = ?1", &t.user)? {
+            return Err(StoreError::NotFound(format!("user {:?}", t.user)));
+        }
+        w.prepare_cached(
+            "INSERT INTO tokens (id, user, sha256, label, created, expires, scope, revoked)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .ctx("preparing token insert")?
+        .execute(params![
+            t.id,
+            t.user,
+            t.sha256,
+            t.label,
+            t.created,
+            t.expires,
+            scope_str(t.scope),
+            t.revoked
+        ])
+        .map_err(|e| on_insert(e, || format!("token {:?}", t.id)))?;
+        Ok(())
+    }
+
+    fn token_by_hash(&self, sha256: &[u8; 32]) -> Result<Option<Token>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached(&format!("{TOKEN_COLS} WHERE sha256 = ?1"))
+            .ctx("preparing token lookup")?;
+        st.query_row([&sha256[..]], token_row)
+            .optional()
+            .ctx("reading token")
+    }
+
+    fn tokens(&self, user: Option<&str>) -> Result<Vec<Token>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached(&format!(
+                "{TOKEN_COLS} WHERE ?1 IS NULL OR user = ?1 ORDER BY seq"
+            ))
+            .ctx("preparing tokens")?;
+        st.query_map([user], token_row)
+            .ctx("listing tokens")?
+            .collect::<rusqlite::Result<_>>()
+            .ctx("reading tokens")
+    }
+
+    fn revoke_token(&self, id: &str) -> Result<()> {
+        let w = self.writer();
+        let n = w
+            .prepare_cached("UPDATE tokens SET revoked = 1 WHERE id = ?1")
+            .ctx("preparing token revoke")?
+            .execute([id])
+            .ctx("revoking token")?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("token {id:?}")));
+        }
+        Ok(())
+    }
+
+    fn set_grant(&self, g: &Grant) -> Result<()> {
+        let w = self.writer();
+        if g.access == Access::default() {
+            w.prepare_cached("DELETE FROM grants WHERE org = ?1 AND collection = ?2")
+                .ctx("preparing grant delete")?
+                .execute([&g.org, &g.collection])
+                .ctx("removing grant")?;
+            return Ok(());
+        }
+        if !exists(&w, "SELECT 1 FROM orgs WHERE name = ?1", &g.org)? {
+            return Err(StoreError::NotFound(format!("organization {:?}", g.org)));
+        }
+        if !exists(&w, "SELECT 1 FROM collections WHERE id = ?1", &g.collection)? {
+            return Err(StoreError::NotFound(format!(
+                "collection {:?}",
+                g.collection
+            )));
+        }
+        w.prepare_cached(
+            "INSERT INTO grants (org, collection, can_read, can_write) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (org, collection) DO UPDATE SET can_read = excluded.can_read, can_write = excluded.can_write",
+        )
+        .ctx("preparing grant upsert")?
+        .execute(params![g.org, g.collection, g.access.read, g.access.write])
+        .ctx("writing grant")?;
+        Ok(())
+    }
+
+    fn grants(&self, org: Option<&str>) -> Result<Vec<Grant>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached(
+                "SELECT org, collection, can_read, can_write FROM grants WHERE ?1 IS NULL OR org = ?1
+                 ORDER BY org, collection",
+            )
+            .ctx("preparing grants")?;
+        st.query_map([org], grant_row)
+            .ctx("listing grants")?
+            .collect::<rusqlite::Result<_>>()
+            .ctx("reading grants")
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .ctx("preparing meta")?;
+        st.query_row([key], |r| r.get(0))
+            .optional()
+            .ctx("reading meta")
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        let w = self.writer();
+        w.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .ctx("preparing meta upsert")?
+        .execute([key, value])
+        .ctx("writing meta")?;
+        Ok(())
+    }
+
+    fn backup(&self, dest: &Path) -> Result<()> {
+        self.backup_impl(dest)
+    }
+}
