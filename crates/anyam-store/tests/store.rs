@@ -1,7 +1,7 @@
 //! Integration tests of `SqliteStore` through the public `Store` API, on real
 //! SQLite files in temporary directories.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -56,7 +56,9 @@ fn digest(text: &str) -> [u8; 32] {
 /// tag `tag` (a different tag = a different digest).
 fn obj_full(id: &str, ty: &str, spec: &str, v: Option<Micros>, tag: &str) -> NewObject {
     let version = v.map(|m| format!("v{m}"));
-    let raw = format!(r#"{{"type":"{ty}","id":"{id}","spec_version":"{spec}","modified":"{version:?}","x":"{tag}"}}"#);
+    let raw = format!(
+        r#"{{"type":"{ty}","id":"{id}","spec_version":"{spec}","modified":"{version:?}","x":"{tag}"}}"#
+    );
     NewObject {
         id: id.into(),
         object_type: ty.into(),
@@ -73,25 +75,1479 @@ fn obj(id: &str, v: i64) -> NewObject {
 }
 
 fn q() -> Query {
-    Query { limit: 1000, ..Query::default() }
+    Query {
+        limit: 1000,
+        ..Query::default()
+    }
 }
 
-/// `(id, version_micros-as-string)` of a manifest page, for compact asserts.
-fn ids_versions(p: &Page<ManifestEntry>) -> Vec<(String, String)> {
-    p.items.iter().map(|e| (e.id.clone(), e.version.clone())).collect()
+/// Short labels for the filter tables: `a10` is object `indicator--a` at
+/// version 10; a versionless object is its letter alone.
+fn label(id: &str, version: &str) -> String {
+    let letter = id.rsplit("--").next().unwrap_or(id);
+    match version.strip_prefix('v') {
+        Some(v) => format!("{letter}{v}"),
+        None => letter.to_string(),
+    }
 }
 
-// --- smoke --------------------------------------------------------------------
+fn labels_m(p: &Page<ManifestEntry>) -> String {
+    p.items
+        .iter()
+        .map(|e| label(&e.id, &e.version))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn labels_o(p: &Page<StoredObject>) -> String {
+    p.items
+        .iter()
+        .map(|e| label(&e.id, &e.version))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The shared data set of the filter tables, posted one object per batch so
+/// `date_added` order is the order below:
+/// a10 b15 c a20 d40 a30(spec 2.0) d5.
+/// First/last: a 10/30, b 15, c (one version), d 5/40.
+fn filter_fixture() -> (tempfile::TempDir, SqliteStore, BTreeMap<String, Micros>) {
+    let (d, s) = fresh();
+    let posts = [
+        obj_full("indicator--a", "indicator", "2.1", Some(10), "x"),
+        obj_full("malware--b", "malware", "2.1", Some(15), "x"),
+        obj_full("file--c", "file", "2.1", None, "x"),
+        obj_full("indicator--a", "indicator", "2.1", Some(20), "x"),
+        obj_full("indicator--d", "indicator", "2.1", Some(40), "x"),
+        obj_full("indicator--a", "indicator", "2.0", Some(30), "x"),
+        obj_full("indicator--d", "indicator", "2.1", Some(5), "x"),
+    ];
+    let mut added = BTreeMap::new();
+    for o in posts {
+        let out = s.put_objects(COLL, std::slice::from_ref(&o)).unwrap();
+        let PutOutcome::Added(at) = out[0] else {
+            panic!("{out:?}")
+        };
+        added.insert(label(&o.id, o.version.as_deref().unwrap_or("")), at);
+    }
+    (d, s, added)
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+// --- filters --------------------------------------------------------------
 
 #[test]
-fn put_then_read_back() {
+fn objects_and_manifest_filters() {
+    use VersionSel::*;
+    let (_d, s, added) = filter_fixture();
+    let ind = "indicator--";
+    // (what, query, expected labels in date_added order)
+    let cases: Vec<(&str, Query, &str)> = vec![
+        ("default is last", q(), "b15 c d40 a30"),
+        (
+            "last",
+            Query {
+                versions: vec![Last],
+                ..q()
+            },
+            "b15 c d40 a30",
+        ),
+        (
+            "first",
+            Query {
+                versions: vec![First],
+                ..q()
+            },
+            "a10 b15 c d5",
+        ),
+        (
+            "all",
+            Query {
+                versions: vec![All],
+                ..q()
+            },
+            "a10 b15 c a20 d40 a30 d5",
+        ),
+        (
+            "first,last union",
+            Query {
+                versions: vec![First, Last],
+                ..q()
+            },
+            "a10 b15 c d40 a30 d5",
+        ),
+        (
+            "all absorbs the rest",
+            Query {
+                versions: vec![First, All],
+                ..q()
+            },
+            "a10 b15 c a20 d40 a30 d5",
+        ),
+        (
+            "exact",
+            Query {
+                versions: vec![At(20)],
+                ..q()
+            },
+            "a20",
+        ),
+        (
+            "exact list",
+            Query {
+                versions: vec![At(20), At(5)],
+                ..q()
+            },
+            "a20 d5",
+        ),
+        (
+            "exact and last",
+            Query {
+                versions: vec![At(20), Last],
+                ..q()
+            },
+            "b15 c a20 d40 a30",
+        ),
+        (
+            "exact of no version",
+            Query {
+                versions: vec![At(11)],
+                ..q()
+            },
+            "",
+        ),
+        (
+            "versionless exact by date_added",
+            Query {
+                versions: vec![At(added["c"])],
+                ..q()
+            },
+            "c",
+        ),
+        (
+            "type",
+            Query {
+                types: strs(&["malware"]),
+                ..q()
+            },
+            "b15",
+        ),
+        (
+            "type list",
+            Query {
+                types: strs(&["indicator", "file"]),
+                ..q()
+            },
+            "c d40 a30",
+        ),
+        (
+            "type unknown",
+            Query {
+                types: strs(&["tool"]),
+                ..q()
+            },
+            "",
+        ),
+        (
+            "id",
+            Query {
+                ids: vec![format!("{ind}a")],
+                ..q()
+            },
+            "a30",
+        ),
+        (
+            "id all",
+            Query {
+                ids: vec![format!("{ind}a")],
+                versions: vec![All],
+                ..q()
+            },
+            "a10 a20 a30",
+        ),
+        (
+            "id list first",
+            Query {
+                ids: vec![format!("{ind}a"), format!("{ind}d")],
+                versions: vec![First],
+                ..q()
+            },
+            "a10 d5",
+        ),
+        (
+            "id unknown",
+            Query {
+                ids: strs(&["indicator--zz"]),
+                ..q()
+            },
+            "",
+        ),
+        (
+            "spec 2.0 all",
+            Query {
+                spec_versions: strs(&["2.0"]),
+                versions: vec![All],
+                ..q()
+            },
+            "a30",
+        ),
+        // A row filter: a's last version is 2.0, so 2.1 readers see no a.
+        (
+            "spec 2.1 last",
+            Query {
+                spec_versions: strs(&["2.1"]),
+                ..q()
+            },
+            "b15 c d40",
+        ),
+        (
+            "spec list",
+            Query {
+                spec_versions: strs(&["2.0", "2.1"]),
+                ..q()
+            },
+            "b15 c d40 a30",
+        ),
+        (
+            "added_after is exclusive",
+            Query {
+                added_after: Some(added["a20"]),
+                versions: vec![All],
+                ..q()
+            },
+            "d40 a30 d5",
+        ),
+        (
+            "added_after with last",
+            Query {
+                added_after: Some(added["a20"]),
+                ..q()
+            },
+            "d40 a30",
+        ),
+        (
+            "added_after before all",
+            Query {
+                added_after: Some(0),
+                ..q()
+            },
+            "b15 c d40 a30",
+        ),
+        (
+            "added_after past the end",
+            Query {
+                added_after: Some(added["d5"]),
+                versions: vec![All],
+                ..q()
+            },
+            "",
+        ),
+        (
+            "everything at once",
+            Query {
+                ids: vec![format!("{ind}a"), format!("{ind}d"), "malware--b".into()],
+                types: strs(&["indicator"]),
+                versions: vec![First, At(20)],
+                spec_versions: strs(&["2.1"]),
+                added_after: Some(added["a10"]),
+                ..q()
+            },
+            "a20 d5",
+        ),
+    ];
+    for (what, query, want) in cases {
+        let m = s.manifest(COLL, &query).unwrap();
+        assert_eq!(labels_m(&m), want, "manifest: {what}");
+        assert_eq!(m.next, None, "{what}");
+        let o = s.objects(COLL, &query).unwrap();
+        assert_eq!(labels_o(&o), want, "objects: {what}");
+        // Both endpoints describe the same rows.
+        for (e, o) in m.items.iter().zip(&o.items) {
+            assert_eq!(
+                (
+                    &e.id,
+                    &e.version,
+                    e.date_added,
+                    &e.spec_version,
+                    &e.object_type
+                ),
+                (
+                    &o.id,
+                    &o.version,
+                    o.date_added,
+                    &o.spec_version,
+                    &o.object_type
+                )
+            );
+        }
+    }
+}
+
+#[test]
+fn versions_endpoint_filters() {
+    use VersionSel::*;
+    let (_d, s, added) = filter_fixture();
+    let cases: Vec<(&str, &str, Query, &str)> = vec![
+        ("default is all", "indicator--a", q(), "a10 a20 a30"),
+        (
+            "last",
+            "indicator--a",
+            Query {
+                versions: vec![Last],
+                ..q()
+            },
+            "a30",
+        ),
+        (
+            "first",
+            "indicator--a",
+            Query {
+                versions: vec![First],
+                ..q()
+            },
+            "a10",
+        ),
+        (
+            "first inserted last",
+            "indicator--d",
+            Query {
+                versions: vec![First],
+                ..q()
+            },
+            "d5",
+        ),
+        (
+            "date_added order, not version order",
+            "indicator--d",
+            q(),
+            "d40 d5",
+        ),
+        (
+            "exact",
+            "indicator--a",
+            Query {
+                versions: vec![At(20), At(30)],
+                ..q()
+            },
+            "a20 a30",
+        ),
+        (
+            "spec",
+            "indicator--a",
+            Query {
+                spec_versions: strs(&["2.1"]),
+                ..q()
+            },
+            "a10 a20",
+        ),
+        (
+            "added_after",
+            "indicator--a",
+            Query {
+                added_after: Some(added["a10"]),
+                ..q()
+            },
+            "a20 a30",
+        ),
+        ("single version", "malware--b", q(), "b15"),
+        ("unknown object", "indicator--zz", q(), ""),
+    ];
+    for (what, id, query, want) in cases {
+        let p = s.versions(COLL, id, &query).unwrap();
+        assert_eq!(labels_m(&p), want, "{what}");
+    }
+    // An object without a version is versioned by its date_added, rendered
+    // with microseconds (TAXII 2.1 §3.2).
+    let c = s.versions(COLL, "file--c", &q()).unwrap();
+    assert_eq!(c.items.len(), 1);
+    let v = &c.items[0].version;
+    assert!(
+        v.len() == 27 && v.ends_with('Z') && v.as_bytes()[19] == b'.',
+        "{v}"
+    );
+    let secs = c.items[0].date_added / 1_000_000;
+    assert!(
+        v.starts_with(if secs > 1_700_000_000 { "20" } else { "19" }),
+        "{v}"
+    );
+    assert_eq!(
+        &v[20..26],
+        &format!("{:06}", c.items[0].date_added % 1_000_000)
+    );
+}
+
+#[test]
+fn raw_text_is_kept_exactly() {
     let (_d, s) = fresh();
-    let out = s.put_objects(COLL, &[obj("indicator--1", 10), obj("indicator--1", 20)]).unwrap();
-    assert!(matches!(out[..], [PutOutcome::Added(a), PutOutcome::Added(b)] if a < b));
-    let page = s.objects(COLL, &q()).unwrap();
-    assert_eq!(page.items.len(), 1);
-    assert_eq!(page.items[0].version, "v20");
-    assert_eq!(s.count_objects(COLL).unwrap(), 2);
-    let v = s.versions(COLL, "indicator--1", &q()).unwrap();
-    assert_eq!(ids_versions(&v), vec![("indicator--1".into(), "v10".into()), ("indicator--1".into(), "v20".into())]);
+    let mut o = obj("indicator--raw", 1);
+    o.raw = "{ \"type\" : \"indicator\",\n  \"name\": \"caf\u{e9} \\u00e9\" }".into();
+    s.put_objects(COLL, &[o.clone()]).unwrap();
+    let p = s.objects(COLL, &q()).unwrap();
+    assert_eq!(p.items[0].raw, o.raw);
+}
+
+// --- writes -----------------------------------------------------------------
+
+#[test]
+fn conflicts_and_idempotence() {
+    let (_d, s) = fresh();
+    let a1 = obj_full("indicator--x", "indicator", "2.1", Some(1), "a");
+    let a1b = obj_full("indicator--x", "indicator", "2.1", Some(1), "b");
+    let a2 = obj_full("indicator--x", "indicator", "2.1", Some(2), "a");
+    let y = obj_full("file--y", "file", "2.1", None, "a");
+    let yb = obj_full("file--y", "file", "2.1", None, "b");
+
+    let out = s.put_objects(COLL, &[a1.clone(), y.clone()]).unwrap();
+    let (PutOutcome::Added(t_a1), PutOutcome::Added(t_y)) = (out[0].clone(), out[1].clone()) else {
+        panic!("{out:?}")
+    };
+    assert!(t_a1 < t_y);
+
+    // (what, batch, expected outcomes; U(x) = Unchanged at that date)
+    let out = s
+        .put_objects(COLL, &[a1.clone(), a1b.clone(), y.clone(), yb.clone()])
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            PutOutcome::Unchanged(t_a1),
+            PutOutcome::Conflict,
+            PutOutcome::Unchanged(t_y),
+            PutOutcome::Conflict
+        ]
+    );
+    assert_eq!(
+        s.count_objects(COLL).unwrap(),
+        2,
+        "re-posting creates no row"
+    );
+
+    // Duplicates inside one batch behave as if posted one after another.
+    let z = obj_full("indicator--z", "indicator", "2.1", Some(7), "a");
+    let zb = obj_full("indicator--z", "indicator", "2.1", Some(7), "b");
+    let w = obj_full("file--w", "file", "2.1", None, "a");
+    let wb = obj_full("file--w", "file", "2.1", None, "b");
+    let out = s
+        .put_objects(
+            COLL,
+            &[z.clone(), z.clone(), zb, a2.clone(), w.clone(), wb, w],
+        )
+        .unwrap();
+    let PutOutcome::Added(t_z) = out[0] else {
+        panic!("{out:?}")
+    };
+    let PutOutcome::Added(t_a2) = out[3] else {
+        panic!("{out:?}")
+    };
+    let PutOutcome::Added(t_w) = out[4] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        out,
+        vec![
+            PutOutcome::Added(t_z),
+            PutOutcome::Unchanged(t_z),
+            PutOutcome::Conflict,
+            PutOutcome::Added(t_a2),
+            PutOutcome::Added(t_w),
+            PutOutcome::Conflict,
+            PutOutcome::Unchanged(t_w),
+        ]
+    );
+    assert!(
+        t_y < t_z && t_z < t_a2 && t_a2 < t_w,
+        "date_added increases in input order"
+    );
+    assert_eq!(s.count_objects(COLL).unwrap(), 5);
+    let stored = s
+        .objects(
+            COLL,
+            &Query {
+                ids: vec!["indicator--z".into()],
+                ..q()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        stored.items[0].raw, z.raw,
+        "the conflicting post wrote nothing"
+    );
+
+    // An empty batch is fine; inconsistent version fields and unknown
+    // collections are refused as a whole.
+    assert_eq!(s.put_objects(COLL, &[]).unwrap(), vec![]);
+    let mut bad = obj("indicator--bad", 1);
+    bad.version_micros = None;
+    assert!(matches!(
+        s.put_objects(COLL, &[obj("indicator--ok", 1), bad]),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.put_objects("no-such-collection", &[obj("indicator--ok", 1)]),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.count_objects(COLL).unwrap(), 5, "nothing half-written");
+}
+
+#[test]
+fn date_added_strictly_increases_across_batches_and_deletes() {
+    let (_d, s) = fresh();
+    let mut last = 0;
+    for i in 0..50 {
+        let batch: Vec<_> = (0..20)
+            .map(|j| obj(&format!("indicator--{i}-{j}"), 1))
+            .collect();
+        for o in s.put_objects(COLL, &batch).unwrap() {
+            let PutOutcome::Added(t) = o else {
+                panic!("{o:?}")
+            };
+            assert!(t > last);
+            last = t;
+        }
+        // Deleting the newest object must not let the next date_added reuse
+        // its timestamp: a client may already hold it as a cursor.
+        assert_eq!(
+            s.delete_object(COLL, &format!("indicator--{i}-19"), &[], &[])
+                .unwrap(),
+            1
+        );
+    }
+}
+
+#[test]
+fn delete_versions_and_repair_flags() {
+    use VersionSel::*;
+    // (what, versions, spec_versions, deleted, remaining versions, first, last)
+    let cases: Vec<(&str, Vec<VersionSel>, Vec<&str>, u64, &str, &str, &str)> = vec![
+        ("everything by default", vec![], vec![], 3, "", "", ""),
+        ("all", vec![All], vec![], 3, "", "", ""),
+        ("last", vec![Last], vec![], 1, "a10 a20", "a10", "a20"),
+        ("first", vec![First], vec![], 1, "a20 a30", "a20", "a30"),
+        (
+            "first and last",
+            vec![First, Last],
+            vec![],
+            2,
+            "a20",
+            "a20",
+            "a20",
+        ),
+        ("middle", vec![At(20)], vec![], 1, "a10 a30", "a10", "a30"),
+        (
+            "absent version",
+            vec![At(99)],
+            vec![],
+            0,
+            "a10 a20 a30",
+            "a10",
+            "a30",
+        ),
+        (
+            "by spec version",
+            vec![],
+            vec!["2.0"],
+            1,
+            "a10 a20",
+            "a10",
+            "a20",
+        ),
+        (
+            "last, but spec does not match",
+            vec![Last],
+            vec!["2.1"],
+            0,
+            "a10 a20 a30",
+            "a10",
+            "a30",
+        ),
+        (
+            "first with spec",
+            vec![First],
+            vec!["2.1"],
+            1,
+            "a20 a30",
+            "a20",
+            "a30",
+        ),
+    ];
+    for (what, versions, specs, n, remaining, first, last) in cases {
+        let (_d, s, _) = filter_fixture();
+        let specs = strs(&specs);
+        assert_eq!(
+            s.delete_object(COLL, "indicator--a", &versions, &specs)
+                .unwrap(),
+            n,
+            "{what}"
+        );
+        let only_a = |v: Vec<VersionSel>| Query {
+            ids: strs(&["indicator--a"]),
+            versions: v,
+            ..q()
+        };
+        assert_eq!(
+            labels_m(&s.versions(COLL, "indicator--a", &q()).unwrap()),
+            remaining,
+            "{what}"
+        );
+        // The flags drive the partial-index scans, so check them that way too.
+        let scan = |v: VersionSel| {
+            s.manifest(
+                COLL,
+                &Query {
+                    versions: vec![v],
+                    ..q()
+                },
+            )
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.id == "indicator--a")
+            .map(|e| label(&e.id, &e.version))
+            .collect::<Vec<_>>()
+            .join(" ")
+        };
+        assert_eq!(scan(First), first, "{what}: first");
+        assert_eq!(scan(Last), last, "{what}: last");
+        assert_eq!(
+            labels_m(&s.manifest(COLL, &only_a(vec![First])).unwrap()),
+            first,
+            "{what}"
+        );
+        assert_eq!(
+            labels_o(&s.objects(COLL, &only_a(vec![])).unwrap()),
+            last,
+            "{what}"
+        );
+        assert_eq!(s.count_objects(COLL).unwrap(), 7 - n, "{what}");
+        // Other objects are untouched.
+        assert_eq!(
+            labels_m(&s.versions(COLL, "indicator--d", &q()).unwrap()),
+            "d40 d5",
+            "{what}"
+        );
+    }
+    let (_d, s, added) = filter_fixture();
+    assert_eq!(s.delete_object(COLL, "indicator--zz", &[], &[]).unwrap(), 0);
+    assert!(matches!(
+        s.delete_object("nope", "indicator--a", &[], &[]),
+        Err(StoreError::NotFound(_))
+    ));
+    // A deleted version can be posted again; it is new, with a new date_added.
+    assert_eq!(
+        s.delete_object(COLL, "indicator--a", &[At(20)], &[])
+            .unwrap(),
+        1
+    );
+    let out = s
+        .put_objects(
+            COLL,
+            &[obj_full("indicator--a", "indicator", "2.1", Some(20), "x")],
+        )
+        .unwrap();
+    let PutOutcome::Added(t) = out[0] else {
+        panic!("{out:?}")
+    };
+    assert!(t > added["d5"]);
+    assert_eq!(
+        labels_m(&s.versions(COLL, "indicator--a", &q()).unwrap()),
+        "a10 a30 a20"
+    );
+    assert_eq!(
+        labels_m(
+            &s.manifest(
+                COLL,
+                &Query {
+                    ids: strs(&["indicator--a"]),
+                    ..q()
+                }
+            )
+            .unwrap()
+        ),
+        "a30"
+    );
+}
+
+// --- paging -------------------------------------------------------------------
+
+/// Follow `next` to the end; returns every item and the number of pages.
+fn page_all<T>(
+    limit: usize,
+    base: Query,
+    mut get: impl FnMut(&Query) -> Page<T>,
+) -> (Vec<T>, usize) {
+    let mut query = Query { limit, ..base };
+    let mut all = Vec::new();
+    let mut pages = 0;
+    loop {
+        let p = get(&query);
+        pages += 1;
+        assert!(p.items.len() <= limit);
+        let done = p.next.is_none();
+        if !done {
+            assert_eq!(p.items.len(), limit, "a page with a next token is full");
+        }
+        all.extend(p.items);
+        match p.next {
+            Some(n) => query.next = Some(n),
+            None => break,
+        }
+    }
+    (all, pages)
+}
+
+#[test]
+fn paging_has_no_gap_and_no_duplicate() {
+    let (_d, s) = fresh();
+    let n: usize = 5000;
+    let mut expected = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(997) {
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                let ty = if i % 3 == 0 { "malware" } else { "indicator" };
+                obj_full(
+                    &format!("{ty}--{i:05}"),
+                    ty,
+                    "2.1",
+                    Some(1000 + (i % 2) as i64),
+                    "a",
+                )
+            })
+            .collect();
+        expected.extend(batch.iter().map(|o| o.id.clone()));
+        s.put_objects(COLL, &batch).unwrap();
+    }
+    for limit in [7, 13, 64, 100, 4999, 5000, 5001] {
+        let (items, pages) = page_all(limit, Query::default(), |q| s.objects(COLL, q).unwrap());
+        let got: Vec<_> = items.iter().map(|o| o.id.clone()).collect();
+        assert_eq!(got, expected, "objects, limit {limit}");
+        assert_eq!(pages, n.div_ceil(limit), "limit {limit}");
+        assert!(items.windows(2).all(|w| w[0].date_added < w[1].date_added));
+        let (items, _) = page_all(limit, Query::default(), |q| s.manifest(COLL, q).unwrap());
+        assert_eq!(items.len(), n, "manifest, limit {limit}");
+    }
+    // Paging with added_after alone (how TAXII clients poll) sees the same.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let p = s
+            .manifest(
+                COLL,
+                &Query {
+                    added_after: after,
+                    limit: 77,
+                    ..Query::default()
+                },
+            )
+            .unwrap();
+        if p.items.is_empty() {
+            break;
+        }
+        after = p.items.last().map(|e| e.date_added);
+        seen.extend(p.items.into_iter().map(|e| e.id));
+    }
+    assert_eq!(seen, expected);
+    // With a filter the token keeps its place among the filtered rows.
+    let want: Vec<_> = expected
+        .iter()
+        .filter(|i| i.starts_with("malware"))
+        .cloned()
+        .collect();
+    let (items, _) = page_all(
+        10,
+        Query {
+            types: strs(&["malware"]),
+            ..Query::default()
+        },
+        |q| s.manifest(COLL, q).unwrap(),
+    );
+    assert_eq!(items.into_iter().map(|e| e.id).collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn garbage_cursor_is_bad_cursor() {
+    let (_d, s) = fresh();
+    s.put_objects(COLL, &[obj("indicator--1", 1), obj("indicator--2", 1)])
+        .unwrap();
+    let good = s
+        .manifest(
+            COLL,
+            &Query {
+                limit: 1,
+                ..Query::default()
+            },
+        )
+        .unwrap()
+        .next
+        .unwrap();
+    let mut tampered = good.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'1' { b'2' } else { b'1' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for bad in [
+        "",
+        "garbage",
+        "0",
+        "../../etc",
+        &format!("{good}x"),
+        &tampered,
+        "ffffffffffffffffff",
+    ] {
+        let query = Query {
+            limit: 10,
+            next: Some(bad.to_string()),
+            ..Query::default()
+        };
+        assert!(
+            matches!(s.objects(COLL, &query), Err(StoreError::BadCursor)),
+            "objects {bad:?}"
+        );
+        assert!(
+            matches!(s.manifest(COLL, &query), Err(StoreError::BadCursor)),
+            "manifest {bad:?}"
+        );
+        assert!(
+            matches!(
+                s.versions(COLL, "indicator--1", &query),
+                Err(StoreError::BadCursor)
+            ),
+            "versions {bad:?}"
+        );
+    }
+    let p = s
+        .manifest(
+            COLL,
+            &Query {
+                limit: 1,
+                next: Some(good),
+                ..Query::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(p.items[0].id, "indicator--2");
+    assert_eq!(p.next, None);
+}
+
+#[test]
+fn unknown_collection_is_not_found() {
+    let (_d, s) = fresh();
+    assert!(matches!(
+        s.objects("nope", &q()),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.manifest("nope", &q()),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.versions("nope", "x--1", &q()),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.count_objects("nope"),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+// --- concurrency ----------------------------------------------------------------
+
+#[test]
+fn concurrent_writers_and_a_polling_reader_see_each_object_once() {
+    let (_d, s) = fresh();
+    let s = Arc::new(s);
+    let writers = 4;
+    let batches = 40;
+    let per_batch = 25;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for w in 0..writers {
+        let (s, done) = (s.clone(), done.clone());
+        handles.push(std::thread::spawn(move || {
+            for b in 0..batches {
+                let batch: Vec<_> = (0..per_batch)
+                    .map(|i| obj(&format!("indicator--{w}-{b}-{i}"), 1))
+                    .collect();
+                s.put_objects(COLL, &batch).unwrap();
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+    let reader = {
+        let (s, done) = (s.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut seen = HashSet::new();
+            let mut after = None;
+            loop {
+                // Read the flag before the page: if every writer was done
+                // before this page was read, an empty page means the end.
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst) == writers;
+                let p = s
+                    .objects(
+                        COLL,
+                        &Query {
+                            added_after: after,
+                            limit: 33,
+                            ..Query::default()
+                        },
+                    )
+                    .unwrap();
+                if p.items.is_empty() && finished {
+                    return seen;
+                }
+                for o in &p.items {
+                    assert!(seen.insert(o.id.clone()), "{} seen twice", o.id);
+                    assert!(Some(o.date_added) > after);
+                }
+                after = p.items.last().map(|o| o.date_added).or(after);
+            }
+        })
+    };
+    for h in handles {
+        h.join().unwrap();
+    }
+    let seen = reader.join().unwrap();
+    assert_eq!(
+        seen.len(),
+        writers * batches * per_batch,
+        "every object seen exactly once"
+    );
+}
+
+#[test]
+fn reads_proceed_while_a_write_transaction_is_open() {
+    // Many readers from many threads at once, each on its own pooled
+    // connection, while a writer keeps committing.
+    let (_d, s) = fresh();
+    let s = Arc::new(s);
+    s.put_objects(
+        COLL,
+        &(0..100)
+            .map(|i| obj(&format!("indicator--{i}"), 1))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let w = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            for b in 0..30 {
+                s.put_objects(
+                    COLL,
+                    &(0..100)
+                        .map(|i| obj(&format!("indicator--w{b}-{i}"), 1))
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap();
+            }
+        })
+    };
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let p = s
+                        .objects(
+                            COLL,
+                            &Query {
+                                limit: 50,
+                                ..Query::default()
+                            },
+                        )
+                        .unwrap();
+                    assert_eq!(p.items.len(), 50);
+                }
+            })
+        })
+        .collect();
+    w.join().unwrap();
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert_eq!(s.count_objects(COLL).unwrap(), 3100);
+}
+
+// --- records ------------------------------------------------------------------
+
+fn user(name: &str, org: &str) -> User {
+    User {
+        name: name.into(),
+        org: org.into(),
+        password_phc: Some("$argon2id$v=19$x".into()),
+        is_admin: false,
+        generation: 1,
+        disabled: false,
+    }
+}
+
+fn token(id: &str, user: &str, b: u8) -> Token {
+    Token {
+        id: id.into(),
+        user: user.into(),
+        sha256: [b; 32],
+        label: format!("{id} label"),
+        created: 5,
+        expires: Some(99),
+        scope: TokenScope::ReadOnly,
+        revoked: false,
+    }
+}
+
+#[test]
+fn api_roots_and_collections() {
+    let (_d, s) = fresh();
+    let second = ApiRoot {
+        name: "exercise".into(),
+        title: "Exercise".into(),
+        description: Some("drills".into()),
+        max_content_length: 1,
+    };
+    s.create_api_root(&second).unwrap();
+    assert!(matches!(
+        s.create_api_root(&second),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let roots = s.api_roots().unwrap();
+    assert_eq!(
+        roots.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["root", "exercise"]
+    );
+    assert_eq!(s.api_root("exercise").unwrap(), Some(second));
+    assert_eq!(s.api_root("missing").unwrap(), None);
+
+    let c = |id: &str, root: &str| Collection {
+        id: id.into(),
+        api_root: root.into(),
+        title: format!("t {id}"),
+        description: None,
+        alias: Some(format!("a-{id}")),
+    };
+    for id in ["c3", "c1", "c2"] {
+        s.create_collection(&c(id, "exercise")).unwrap();
+    }
+    assert!(matches!(
+        s.create_collection(&c("c1", "exercise")),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.create_collection(&c("c9", "missing")),
+        Err(StoreError::NotFound(_))
+    ));
+    let got = s.collections("exercise").unwrap();
+    assert_eq!(
+        got.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["c3", "c1", "c2"],
+        "creation order"
+    );
+    assert_eq!(s.collections("root").unwrap().len(), 1);
+    assert_eq!(
+        s.collection("exercise", "c1").unwrap(),
+        Some(c("c1", "exercise"))
+    );
+    assert_eq!(
+        s.collection("root", "c1").unwrap(),
+        None,
+        "a collection lives under one root"
+    );
+    assert_eq!(s.count_objects("c1").unwrap(), 0);
+}
+
+#[test]
+fn orgs_users_tokens_grants_meta_status() {
+    let (_d, s) = fresh();
+    s.create_org(&Organization {
+        name: "cert-id".into(),
+        title: "CERT".into(),
+    })
+    .unwrap();
+    s.create_org(&Organization {
+        name: "cert-my".into(),
+        title: "MyCERT".into(),
+    })
+    .unwrap();
+    assert!(matches!(
+        s.create_org(&Organization {
+            name: "cert-id".into(),
+            title: "x".into()
+        }),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        s.orgs()
+            .unwrap()
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect::<Vec<_>>(),
+        ["cert-id", "cert-my"]
+    );
+
+    // Users.
+    s.create_user(&user("ana", "cert-id")).unwrap();
+    s.create_user(&User {
+        password_phc: None,
+        is_admin: true,
+        ..user("budi", "cert-my")
+    })
+    .unwrap();
+    assert!(matches!(
+        s.create_user(&user("ana", "cert-id")),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.create_user(&user("eve", "no-org")),
+        Err(StoreError::NotFound(_))
+    ));
+    s.set_password("ana", "$argon2id$v=19$new").unwrap();
+    let ana = s.user("ana").unwrap().unwrap();
+    assert_eq!(
+        (ana.password_phc.as_deref(), ana.generation),
+        (Some("$argon2id$v=19$new"), 2)
+    );
+    s.set_user_disabled("ana", true).unwrap();
+    assert!(s.user("ana").unwrap().unwrap().disabled);
+    s.set_user_disabled("ana", false).unwrap();
+    assert!(!s.user("ana").unwrap().unwrap().disabled);
+    assert!(matches!(
+        s.set_password("nobody", "x"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.set_user_disabled("nobody", true),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.user("nobody").unwrap(), None);
+    assert_eq!(
+        s.users()
+            .unwrap()
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ana", "budi"]
+    );
+    assert_eq!(
+        s.user("budi").unwrap().unwrap(),
+        User {
+            password_phc: None,
+            is_admin: true,
+            ..user("budi", "cert-my")
+        }
+    );
+
+    // Tokens.
+    s.create_token(&token("t1", "ana", 1)).unwrap();
+    s.create_token(&Token {
+        scope: TokenScope::Full,
+        expires: None,
+        ..token("t2", "budi", 2)
+    })
+    .unwrap();
+    s.create_token(&Token {
+        scope: TokenScope::WriteOnly,
+        ..token("t3", "ana", 3)
+    })
+    .unwrap();
+    assert!(
+        matches!(
+            s.create_token(&token("t4", "ana", 1)),
+            Err(StoreError::AlreadyExists(_))
+        ),
+        "hash is unique"
+    );
+    assert!(
+        matches!(
+            s.create_token(&token("t1", "ana", 9)),
+            Err(StoreError::AlreadyExists(_))
+        ),
+        "id is unique"
+    );
+    assert!(matches!(
+        s.create_token(&token("t5", "nobody", 5)),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.token_by_hash(&[1; 32]).unwrap(),
+        Some(token("t1", "ana", 1))
+    );
+    assert_eq!(
+        s.token_by_hash(&[2; 32]).unwrap().unwrap().scope,
+        TokenScope::Full
+    );
+    assert_eq!(s.token_by_hash(&[7; 32]).unwrap(), None);
+    assert_eq!(
+        s.tokens(Some("ana"))
+            .unwrap()
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>(),
+        ["t1", "t3"]
+    );
+    assert_eq!(s.tokens(None).unwrap().len(), 3);
+    s.revoke_token("t1").unwrap();
+    assert!(s.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
+    assert!(matches!(
+        s.revoke_token("nope"),
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Grants: set, change, remove with the default access.
+    let g = |org: &str, read, write| Grant {
+        org: org.into(),
+        collection: COLL.into(),
+        access: Access { read, write },
+    };
+    s.set_grant(&g("cert-id", true, false)).unwrap();
+    s.set_grant(&g("cert-my", true, true)).unwrap();
+    s.set_grant(&g("cert-id", true, true)).unwrap();
+    assert_eq!(
+        s.grants(None).unwrap(),
+        vec![g("cert-id", true, true), g("cert-my", true, true)]
+    );
+    s.set_grant(&g("cert-my", false, false)).unwrap();
+    assert_eq!(s.grants(Some("cert-my")).unwrap(), vec![]);
+    assert_eq!(
+        s.grants(Some("cert-id")).unwrap(),
+        vec![g("cert-id", true, true)]
+    );
+    assert!(matches!(
+        s.set_grant(&g("no-org", true, false)),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.set_grant(&Grant {
+            collection: "no-coll".into(),
+            ..g("cert-id", true, false)
+        }),
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Meta.
+    assert_eq!(s.meta("node.name").unwrap(), None);
+    s.set_meta("node.name", "id-1").unwrap();
+    s.set_meta("node.name", "id-2").unwrap();
+    assert_eq!(s.meta("node.name").unwrap().as_deref(), Some("id-2"));
+
+    // Status: written, replaced, per API root.
+    let mut st = status("s1");
+    s.put_status(&st).unwrap();
+    st.status = "complete".into();
+    st.pendings.clear();
+    s.put_status(&st).unwrap();
+    assert_eq!(s.status("root", "s1").unwrap(), Some(st));
+    assert_eq!(s.status("other", "s1").unwrap(), None);
+}
+
+fn status(id: &str) -> Status {
+    let d = |id: &str, m: Option<&str>| StatusDetail {
+        id: id.into(),
+        version: "2024-01-01T00:00:00.000Z".into(),
+        message: m.map(Into::into),
+    };
+    Status {
+        id: id.into(),
+        api_root: "root".into(),
+        owner_org: "cert-id".into(),
+        status: "pending".into(),
+        request_timestamp: 1_700_000_000_000_000,
+        total_count: 3,
+        successes: vec![d("indicator--1", None)],
+        failures: vec![d("indicator--2", Some("conflict"))],
+        pendings: vec![d("indicator--3", None)],
+    }
+}
+
+// --- lifecycle ------------------------------------------------------------------
+
+#[test]
+fn everything_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.db");
+    let last;
+    {
+        let s = open(&path);
+        setup(&s);
+        s.create_org(&Organization {
+            name: "o".into(),
+            title: "O".into(),
+        })
+        .unwrap();
+        s.create_user(&user("u", "o")).unwrap();
+        s.create_token(&token("t", "u", 4)).unwrap();
+        s.set_grant(&Grant {
+            org: "o".into(),
+            collection: COLL.into(),
+            access: Access {
+                read: true,
+                write: false,
+            },
+        })
+        .unwrap();
+        s.set_meta("k", "v").unwrap();
+        s.put_status(&status("s")).unwrap();
+        let out = s
+            .put_objects(
+                COLL,
+                &[
+                    obj("indicator--1", 1),
+                    obj("indicator--1", 2),
+                    obj("indicator--2", 1),
+                ],
+            )
+            .unwrap();
+        let PutOutcome::Added(t) = out[2] else {
+            panic!()
+        };
+        last = t;
+    }
+    let s = open(&path);
+    assert_eq!(s.api_roots().unwrap().len(), 1);
+    assert_eq!(s.collections("root").unwrap().len(), 1);
+    assert_eq!(s.orgs().unwrap().len(), 1);
+    assert_eq!(s.user("u").unwrap(), Some(user("u", "o")));
+    assert_eq!(s.token_by_hash(&[4; 32]).unwrap(), Some(token("t", "u", 4)));
+    assert_eq!(s.grants(None).unwrap().len(), 1);
+    assert_eq!(s.meta("k").unwrap().as_deref(), Some("v"));
+    assert_eq!(s.status("root", "s").unwrap(), Some(status("s")));
+    assert_eq!(s.count_objects(COLL).unwrap(), 3);
+    assert_eq!(labels_m(&s.manifest(COLL, &q()).unwrap()), "12 21");
+    // date_added keeps increasing after a restart.
+    let out = s.put_objects(COLL, &[obj("indicator--3", 1)]).unwrap();
+    assert!(matches!(out[0], PutOutcome::Added(t) if t > last));
+}
+
+#[test]
+fn migrations_on_a_fresh_file_and_refusal_of_newer_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.db");
+    drop(open(&path));
+    let version = |p: &Path| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&path), SqliteStore::schema_version());
+    assert!(SqliteStore::schema_version() >= 1);
+    let journal: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+    // Opening again applies nothing and keeps the data.
+    {
+        let s = open(&path);
+        setup(&s);
+    }
+    let s = open(&path);
+    assert_eq!(s.api_roots().unwrap().len(), 1);
+    drop(s);
+    // A file from a newer program is refused, untouched.
+    let newer = SqliteStore::schema_version() + 1;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    match SqliteStore::open(&path, SqliteOptions::default()) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (newer, SqliteStore::schema_version()))
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    assert_eq!(version(&path), newer);
+    // Not a database at all: a clear backend error, not a panic.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"this is not a database file, not at all, no").unwrap();
+    assert!(matches!(
+        SqliteStore::open(&junk, SqliteOptions::default()),
+        Err(StoreError::Backend(_))
+    ));
+}
+
+#[test]
+fn synchronous_normal_is_an_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.db");
+    let s = SqliteStore::open(
+        &path,
+        SqliteOptions {
+            synchronous: Synchronous::Normal,
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap();
+    setup(&s);
+    s.put_objects(COLL, &[obj("indicator--1", 1)]).unwrap();
+    assert_eq!(s.count_objects(COLL).unwrap(), 1);
+}
+
+#[test]
+fn backup_while_writing_is_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(&dir.path().join("node.db")));
+    setup(&s);
+    s.put_objects(
+        COLL,
+        &(0..2000)
+            .map(|i| obj(&format!("indicator--seed-{i}"), 1))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut b = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // Each batch adds an object and a second version of it, so a
+                // torn copy would show a version without its object's flags.
+                s.put_objects(
+                    COLL,
+                    &[
+                        obj(&format!("indicator--w{b}"), 1),
+                        obj(&format!("indicator--w{b}"), 2),
+                    ],
+                )
+                .unwrap();
+                b += 1;
+            }
+            b
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let before = s.count_objects(COLL).unwrap();
+    let copy = dir.path().join("copy.db");
+    s.backup(&copy).unwrap();
+    let after = s.count_objects(COLL).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let batches = writer.join().unwrap();
+    assert!(batches > 0);
+    assert!(matches!(s.backup(&copy), Err(StoreError::AlreadyExists(_))));
+
+    let c = open(&copy);
+    let n = c.count_objects(COLL).unwrap();
+    assert!(before <= n && n <= after, "{before} <= {n} <= {after}");
+    assert_eq!(n % 2, 0, "whole batches only");
+    let (all, _) = page_all(
+        500,
+        Query {
+            versions: vec![VersionSel::All],
+            ..Query::default()
+        },
+        |q| c.manifest(COLL, q).unwrap(),
+    );
+    assert_eq!(all.len() as u64, n);
+    let (last, _) = page_all(500, Query::default(), |q| c.objects(COLL, q).unwrap());
+    assert_eq!(
+        last.len() as u64,
+        2000 + (n - 2000) / 2,
+        "one last version per object"
+    );
+    assert!(
+        last.iter()
+            .filter(|o| o.id.contains("--w"))
+            .all(|o| o.version == "v2")
+    );
+    // The copy is a working node database.
+    c.put_objects(COLL, &[obj("indicator--after", 1)]).unwrap();
+    assert_eq!(c.collections("root").unwrap().len(), 1);
 }
