@@ -1,0 +1,2 @@
+//! Criterion benchmark of validation throughput (placeholder until the mix is written).
+fn main() {}

@@ -1,0 +1,194 @@
+//! RFC 8785 (JSON Canonicalization Scheme) serialization and the content digest.
+//!
+//! Hand-written rather than through a generic serializer because the ingest
+//! path digests every object: this writes straight into one buffer, sorts
+//! keys by UTF-16 code units only when they are not all ASCII, and formats
+//! numbers the way ECMAScript's `Number.prototype.toString` does (RFC 8785 §3.2.2.3).
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of the RFC 8785 canonical JSON of the value: two objects are "the
+/// same content" exactly when their digests are equal.
+pub fn canonical_digest(value: &Value) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(1024);
+    write_value(&mut buf, value);
+    Sha256::digest(&buf).into()
+}
+
+/// The RFC 8785 canonical JSON text of the value.
+pub fn canonical_json(value: &Value) -> String {
+    let mut buf = Vec::with_capacity(1024);
+    write_value(&mut buf, value);
+    // Only valid UTF-8 is ever written: string contents come from `&str`.
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            // RFC 8785 §3.2.2.3: every number is an IEEE 754 double.
+            let f = if let Some(i) = n.as_i64() {
+                i as f64
+            } else if let Some(u) = n.as_u64() {
+                u as f64
+            } else {
+                n.as_f64().unwrap_or(0.0)
+            };
+            write_number(out, f);
+        }
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            // RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their
+            // names. For ASCII names byte order is the same and cheaper.
+            if entries.iter().all(|(k, _)| k.is_ascii()) {
+                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            } else {
+                entries.sort_unstable_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            }
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(out, k);
+                out.push(b':');
+                write_value(out, v);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// JSON string serialization as ECMAScript's `JSON.stringify` does it
+/// (RFC 8785 §3.2.2.2): only `"`, `\` and control characters are escaped.
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x09 => b"\\t",
+            0x0a => b"\\n",
+            0x0c => b"\\f",
+            0x0d => b"\\r",
+            0x00..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 0xf)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// ECMAScript `Number.prototype.toString` for a finite double (ECMA-262
+/// §6.1.6.1.20), which RFC 8785 mandates. Rust's `{:e}` gives the shortest
+/// round-tripping digits, the same digits ECMAScript chooses.
+fn write_number(out: &mut Vec<u8>, f: f64) {
+    if f == 0.0 || !f.is_finite() {
+        // JSON has no NaN or infinity, so only zero (and minus zero) land here.
+        out.push(b'0');
+        return;
+    }
+    if f < 0.0 {
+        out.push(b'-');
+    }
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+    // The value is 0.d1d2…dk × 10^n.
+    let n = exp + 1;
+    if k <= n && n <= 21 {
+        out.extend_from_slice(&digits);
+        out.extend(std::iter::repeat_n(
+            b'0',
+            usize::try_from(n - k).unwrap_or(0),
+        ));
+    } else if 0 < n && n <= 21 {
+        let n = usize::try_from(n).unwrap_or(0);
+        out.extend_from_slice(&digits[..n]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[n..]);
+    } else if -6 < n && n <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', usize::try_from(-n).unwrap_or(0)));
+        out.extend_from_slice(&digits);
+    } else {
+        out.push(digits[0]);
+        if k > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if n > 0 { b'+' } else { b'-' });
+        out.extend_from_slice((n - 1).unsigned_abs().to_string().as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn num(f: f64) -> String {
+        let mut v = Vec::new();
+        write_number(&mut v, f);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn numbers_as_ecmascript() {
+        // Values from RFC 8785 Appendix B and ECMAScript behaviour.
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(-0.0), "0");
+        assert_eq!(num(1.0), "1");
+        assert_eq!(num(-1.5), "-1.5");
+        assert_eq!(num(1e21), "1e+21");
+        assert_eq!(num(1e20), "100000000000000000000");
+        assert_eq!(num(0.000001), "0.000001");
+        assert_eq!(num(0.0000001), "1e-7");
+        assert_eq!(num(123e-20), "1.23e-18");
+        assert_eq!(num(9007199254740992.0), "9007199254740992");
+        assert_eq!(num(5e-324), "5e-324");
+        assert_eq!(num(1.7976931348623157e308), "1.7976931348623157e+308");
+        assert_eq!(num(333333333.3333333), "333333333.3333333");
+    }
+
+    #[test]
+    fn sorts_and_escapes() {
+        let v = json!({"b": [1, "x\n\u{1}"], "a": {"d": true, "c": null}, "\u{e000}": 1, "\u{1f600}": 2});
+        assert_eq!(
+            canonical_json(&v),
+            "{\"a\":{\"c\":null,\"d\":true},\"b\":[1,\"x\\n\\u0001\"],\"\u{1f600}\":2,\"\u{e000}\":1}"
+        );
+    }
+}
