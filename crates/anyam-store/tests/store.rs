@@ -1,6 +1,10 @@
 //! Integration tests of `SqliteStore` through the public `Store` API, on real
 //! SQLite files in temporary directories.
 
+// Test helpers (not only `#[test]` functions) may unwrap: a failure is a
+// failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -621,7 +625,16 @@ fn date_added_strictly_increases_across_batches_and_deletes() {
 fn delete_versions_and_repair_flags() {
     use VersionSel::*;
     // (what, versions, spec_versions, deleted, remaining versions, first, last)
-    let cases: Vec<(&str, Vec<VersionSel>, Vec<&str>, u64, &str, &str, &str)> = vec![
+    type Case = (
+        &'static str,
+        Vec<VersionSel>,
+        Vec<&'static str>,
+        u64,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         ("everything by default", vec![], vec![], 3, "", "", ""),
         ("all", vec![All], vec![], 3, "", "", ""),
         ("last", vec![Last], vec![], 1, "a10 a20", "a10", "a20"),
@@ -1550,4 +1563,334 @@ fn backup_while_writing_is_consistent() {
     // The copy is a working node database.
     c.put_objects(COLL, &[obj("indicator--after", 1)]).unwrap();
     assert_eq!(c.collections("root").unwrap().len(), 1);
+}
+
+// --- property test against an in-memory oracle ------------------------------------
+
+/// The semantics of the object store written as plainly as possible: a list
+/// of rows, with first/last computed on demand. The property test drives the
+/// real store and this model with the same operations and compares every
+/// answer.
+mod oracle {
+    use super::*;
+    use proptest::prelude::*;
+
+    const IDS: [&str; 5] = [
+        "indicator--p0",
+        "malware--p1",
+        "indicator--p2",
+        "file--p3",
+        "malware--p4",
+    ];
+    const SPECS: [&str; 2] = ["2.0", "2.1"];
+
+    fn object_type(id: &str) -> &str {
+        id.split("--").next().unwrap_or(id)
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Post {
+        id: usize,
+        version: Option<i64>,
+        tag: u8,
+        spec: usize,
+    }
+
+    impl Post {
+        fn new_object(&self) -> NewObject {
+            let id = IDS[self.id];
+            obj_full(
+                id,
+                object_type(id),
+                SPECS[self.spec],
+                self.version,
+                &self.tag.to_string(),
+            )
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Filter {
+        added_after: Option<usize>,
+        ids: Vec<usize>,
+        types: Vec<&'static str>,
+        versions: Vec<VersionSel>,
+        specs: Vec<usize>,
+        limit: usize,
+    }
+
+    #[derive(Debug, Clone)]
+    pub enum Op {
+        Put(Vec<Post>),
+        Delete {
+            id: usize,
+            versions: Vec<VersionSel>,
+            specs: Vec<usize>,
+        },
+        Query(Filter),
+    }
+
+    #[derive(Debug, Clone)]
+    struct Row {
+        id: String,
+        version: Option<i64>,
+        date: Micros,
+        spec: String,
+        digest: [u8; 32],
+    }
+
+    impl Row {
+        fn key(&self) -> (Micros, Micros) {
+            (self.version.unwrap_or(self.date), self.date)
+        }
+    }
+
+    #[derive(Default)]
+    struct Model {
+        rows: Vec<Row>,
+        last_date: Micros,
+    }
+
+    impl Model {
+        fn is_first(&self, r: &Row) -> bool {
+            self.rows
+                .iter()
+                .filter(|o| o.id == r.id)
+                .all(|o| o.key() >= r.key())
+        }
+        fn is_last(&self, r: &Row) -> bool {
+            self.rows
+                .iter()
+                .filter(|o| o.id == r.id)
+                .all(|o| o.key() <= r.key())
+        }
+        fn selected(&self, r: &Row, sels: &[VersionSel]) -> bool {
+            sels.iter().any(|s| match s {
+                VersionSel::All => true,
+                VersionSel::First => self.is_first(r),
+                VersionSel::Last => self.is_last(r),
+                VersionSel::At(m) => r.version.unwrap_or(r.date) == *m,
+            })
+        }
+
+        /// Apply a put given the dates the store assigned (checked to be
+        /// exactly the ones the model expects to be new).
+        fn put(&mut self, posts: &[NewObject], got: &[PutOutcome]) -> Vec<PutOutcome> {
+            let mut want = Vec::new();
+            for (o, g) in posts.iter().zip(got) {
+                let same = self.rows.iter().find(|r| {
+                    r.id == o.id
+                        && match o.version_micros {
+                            None => r.version.is_none(),
+                            Some(v) => r.version == Some(v),
+                        }
+                });
+                match same {
+                    Some(r) if r.digest == o.digest => want.push(PutOutcome::Unchanged(r.date)),
+                    Some(_) => want.push(PutOutcome::Conflict),
+                    None => {
+                        // The date is the store's to choose; the model only
+                        // demands that it increase.
+                        let date = match g {
+                            PutOutcome::Added(d) if *d > self.last_date => *d,
+                            _ => self.last_date + 1,
+                        };
+                        self.last_date = date;
+                        self.rows.push(Row {
+                            id: o.id.clone(),
+                            version: o.version_micros,
+                            date,
+                            spec: o.spec_version.clone(),
+                            digest: o.digest,
+                        });
+                        want.push(PutOutcome::Added(date));
+                    }
+                }
+            }
+            want
+        }
+
+        fn delete(&mut self, id: &str, sels: &[VersionSel], specs: &[String]) -> u64 {
+            let all = [VersionSel::All];
+            let sels = if sels.is_empty() { &all[..] } else { sels };
+            let gone: Vec<bool> = self
+                .rows
+                .iter()
+                .map(|r| {
+                    r.id == id
+                        && self.selected(r, sels)
+                        && (specs.is_empty() || specs.contains(&r.spec))
+                })
+                .collect();
+            let n = gone.iter().filter(|g| **g).count();
+            let mut i = 0;
+            self.rows.retain(|_| {
+                i += 1;
+                !gone[i - 1]
+            });
+            n as u64
+        }
+
+        /// `(id, version micros, date_added)` of every row a query selects, in
+        /// date_added order.
+        fn query(
+            &self,
+            q: &Query,
+            id: Option<&str>,
+            default: VersionSel,
+        ) -> Vec<(String, Micros, Micros)> {
+            let def = [default];
+            let sels = if q.versions.is_empty() {
+                &def[..]
+            } else {
+                &q.versions[..]
+            };
+            let mut out: Vec<_> = self
+                .rows
+                .iter()
+                .filter(|r| q.added_after.is_none_or(|a| r.date > a))
+                .filter(|r| id.is_none_or(|i| r.id == i))
+                .filter(|r| q.ids.is_empty() || q.ids.contains(&r.id))
+                .filter(|r| q.types.is_empty() || q.types.iter().any(|t| t == object_type(&r.id)))
+                .filter(|r| q.spec_versions.is_empty() || q.spec_versions.contains(&r.spec))
+                .filter(|r| self.selected(r, sels))
+                .map(|r| (r.id.clone(), r.version.unwrap_or(r.date), r.date))
+                .collect();
+            out.sort_by_key(|x| x.2);
+            out
+        }
+    }
+
+    /// Version micros of a manifest entry: the test objects' version strings
+    /// are `v<micros>`; versionless ones are their date_added.
+    fn entry_key(id: &str, version: &str, date: Micros) -> (String, Micros, Micros) {
+        let vm = version
+            .strip_prefix('v')
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(date);
+        (id.to_string(), vm, date)
+    }
+
+    fn sel() -> impl Strategy<Value = VersionSel> {
+        prop_oneof![
+            Just(VersionSel::First),
+            Just(VersionSel::Last),
+            Just(VersionSel::All),
+            (0i64..5).prop_map(VersionSel::At)
+        ]
+    }
+
+    fn post() -> impl Strategy<Value = Post> {
+        (
+            0..IDS.len(),
+            prop::option::weighted(0.8, 0i64..5),
+            0u8..2,
+            0..2usize,
+        )
+            .prop_map(|(id, version, tag, spec)| Post {
+                id,
+                version,
+                tag,
+                spec,
+            })
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let filter = (
+            prop::option::of(0usize..64),
+            prop::collection::vec(0..IDS.len(), 0..3),
+            prop::collection::vec(
+                prop::sample::select(vec!["indicator", "malware", "file", "tool"]),
+                0..3,
+            ),
+            prop::collection::vec(sel(), 0..3),
+            prop::collection::vec(0..2usize, 0..2),
+            1usize..6,
+        )
+            .prop_map(|(added_after, ids, types, versions, specs, limit)| Filter {
+                added_after,
+                ids,
+                types,
+                versions,
+                specs,
+                limit,
+            });
+        prop_oneof![
+            4 => prop::collection::vec(post(), 1..8).prop_map(Op::Put),
+            1 => (0..IDS.len(), prop::collection::vec(sel(), 0..3), prop::collection::vec(0..2usize, 0..2)).prop_map(|(id, versions, specs)| Op::Delete { id, versions, specs }),
+            2 => filter.prop_map(Op::Query),
+        ]
+    }
+
+    fn check_queries(s: &SqliteStore, m: &Model, f: &Filter) {
+        let dates: Vec<Micros> = m.rows.iter().map(|r| r.date).collect();
+        let q = Query {
+            added_after: f.added_after.and_then(|i| {
+                if dates.is_empty() {
+                    None
+                } else {
+                    Some(dates[i % dates.len()])
+                }
+            }),
+            ids: f.ids.iter().map(|i| IDS[*i].to_string()).collect(),
+            types: f.types.iter().map(|t| t.to_string()).collect(),
+            versions: f.versions.clone(),
+            spec_versions: f.specs.iter().map(|i| SPECS[*i].to_string()).collect(),
+            limit: f.limit,
+            next: None,
+        };
+        let want = m.query(&q, None, VersionSel::Last);
+        let (objects, _) = page_all(f.limit, q.clone(), |q| s.objects(COLL, q).unwrap());
+        let got: Vec<_> = objects
+            .iter()
+            .map(|o| entry_key(&o.id, &o.version, o.date_added))
+            .collect();
+        assert_eq!(got, want, "objects {q:?}");
+        let (manifest, _) = page_all(f.limit, q.clone(), |q| s.manifest(COLL, q).unwrap());
+        let got: Vec<_> = manifest
+            .iter()
+            .map(|e| entry_key(&e.id, &e.version, e.date_added))
+            .collect();
+        assert_eq!(got, want, "manifest {q:?}");
+        for id in IDS {
+            let want = m.query(&q, Some(id), VersionSel::All);
+            let (versions, _) = page_all(f.limit, q.clone(), |q| s.versions(COLL, id, q).unwrap());
+            let got: Vec<_> = versions
+                .iter()
+                .map(|e| entry_key(&e.id, &e.version, e.date_added))
+                .collect();
+            assert_eq!(got, want, "versions of {id} {q:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn store_matches_the_oracle(ops in prop::collection::vec(op(), 1..40)) {
+            let (_d, s) = fresh();
+            let mut m = Model::default();
+            for op in &ops {
+                match op {
+                    Op::Put(posts) => {
+                        let objs: Vec<_> = posts.iter().map(Post::new_object).collect();
+                        let got = s.put_objects(COLL, &objs).unwrap();
+                        let want = m.put(&objs, &got);
+                        prop_assert_eq!(got, want);
+                    }
+                    Op::Delete { id, versions, specs } => {
+                        let specs: Vec<String> = specs.iter().map(|i| SPECS[*i].to_string()).collect();
+                        let got = s.delete_object(COLL, IDS[*id], versions, &specs).unwrap();
+                        prop_assert_eq!(got, m.delete(IDS[*id], versions, &specs));
+                    }
+                    Op::Query(f) => check_queries(&s, &m, f),
+                }
+                prop_assert_eq!(s.count_objects(COLL).unwrap(), m.rows.len() as u64);
+            }
+            // A final sweep with the plain filters.
+            for versions in [vec![], vec![VersionSel::All], vec![VersionSel::First], vec![VersionSel::First, VersionSel::Last]] {
+                check_queries(&s, &m, &Filter { added_after: None, ids: vec![], types: vec![], versions, specs: vec![], limit: 3 });
+            }
+        }
+    }
 }
