@@ -1,0 +1,3 @@
+//! The crate's one integration-test binary: public API only, table-driven.
+
+mod parse_cases;
