@@ -365,6 +365,9 @@ impl SqliteStore {
             .ctx("updating collection")?;
         }
         tx.commit().ctx("committing objects")?;
+        if added > 0 {
+            self.committed();
+        }
         Ok(outcomes)
     }
 
@@ -409,6 +412,7 @@ impl SqliteStore {
             .execute(params![cid, n])
             .ctx("updating collection")?;
         tx.commit().ctx("committing delete")?;
+        self.committed();
         Ok(n as u64)
     }
 

@@ -2,7 +2,8 @@
 //! mutex, a pool of WAL reader connections, and the node's small records.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
@@ -64,6 +65,93 @@ pub struct SqliteStore {
     /// Idle read-only connections. In WAL mode readers see the last
     /// committed snapshot and never wait for the writer.
     readers: Mutex<Vec<Connection>>,
+    /// Copies committed WAL frames into the database file on its own
+    /// thread, so a writer's commit costs one WAL append and one fsync, not
+    /// also a checkpoint (which rewrites the pages and fsyncs the database).
+    checkpointer: Checkpointer,
+}
+
+/// WAL size (pages) at which the writer checkpoints by itself: a safety net
+/// in case the background checkpointer falls behind. At 4 KiB pages this is
+/// 64 MiB of WAL.
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+
+/// Minimum time between background checkpoints: batching several commits
+/// into one checkpoint writes pages that changed in each of them only once.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Default)]
+struct CheckpointState {
+    dirty: bool,
+    stop: bool,
+}
+
+/// The background checkpointer: a thread with its own connection, woken
+/// after commits. `PASSIVE` checkpoints never block the writer or readers;
+/// they copy what they can and leave the rest for the next round.
+struct Checkpointer {
+    state: Arc<(Mutex<CheckpointState>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(conn: Connection) -> Result<Checkpointer> {
+        let state = Arc::new((Mutex::new(CheckpointState::default()), Condvar::new()));
+        let shared = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("anyam-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(conn, &shared))
+            .map_err(|e| StoreError::Backend(format!("starting the checkpoint thread: {e}")))?;
+        Ok(Checkpointer {
+            state,
+            thread: Some(thread),
+        })
+    }
+
+    /// Tell the checkpointer that the WAL grew.
+    fn poke(&self) {
+        let (lock, cv) = &*self.state;
+        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.dirty {
+            st.dirty = true;
+            cv.notify_one();
+        }
+    }
+}
+
+fn checkpoint_loop(conn: Connection, state: &(Mutex<CheckpointState>, Condvar)) {
+    let (lock, cv) = state;
+    loop {
+        {
+            let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !st.dirty && !st.stop {
+                st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.stop {
+                return;
+            }
+            st.dirty = false;
+        }
+        // A failed round (e.g. the database is busy) is harmless: the next
+        // commit pokes again, and the writer's own autocheckpoint is the
+        // backstop.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        let st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = cv.wait_timeout_while(st, CHECKPOINT_INTERVAL, |st| !st.stop);
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        {
+            let (lock, cv) = &*self.state;
+            lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Statement cache per connection: the page queries are built from a few
@@ -109,14 +197,34 @@ impl SqliteStore {
         writer
             .pragma_update(None, "temp_store", "MEMORY")
             .ctx("setting temp store")?;
+        writer
+            .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+            .ctx("setting the WAL autocheckpoint")?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut writer)?;
+        let ck = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ctx("opening the checkpoint connection")?;
+        ck.busy_timeout(Duration::from_secs(1))
+            .ctx("setting busy timeout")?;
+        // The checkpoint connection must fsync like the writer does: it is
+        // the one that makes the database file durable.
+        ck.pragma_update(None, "synchronous", sync)
+            .ctx("setting synchronous")?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             opts,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            checkpointer: Checkpointer::start(ck)?,
         })
+    }
+
+    /// Called after every commit that added WAL frames.
+    pub(crate) fn committed(&self) {
+        self.checkpointer.poke();
     }
 
     /// The database file.
