@@ -22,6 +22,129 @@
 //! `anyam-policy`, which turns a principal into the collection and object
 //! filters this crate applies inside its indexes.
 //!
+//! # Code map
+//!
+//! - `sqlite.rs`: [`SqliteStore`] itself — opening, connections, the
+//!   background checkpointer, and the small records (API roots,
+//!   collections, statuses, organizations, users, tokens, grants, meta).
+//! - `objects.rs`: the object write path, the page queries, backup.
+//! - `schema.rs`: the schema, as an ordered list of migrations.
+//! - `codec.rs`: continuation tokens and timestamp rendering.
+//!
+//! # Connections
+//!
+//! One writer connection sits behind a mutex; every write is one
+//! transaction on it. A pool of reader connections serves every read: in
+//! WAL mode a reader sees the last committed snapshot and never waits for
+//! the writer, and the writer never waits for readers. Statements are
+//! prepared once per connection and cached. A background thread
+//! checkpoints the WAL into the database file (`PASSIVE`, never blocking
+//! anyone), so a commit costs one WAL append and one fsync.
+//!
+//! # `date_added` and paging
+//!
+//! Inside the write transaction the writer assigns each added object
+//! `date_added = max(now, last + 1)` in microseconds, where `last` is the
+//! largest value the collection ever handed out (kept in the collection
+//! row, so deleting the newest object cannot make a value come back). As
+//! only one transaction writes at a time, commit order is `date_added`
+//! order: a reader's snapshot always holds a prefix of the collection in
+//! `date_added` order, and a client paging with `added_after` (exclusive,
+//! TAXII 2.1 §3.4.1) or `next` never skips or repeats an object even while
+//! others write.
+//!
+//! `date_added` is unique within a collection, so it alone is an exact
+//! keyset position. A page is `… WHERE cid = ? AND release_class = ? AND
+//! date_added > ? ORDER BY date_added LIMIT n + 1` over an index whose
+//! leading columns are exactly those: SQLite seeks and reads forward, and a
+//! page costs the same at any depth of any collection (never `OFFSET`).
+//! The `(n + 1)`-th row only tells whether a `next` token is due. Tokens
+//! are opaque to clients (hex of the last `date_added` plus a check byte);
+//! a token we did not issue is [`StoreError::BadCursor`].
+//!
+//! # Versions, first and last
+//!
+//! Every version of an object is one row. The identity of a version is
+//! `(collection, id, version timestamp)`; objects without `modified` or
+//! `created` are one immutable version whose version is their
+//! `date_added`. Posting an identity again with the same digest is
+//! `Unchanged`, with another digest `Conflict`, and writes nothing either
+//! way; a batch behaves as if its objects came one after another.
+//!
+//! Versions are ordered by `version_micros` (then `date_added`). The writer
+//! keeps two flags per row, `is_first` and `is_last`, correct for every
+//! `(collection, id)` after each insert and delete. Two partial indexes
+//! hold only flagged rows, so the default `match[version]=last` of the
+//! objects and manifest endpoints (and `first`) is a range scan of an index
+//! with one entry per object, however many versions exist.
+//!
+//! Which index serves which query:
+//!
+//! | query | index |
+//! |---|---|
+//! | `match[id]` given (and the versions endpoint) | `objects_by_id (cid, id, version_micros)`, then sorted: bounded by that object's versions |
+//! | only `last` | `objects_last (cid, release_class, date_added) WHERE is_last` |
+//! | only `first` | `objects_first (cid, release_class, date_added) WHERE is_first` |
+//! | anything else (`all`, unions, exact versions) | `objects_all (cid, release_class, date_added)` |
+//!
+//! `match[type]`, `match[spec_version]` and exact versions without
+//! `match[id]` are residual filters checked on the rows the range scan
+//! meets; a filter that rejects most rows (a rare type in a huge
+//! collection) therefore reads more than one page of rows. If type polling
+//! of huge collections becomes common, a later migration adds
+//! `(cid, release_class, type, date_added)`.
+//!
+//! # Filter semantics (TAXII 2.1 §3.4.1)
+//!
+//! All filters combine with AND; the values of one filter with OR.
+//! `match[version]` values `first`, `last`, `all` and exact timestamps
+//! select versions by union; the default is `last` for objects and
+//! manifest and `all` for versions. An exact timestamp is compared as an
+//! instant (microseconds). `match[spec_version]` selects rows whose
+//! `spec_version` is listed, applied to the same rows as the other filters
+//! (so `last` plus `spec_version=2.0` returns objects whose *last* version
+//! is 2.0, not their newest 2.0 version).
+//!
+//! # Durability
+//!
+//! A write returns only after its transaction committed. With the default
+//! [`Synchronous::Full`] every commit fsyncs the WAL, so what the store
+//! acknowledged survives a crash of the process, the operating system or
+//! the power. [`Synchronous::Normal`] skips that fsync (the WAL is synced at
+//! checkpoints): the database stays consistent after any crash and loses
+//! nothing when only the process dies, but a power loss or kernel crash may
+//! roll back the last acknowledged commits — which for a TAXII node means a
+//! client was told "success" for objects that are gone, and a partner that
+//! already paged past them never learns. Choose it only where the sender
+//! retries, or on storage that preserves write order through power loss.
+//!
+//! [`Store::backup`] uses `VACUUM INTO`: one read transaction copies a
+//! snapshot of one instant while writers carry on, then the copy is
+//! fsynced (SQLite does not) before the call returns.
+//!
+//! # Visibility (planned)
+//!
+//! Every object row carries `release_class`, a small integer that will name
+//! one distinct visibility set: a combination of markings (TLP, agreement
+//! and group restrictions) that decides which principals may see that
+//! version. Classes will be interned in their own table; today every row
+//! is class 0. It is the second column of every page index, right after
+//! the collection, so a reader's filter is applied *inside* the index:
+//! `anyam-policy` turns a principal into the few classes it may see, and a
+//! page becomes one range scan per visible class (each `LIMIT n + 1`)
+//! merged by `date_added`. The cost stays `classes × page size` even when a
+//! reader may see only a sliver of a huge collection, and nothing invisible
+//! is ever read. Tokens stay valid because `date_added` is unique across
+//! classes. Changing what a class may see changes a policy table, not rows;
+//! moving an object to another class (a new version with other markings)
+//! is an ordinary insert.
+//!
+//! # Schema changes
+//!
+//! `PRAGMA user_version` is the number of migrations applied; opening runs
+//! the missing ones in order, each in its own transaction, and refuses a
+//! file from a newer program ([`StoreError::SchemaTooNew`]).
+//!
 //! # What it is not
 //!
 //! Not a STIX validator, not an access-control layer, not a cache.
@@ -85,7 +208,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Store a batch in one durable transaction. Returns one outcome per
     /// input, in input order. Objects in the batch get increasing
-    /// `date_added` values in input order.
+    /// `date_added` values in input order. An unknown collection is
+    /// `NotFound`; an object whose `version` and `version_micros` disagree
+    /// (one set, one not) is `Invalid`; either refuses the whole batch.
     fn put_objects(&self, collection: &str, objects: &[NewObject]) -> Result<Vec<PutOutcome>>;
     /// The objects endpoint (TAXII 2.1 §5.4): default version filter `last`.
     fn objects(&self, collection: &str, q: &Query) -> Result<Page<StoredObject>>;
@@ -93,10 +218,14 @@ pub trait Store: Send + Sync + 'static {
     fn manifest(&self, collection: &str, q: &Query) -> Result<Page<ManifestEntry>>;
     /// The versions endpoint (§5.7): every version of one object; honours
     /// `added_after`, `spec_versions`, `limit`, `next`. Default version
-    /// filter is `all`.
+    /// filter is `all`. An object with no (matching) versions gives an
+    /// empty page, not an error.
     fn versions(&self, collection: &str, id: &str, q: &Query) -> Result<Page<ManifestEntry>>;
     /// Delete the selected versions of one object (§5.6); no version
-    /// selector deletes all versions. Returns how many versions went.
+    /// selector deletes all versions; `first`/`last` mean the versions
+    /// that are first/last before the delete. Returns how many versions
+    /// went (0 when none matched). The remaining versions' first/last are
+    /// repaired in the same transaction.
     fn delete_object(
         &self,
         collection: &str,
@@ -116,17 +245,22 @@ pub trait Store: Send + Sync + 'static {
 
     fn create_org(&self, org: &Organization) -> Result<()>;
     fn orgs(&self) -> Result<Vec<Organization>>;
+    /// The user's organization must exist (`NotFound` otherwise).
     fn create_user(&self, user: &User) -> Result<()>;
     fn user(&self, name: &str) -> Result<Option<User>>;
     fn users(&self) -> Result<Vec<User>>;
     /// Replace a user's password hash and bump its generation.
     fn set_password(&self, name: &str, password_phc: &str) -> Result<()>;
     fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()>;
+    /// The token's user must exist (`NotFound`); ids and hashes are unique
+    /// (`AlreadyExists`).
     fn create_token(&self, t: &Token) -> Result<()>;
     fn token_by_hash(&self, sha256: &[u8; 32]) -> Result<Option<Token>>;
     fn tokens(&self, user: Option<&str>) -> Result<Vec<Token>>;
     fn revoke_token(&self, id: &str) -> Result<()>;
     /// Set (or, with `Access::default()`, remove) an organization's grant.
+    /// Setting one needs an existing organization and collection
+    /// (`NotFound` otherwise).
     fn set_grant(&self, g: &Grant) -> Result<()>;
     fn grants(&self, org: Option<&str>) -> Result<Vec<Grant>>;
 
@@ -135,6 +269,7 @@ pub trait Store: Send + Sync + 'static {
     fn meta(&self, key: &str) -> Result<Option<String>>;
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
     /// Write a consistent copy of the whole database to `dest` while the
-    /// node keeps serving.
+    /// node keeps serving. `dest` must not exist yet (`AlreadyExists`); the
+    /// copy is synced to disk before this returns.
     fn backup(&self, dest: &Path) -> Result<()>;
 }
