@@ -336,6 +336,7 @@ class Node:
         s.verify = False
         s.auth = self._auth(user, password, token)
         s.headers["Accept"] = TAXII
+        s.e2e_source = source
         return s
 
     def _taxii_kwargs(self, user, password, token):
@@ -377,6 +378,18 @@ def post_envelope(s: requests.Session, url: str, objects, *, expect_failures: in
         assert st["failure_count"] == expect_failures, st.get("failures")
         assert st["success_count"] == len(objects) - expect_failures, st
     return st
+
+
+def oneshot(s: requests.Session, method: str, url: str, **kw) -> requests.Response:
+    """A request with the session's credentials on a connection of its own.
+
+    For requests the node refuses before reading their body: such a
+    connection may not be reusable, which `test_connections` checks on its
+    own; other tests must not depend on it."""
+    with prepare_session(requests.Session(), getattr(s, "e2e_source", None)) as one:
+        one.auth, one.verify = s.auth, s.verify
+        one.headers.update(s.headers)
+        return one.request(method, url, **kw)
 
 
 def assert_status_shape(st: dict) -> None:

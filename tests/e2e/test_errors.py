@@ -15,6 +15,7 @@ from support import (
     get_json,
     indicator,
     malware,
+    oneshot,
     post_envelope,
     served_objects,
 )
@@ -64,7 +65,7 @@ def test_post_with_another_media_type_is_415(node, admin, cid, content_type):
     o = indicator()
     headers = {"Content-Type": content_type} if content_type else {}
     data = json.dumps({"objects": [o]}).encode()
-    r = admin.post(node.objects_url(cid), data=data, headers=headers)
+    r = oneshot(admin, "POST", node.objects_url(cid), data=data, headers=headers)
     if content_type is None:
         # requests adds no Content-Type for bytes; the node must not guess.
         assert "Content-Type" not in r.request.headers
@@ -82,8 +83,8 @@ def test_post_accepts_the_taxii_media_type_with_or_without_version(node, admin, 
 
 def test_post_that_does_not_accept_taxii_is_406(node, admin, cid):
     o = indicator()
-    r = admin.post(node.objects_url(cid), data=json.dumps({"objects": [o]}),
-                   headers={"Content-Type": TAXII, "Accept": "application/json"})
+    r = oneshot(admin, "POST", node.objects_url(cid), data=json.dumps({"objects": [o]}),
+                headers={"Content-Type": TAXII, "Accept": "application/json"})
     assert_taxii_error(r, 406)
 
 
@@ -115,7 +116,7 @@ def test_body_over_max_content_length_is_413(node, admin, tiny, chunked):
     data = _body_of_size(TINY + 1)
     oid = json.loads(data)["objects"][0]["id"]
     payload = iter([data[:1000], data[1000:]]) if chunked else data
-    r = admin.post(node.objects_url(tiny, "tiny"), data=payload, headers={"Content-Type": TAXII})
+    r = oneshot(admin, "POST", node.objects_url(tiny, "tiny"), data=payload, headers={"Content-Type": TAXII})
     if chunked:
         assert r.request.headers.get("Transfer-Encoding") == "chunked"
     assert_taxii_error(r, 413)
@@ -158,8 +159,8 @@ def test_unknown_resources_are_404(node, admin, cid, path):
 
 
 def test_post_to_unknown_collection_is_404(node, admin):
-    r = admin.post(node.objects_url(str(uuid.uuid4())), data=json.dumps({"objects": [indicator()]}),
-                   headers={"Content-Type": TAXII})
+    r = oneshot(admin, "POST", node.objects_url(str(uuid.uuid4())), data=json.dumps({"objects": [indicator()]}),
+                headers={"Content-Type": TAXII})
     assert_taxii_error(r, 404)
 
 

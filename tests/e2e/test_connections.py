@@ -1,0 +1,95 @@
+"""Persistent connections after a refused POST.
+
+Clients such as the OASIS `taxii2-client` keep one `requests` session,
+hence one keep-alive connection, for many requests. When the node refuses
+a POST before reading its body (401, 403, 404, 406, 413, 415), the
+connection must remain usable for the next request, or the response must
+announce `Connection: close` (RFC 9112 §9.6) so the client opens a new one.
+Closing silently makes the client's next request fail with "connection
+aborted"."""
+
+import http.client
+import json
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from support import TAXII, fresh_source, get_json, indicator
+
+BIG = 1_000_000
+
+
+def big_envelope(size: int = BIG) -> bytes:
+    o = indicator(description="x" * size)
+    return json.dumps({"objects": [o]}).encode()
+
+
+@pytest.fixture(scope="module")
+def setup(node):
+    node.add_org("conn-readers")
+    cid = node.add_collection("conn-collection", grants={"host": "rw", "conn-readers": "r"})
+    node.add_user("conn-reader", "conn-readers")
+    _, reader_token = node.create_token("conn-reader")
+    node.cli("api-root", "add", "conntiny", "--max-content-length", 4096)
+    tiny = node.add_collection("conn-tiny", api_root="conntiny")
+    return {"cid": cid, "reader": reader_token, "tiny": tiny}
+
+
+CASES = [
+    # (id, expected status, how to make the session, url, headers)
+    ("403-read-only", 403, lambda n, st: n.session(token=st["reader"]), lambda n, st: n.objects_url(st["cid"]), TAXII, None),
+    ("404-unknown-collection", 404, lambda n, st: n.session(), lambda n, st: n.objects_url(str(uuid.uuid4())), TAXII, None),
+    ("406-bad-accept", 406, lambda n, st: n.session(), lambda n, st: n.objects_url(st["cid"]), TAXII, "application/json"),
+    ("413-too-large", 413, lambda n, st: n.session(), lambda n, st: n.objects_url(st["tiny"], "conntiny"), TAXII, None),
+    ("415-media-type", 415, lambda n, st: n.session(), lambda n, st: n.objects_url(st["cid"]), "application/json", None),
+    ("401-unknown-user", 401, lambda n, st: n.session("conn-nobody", "x", source=fresh_source()),
+     lambda n, st: n.objects_url(st["cid"]), TAXII, None),
+]
+
+
+def _auth_header(session) -> dict:
+    """The Authorization header a `requests` session would send."""
+    prepared = session.prepare_request(requests.Request("GET", "http://127.0.0.1/"))
+    return {k: v for k, v in prepared.headers.items() if k == "Authorization"}
+
+
+@pytest.mark.parametrize("status, make_session, make_url, content_type, accept",
+                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_connection_is_usable_after_a_refused_post(node, setup, status, make_session, make_url, content_type, accept):
+    """Drive one connection by hand (http.client) so the outcome does not
+    depend on timing: after the refusal, either the response said
+    `Connection: close`, or the same connection serves the next request."""
+    auth = _auth_header(make_session(node, setup))
+    source = fresh_source()
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30, source_address=(source, 0))
+    try:
+        headers = {**auth, "Content-Type": content_type, "Accept": accept or TAXII}
+        path = urlsplit(make_url(node, setup)).path
+        conn.request("POST", path, body=big_envelope(), headers=headers)
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        assert r.status == status, body
+        assert str(body["http_status"]) == str(status)
+        if (r.getheader("Connection") or "").lower() == "close":
+            return
+        time.sleep(0.3)
+        try:
+            conn.request("GET", "/taxii2/", headers={**auth, "Accept": TAXII})
+            follow = conn.getresponse()
+            follow.read()
+        except (ConnectionError, http.client.HTTPException) as e:
+            pytest.fail(f"after a {status} to a POST with an unread body the node closed the connection "
+                        f"without `Connection: close`; the next request on it failed: {e!r}")
+        assert follow.status == (401 if status == 401 else 200)
+    finally:
+        conn.close()
+
+
+def test_many_requests_share_one_connection(node):
+    """Plain keep-alive: a session's successive requests are served."""
+    s = node.session()
+    for _ in range(50):
+        get_json(s, node.discovery_url)
