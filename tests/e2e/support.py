@@ -133,6 +133,10 @@ def _validate_hook(resp: requests.Response, *args, **kw):
 
 
 def prepare_session(s: requests.Session, source: str | None = None) -> requests.Session:
+    # The environment must not change what the suite sends: with trust_env,
+    # REQUESTS_CA_BUNDLE would override `verify=False`, and proxy settings
+    # could route 127.0.0.1 elsewhere.
+    s.trust_env = False
     adapter = Adapter(source=source)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
