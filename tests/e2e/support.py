@@ -115,6 +115,11 @@ def assert_stix_valid(objects: list[dict]) -> None:
     validated_count += len(fresh)
 
 
+def is_validated(obj) -> bool:
+    """Whether this exact object already passed the OASIS validator."""
+    return _digest(obj) in _validated
+
+
 def _validate_hook(resp: requests.Response, *args, **kw):
     """Response hook on every session of the suite: each successful GET whose
     body holds STIX objects must pass the OASIS validator."""

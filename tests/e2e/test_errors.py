@@ -73,7 +73,8 @@ def test_post_with_another_media_type_is_415(node, admin, cid, content_type):
     assert_taxii_error(admin.get(node.object_url(cid, o["id"])), 404)
 
 
-@pytest.mark.parametrize("content_type", [TAXII, "application/taxii+json"])
+@pytest.mark.parametrize("content_type", [TAXII, "application/taxii+json", "application/taxii+json; version=2.1",
+                                          "application/taxii+json;version=2.1;charset=utf-8"])
 def test_post_accepts_the_taxii_media_type_with_or_without_version(node, admin, cid, content_type):
     o = indicator()
     r = admin.post(node.objects_url(cid), data=json.dumps({"objects": [o]}), headers={"Content-Type": content_type})

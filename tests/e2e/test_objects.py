@@ -7,6 +7,7 @@ import json
 import pytest
 import stix2
 
+import support
 from support import (
     STIX,
     TAXII,
@@ -74,6 +75,8 @@ def test_everything_posted_is_served_unchanged(posted):
     env = coll.get_objects()
     assert env.get("more") is False
     assert by_id(served_objects(env)) == by_id(objs)
+    # The suite's response hook ran the OASIS validator over what was served.
+    assert all(support.is_validated(o) for o in served_objects(env))
 
 
 def test_get_each_object_by_id(posted):
@@ -239,3 +242,36 @@ def test_objects_by_alias_path(node, admin):
     assert served_objects(env) == [o]
     env, _ = get_json(admin, node.objects_url("alias-objects"))
     assert served_objects(env) == [o]
+
+
+def test_status_refresh_through_the_oasis_client(node, collection_id):
+    """`Status.refresh()` of the status `add_objects` returns: the client
+    builds the status URL without the trailing slash (…/status/{id})."""
+    coll = node.collection(collection_id)
+    status = coll.add_objects({"objects": [indicator(8)]})
+    status.refresh()
+    assert status.status == "complete" and status.success_count == 1
+
+
+def test_same_object_twice_in_one_envelope(node, admin, collection_id):
+    o = indicator(9)
+    st = post_envelope(admin, node.objects_url(collection_id), [o, o])
+    assert [s["id"] for s in st["successes"]] == [o["id"], o["id"]]
+    env, _ = get_json(admin, node.object_url(collection_id, o["id"]), **{"match[version]": "all"})
+    assert served_objects(env) == [o]
+
+
+def test_large_object_round_trip(node, admin, collection_id):
+    o = indicator(description="Ancaman " * 250_000)  # 2 MB
+    post_envelope(admin, node.objects_url(collection_id), [o])
+    env, _ = get_json(admin, node.object_url(collection_id, o["id"]))
+    assert served_objects(env) == [o]
+
+
+def test_delete_answers_200(node, admin, collection_id):
+    """TAXII 2.1 §5.7: a successful delete is 200."""
+    o = indicator(11)
+    post_envelope(admin, node.objects_url(collection_id), [o])
+    r = admin.delete(node.object_url(collection_id, o["id"]))
+    assert r.status_code == 200, r.text
+    assert_taxii_error(admin.get(node.object_url(collection_id, o["id"])), 404)

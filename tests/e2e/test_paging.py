@@ -153,3 +153,32 @@ def test_limit_above_the_server_maximum_is_lowered_not_refused(node, admin, big)
     assert 0 < len(served_objects(env)) <= TOTAL
     if len(served_objects(env)) < TOTAL:
         assert env["more"] is True
+
+
+def test_concurrent_writers_get_distinct_growing_date_added(node):
+    """Four clients posting at once: every acknowledged object is stored once,
+    and date_added orders all of them without ties."""
+    cid = node.add_collection("paging-writers")
+    batches = [[indicator(w * 10_000 + b * 100 + i) for i in range(20)] for w in range(4) for b in range(8)]
+    errors = []
+
+    def writer(my_batches):
+        s = node.session()
+        try:
+            for batch in my_batches:
+                post_envelope(s, node.objects_url(cid), batch)
+        except AssertionError as e:  # reported below, from the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(batches[w::4],)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    entries = []
+    for page in as_pages(node.collection(cid).get_manifest, per_request=250):
+        entries += page.get("objects", [])
+    assert_exactly_once([e["id"] for e in entries], {o["id"] for b in batches for o in b})
+    added = [e["date_added"] for e in entries]
+    assert added == sorted(added) and len(set(added)) == len(added)
