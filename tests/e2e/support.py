@@ -17,7 +17,6 @@ import signal
 import subprocess
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
@@ -90,7 +89,6 @@ class Bearer(requests.auth.AuthBase):
 # --- validation of everything served ------------------------------------------------
 
 _validated: set[str] = set()
-validated_count = 0
 
 
 def _digest(obj) -> str:
@@ -100,7 +98,6 @@ def _digest(obj) -> str:
 def assert_stix_valid(objects: list[dict]) -> None:
     """Validate STIX objects (as one bundle) with the OASIS validator; each
     distinct object is validated once per run."""
-    global validated_count
     fresh = {}
     for o in objects:
         d = _digest(o)
@@ -112,7 +109,6 @@ def assert_stix_valid(objects: list[dict]) -> None:
     result = stix2validator.validate_instance(bundle)
     assert result.is_valid, f"stix2-validator rejected served objects: {[str(e) for e in result.errors]}"
     _validated.update(fresh)
-    validated_count += len(fresh)
 
 
 def is_validated(obj) -> bool:
@@ -132,9 +128,13 @@ def _validate_hook(resp: requests.Response, *args, **kw):
     except ValueError:
         return
     objs = body.get("objects") if isinstance(body, dict) else None
-    # Manifest records have no `type`; STIX objects always do.
-    if objs and all(isinstance(o, dict) and "type" in o for o in objs):
-        assert_stix_valid(objs)
+    if not objs:
+        return
+    # Manifest records (TAXII 2.1 §3.8) carry date_added and media_type and
+    # no `type`; anything else under `objects` is STIX and is validated.
+    if all(isinstance(o, dict) and "date_added" in o and "media_type" in o and "type" not in o for o in objs):
+        return
+    assert_stix_valid(objs)
 
 
 def prepare_session(s: requests.Session, source: str | None = None) -> requests.Session:
@@ -442,15 +442,6 @@ def by_id(objects: list[dict]) -> dict[str, dict]:
 
 
 # --- STIX content -------------------------------------------------------------------
-
-
-def ts(dt: datetime) -> str:
-    """A STIX timestamp with millisecond precision."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def now_ts(offset_seconds: float = 0) -> str:
-    return ts(datetime.now(timezone.utc) + timedelta(seconds=offset_seconds))
 
 
 def indicator(n: int | None = None, *, id: str | None = None, created: str = "2024-01-01T00:00:00.000Z",

@@ -8,7 +8,7 @@ from support import assert_taxii_error, get_json, indicator, post_envelope, serv
 T = ["2024-01-01T00:00:00.000Z", "2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"]
 
 
-def versions_of(oid: str, *, reverse_post: bool = False) -> list[dict]:
+def versions_of(oid: str) -> list[dict]:
     """Four versions: three revisions and finally a revocation."""
     vs = [indicator(i, id=oid, created=T[0], modified=T[i], name=f"revision {i}") for i in range(4)]
     vs[3]["revoked"] = True
