@@ -39,6 +39,14 @@ pub struct SqliteOptions {
     pub max_idle_readers: usize,
     /// Page cache per connection, in KiB.
     pub cache_kib: i64,
+    /// How much of the database file reader connections map into memory
+    /// (`PRAGMA mmap_size`); 0 turns mapping off. Mapped reads skip a
+    /// system call and a copy per page (about a third of the CPU time of a
+    /// page of 100 objects). The price: a disk read error in the mapped
+    /// range ends the process with a signal instead of returning an error.
+    /// Acknowledged data is not at risk (the writer never maps), so the
+    /// default maps the first GiB.
+    pub reader_mmap_bytes: u64,
 }
 
 impl Default for SqliteOptions {
@@ -47,6 +55,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             max_idle_readers: 16,
             cache_kib: 64 * 1024,
+            reader_mmap_bytes: 1 << 30,
         }
     }
 }
@@ -200,6 +209,7 @@ impl SqliteStore {
         writer
             .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
             .ctx("setting the WAL autocheckpoint")?;
+        stable_plans(&writer)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut writer)?;
         let ck = Connection::open_with_flags(
@@ -273,9 +283,26 @@ impl SqliteStore {
             .ctx("setting cache size")?;
         conn.pragma_update(None, "temp_store", "MEMORY")
             .ctx("setting temp store")?;
+        stable_plans(&conn)?;
+        let mmap = i64::try_from(self.opts.reader_mmap_bytes).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "mmap_size", mmap)
+            .ctx("setting mmap size")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
+}
+
+/// Turn on the query planner stability guarantee. Without it SQLite lets the
+/// plan depend on bound values (e.g. the `LIMIT ?`), marks such statements
+/// to expire whenever a new value is bound, and re-prepares a cached page
+/// statement on every call. Our plans are pinned with `INDEXED BY` anyway.
+fn stable_plans(conn: &Connection) -> Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .ctx("enabling the query planner stability guarantee")?;
+    Ok(())
 }
 
 /// A checked-out reader; goes back to the pool on drop.
@@ -306,19 +333,17 @@ impl Drop for Reader<'_> {
     }
 }
 
-/// Map a constraint violation on insert to the error the caller can act on.
+/// Map a uniqueness violation on insert to `AlreadyExists`; anything else
+/// is a backend failure, with what was being inserted.
 fn on_insert(e: rusqlite::Error, what: impl Fn() -> String) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::ConstraintViolation) => {
-            if let rusqlite::Error::SqliteFailure(f, _) = &e
-                && f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
-            {
-                return StoreError::Backend(format!("{}: a referenced record is missing", what()));
-            }
-            StoreError::AlreadyExists(what())
-        }
-        _ => StoreError::Backend(format!("inserting {}: {e}", what())),
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && f.code == ErrorCode::ConstraintViolation
+        && (f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    {
+        return StoreError::AlreadyExists(what());
     }
+    StoreError::Backend(format!("inserting {}: {e}", what()))
 }
 
 fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool> {
