@@ -39,14 +39,6 @@ pub struct SqliteOptions {
     pub max_idle_readers: usize,
     /// Page cache per connection, in KiB.
     pub cache_kib: i64,
-    /// How much of the database file reader connections map into memory
-    /// (`PRAGMA mmap_size`); 0 turns mapping off. Mapped reads skip a
-    /// system call and a copy per page (about a third of the CPU time of a
-    /// page of 100 objects). The price: a disk read error in the mapped
-    /// range ends the process with a signal instead of returning an error.
-    /// Acknowledged data is not at risk (the writer never maps), so the
-    /// default maps the first GiB.
-    pub reader_mmap_bytes: u64,
 }
 
 impl Default for SqliteOptions {
@@ -55,7 +47,6 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             max_idle_readers: 16,
             cache_kib: 64 * 1024,
-            reader_mmap_bytes: 1 << 30,
         }
     }
 }
@@ -162,6 +153,15 @@ impl Drop for Checkpointer {
         }
     }
 }
+
+/// How much of the database file each reader connection maps into memory
+/// (`PRAGMA mmap_size`). Mapped reads skip a system call and a copy per
+/// page, about a third of the CPU time of a page of 100 objects. The price:
+/// a disk read error inside the mapped range ends the process with a
+/// signal instead of returning an error. Acknowledged data is not at risk
+/// (the writer and the checkpointer never map), so readers map the first
+/// GiB.
+const READER_MMAP_BYTES: i64 = 1 << 30;
 
 /// Statement cache per connection: the page queries are built from a few
 /// shapes, and the record queries are fixed.
