@@ -284,8 +284,7 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY")
             .ctx("setting temp store")?;
         stable_plans(&conn)?;
-        let mmap = i64::try_from(self.opts.reader_mmap_bytes).unwrap_or(i64::MAX);
-        conn.pragma_update(None, "mmap_size", mmap)
+        conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)
             .ctx("setting mmap size")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
