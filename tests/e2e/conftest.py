@@ -16,7 +16,9 @@ _all_nodes: list[Node] = []
 def pytest_sessionstart(session):
     binary = anyam_bin()
     if not os.access(binary, os.X_OK):
-        raise pytest.UsageError(f"the anyam binary {binary} is missing; build it (cargo build --bin anyam) or set ANYAM_BIN")
+        raise pytest.UsageError(
+            f"the anyam binary {binary} is missing; build it (cargo build --bin anyam) or set ANYAM_BIN"
+        )
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -247,7 +247,8 @@ class Node:
 
     # administration through the CLI
 
-    def cli(self, *args, input: str | None = None, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def cli(self, *args, input: str | None = None, env: dict | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
         full_env = dict(os.environ)
         full_env.pop("ANYAM_DATA_DIR", None)
         full_env.update(env or {})

@@ -11,7 +11,16 @@ import uuid
 import pytest
 import stix2validator
 
-from support import Node, assert_taxii_error, by_id, get_json, indicator, malware, served_objects
+from support import (
+    Node,
+    assert_taxii_error,
+    by_id,
+    get_json,
+    indicator,
+    malware,
+    post_envelope,
+    served_objects,
+)
 
 SUMMARY = re.compile(r"imported into .*: (\d+) added, (\d+) already present, (\d+) rejected")
 
@@ -150,3 +159,29 @@ def test_admin_commands_fail_clearly_on_a_directory_without_a_node(tmp_path):
     r = empty.cli("collection", "list", check=False)
     assert r.returncode != 0
     assert "no anyam.db" in r.stderr or "holds no Anyam node" in r.stderr, r.stderr
+
+
+def test_cli_imports_and_taxii_posts_interleave_in_date_added_order(node, admin, collection_id):
+    """Two writers (the node and the CLI, separate processes) on one
+    collection: each write's objects get later date_added than every
+    earlier write's, so added_after paging never skips one."""
+    rounds = []
+    for i in range(4):
+        via_taxii = [indicator(1000 + 10 * i + k) for k in range(3)]
+        post_envelope(admin, node.objects_url(collection_id), via_taxii)
+        via_cli = [indicator(2000 + 10 * i + k) for k in range(3)]
+        node.cli("import", "-", "--collection", collection_id, input=json.dumps(via_cli))
+        rounds += [via_taxii, via_cli]
+    entries = get_json(admin, node.collection_url(collection_id) + "manifest/")[0]["objects"]
+    added = {e["id"]: e["date_added"] for e in entries}
+    for earlier, later in zip(rounds, rounds[1:]):
+        assert max(added[o["id"]] for o in earlier) < min(added[o["id"]] for o in later)
+    # Paging by added_after with a small page sees every object once.
+    seen, after = [], None
+    while True:
+        env, r = get_json(admin, node.objects_url(collection_id), limit=5, **({"added_after": after} if after else {}))
+        if not served_objects(env):
+            break
+        seen += [o["id"] for o in served_objects(env)]
+        after = r.headers["X-TAXII-Date-Added-Last"]
+    assert sorted(seen) == sorted(o["id"] for batch in rounds for o in batch)

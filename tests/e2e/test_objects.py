@@ -42,8 +42,10 @@ def stix2_sample() -> list[dict]:
     rel = stix2.Relationship(ind, "indicates", mal, created_by_ref=ident.id)
     ip = stix2.IPv4Address(value="198.51.100.7")
     dom = stix2.DomainName(value="c2.example.org", resolves_to_refs=[ip.id])
-    f = stix2.File(name="dropper.exe", hashes={"SHA-256": "4bac27393bdd9777ce02453256c5577cd02275510b2227f473d03f533924f877",
-                                               "MD5": "8a0f35e9f7c0c9d3f1f0d6a1a9b4b2c1"})
+    f = stix2.File(name="dropper.exe", hashes={
+        "SHA-256": "4bac27393bdd9777ce02453256c5577cd02275510b2227f473d03f533924f877",
+        "MD5": "8a0f35e9f7c0c9d3f1f0d6a1a9b4b2c1",
+    })
     custom = stix2.Malware(name="Custom props", is_family=False, allow_custom=True,
                            x_anyam_confidence_note={"source": "sensor-7", "scores": [1, 2, 3]})
     note = Note(note="Catatan: ancaman baru (Bahasa Indonesia) — ünïcödé ✓")

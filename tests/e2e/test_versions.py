@@ -138,3 +138,23 @@ def test_new_version_after_many_is_last(node, admin, history):
     post_envelope(admin, node.objects_url(cid), [v2])
     env, _ = get_json(admin, node.object_url(cid, oid))
     assert served_objects(env) == [v2]
+
+
+def test_versions_endpoint_added_after(node, admin, history):
+    """TAXII 2.1 §5.8: the versions endpoint takes added_after."""
+    cid, a, _, coll = history
+    entries = coll.get_manifest(id=a[0]["id"], version="all")["objects"]
+    body, _ = get_json(admin, node.object_url(cid, a[0]["id"]) + "versions/", added_after=entries[1]["date_added"])
+    assert body["versions"] == T[2:]
+
+
+def test_get_an_object_pages_its_versions(node, admin, history):
+    """TAXII 2.1 §5.5: Get An Object takes limit and next."""
+    cid, a, _, _ = history
+    url = node.object_url(cid, a[0]["id"])
+    first, r = get_json(admin, url, limit=2, **{"match[version]": "all"})
+    assert first["more"] is True
+    rest, _ = get_json(admin, url, limit=2, next=first["next"], **{"match[version]": "all"})
+    got = served_objects(first) + served_objects(rest)
+    assert sorted(got, key=lambda o: o["modified"]) == a
+    assert rest.get("more") is False
