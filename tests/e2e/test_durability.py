@@ -53,7 +53,7 @@ def test_sigkill_during_a_stream_of_posts(make_node):
     n = make_node("stream").start()
     cid = n.default_collection
     s = n.session()
-    acked, in_flight, stop = [], [], threading.Event()
+    acked, in_flight, errors, stop = [], [], [], threading.Event()
     enough = threading.Event()
 
     def writer():
@@ -66,6 +66,9 @@ def test_sigkill_during_a_stream_of_posts(make_node):
                 st = post_envelope(s, n.objects_url(cid), objs)
             except (requests.ConnectionError, requests.Timeout):
                 return
+            except AssertionError as e:  # reported from the main thread
+                errors.append(e)
+                return
             acked.append((st, objs))
             in_flight.clear()
             if len(acked) >= 15:
@@ -73,11 +76,12 @@ def test_sigkill_during_a_stream_of_posts(make_node):
 
     t = threading.Thread(target=writer)
     t.start()
-    assert enough.wait(60), "the writer made no progress"
+    assert enough.wait(60), f"the writer made no progress: {errors}"
     n.kill()
     stop.set()
     t.join(60)
     assert not t.is_alive()
+    assert not errors, errors
     n.start()
     stored = assert_all_acknowledged_present(n, cid, acked)
     if in_flight:

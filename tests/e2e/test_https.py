@@ -64,14 +64,15 @@ def test_oasis_client_over_https(tls_node):
 
 
 def test_certificate_checks_reject_the_self_signed_certificate(tls_node):
+    s = tls_node.session()
+    s.verify = True
     with pytest.raises(requests.exceptions.SSLError):
-        requests.get(tls_node.discovery_url, auth=("admin", tls_node.admin_password), timeout=10)
+        s.get(tls_node.discovery_url)
 
 
 def test_plain_http_to_the_tls_port_gets_no_taxii_answer(tls_node):
     try:
-        r = requests.get(f"http://127.0.0.1:{tls_node.port}/taxii2/", auth=("admin", tls_node.admin_password),
-                         timeout=10)
+        r = tls_node.session().get(f"http://127.0.0.1:{tls_node.port}/taxii2/")
     except requests.exceptions.ConnectionError:
         return
     assert r.status_code != 200

@@ -125,10 +125,14 @@ def test_paging_while_objects_are_added(node, admin, big):
     post_envelope(admin, node.objects_url(cid), base)
     extra = [indicator(100_000 + i) for i in range(400)]
     writer_session = node.session()
+    errors = []
 
     def write():
-        for start in range(0, len(extra), 100):
-            post_envelope(writer_session, node.objects_url(cid), extra[start:start + 100])
+        try:
+            for start in range(0, len(extra), 100):
+                post_envelope(writer_session, node.objects_url(cid), extra[start:start + 100])
+        except AssertionError as e:  # reported below, from the main thread
+            errors.append(e)
 
     writer = threading.Thread(target=write)
     seen, nxt = [], None
@@ -141,6 +145,7 @@ def test_paging_while_objects_are_added(node, admin, big):
             break
         nxt = env["next"]
     writer.join()
+    assert not errors, errors
     assert len(seen) == len(set(seen)), "an object was served twice"
     assert set(_ids(base)) <= set(seen), "an object present from the start was skipped"
     assert set(seen) <= set(_ids(base)) | set(_ids(extra))
