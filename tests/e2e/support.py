@@ -287,7 +287,7 @@ class Node:
         return tid.group(1), sec.group(1)
 
     def add_collection(self, title: str, *, alias: str | None = None, api_root: str | None = None,
-                       grants: dict[str, str] | None = None) -> str:
+                       id: str | None = None, grants: dict[str, str] | None = None) -> str:
         """Create a collection; `grants` maps organization to "r", "w" or "rw"
         (default: the host organization reads and writes)."""
         args = ["collection", "add", title]
@@ -295,6 +295,8 @@ class Node:
             args += ["--alias", alias]
         if api_root:
             args += ["--api-root", api_root]
+        if id:
+            args += ["--id", id]
         cid = self.cli(*args).stdout.strip().splitlines()[-1].strip()
         uuid.UUID(cid)
         for org, rights in (grants if grants is not None else {"host": "rw"}).items():

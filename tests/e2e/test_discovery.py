@@ -2,6 +2,8 @@
 through the OASIS client, and the HTTP details (media types, content
 negotiation, error resources) through raw requests."""
 
+import uuid
+
 import pytest
 import requests
 
@@ -63,6 +65,13 @@ def test_new_collection_appears_at_once(node):
     assert cid in listed
     assert listed[cid].alias == "appears-at-once"
     assert listed[cid].can_read and listed[cid].can_write
+
+
+def test_collection_with_a_chosen_id(node, admin):
+    chosen = str(uuid.uuid4())
+    assert node.add_collection("chosen-id", id=chosen) == chosen
+    body, _ = get_json(admin, node.collection_url(chosen))
+    assert body["id"] == chosen and body["title"] == "chosen-id"
 
 
 @pytest.mark.parametrize("path", ["taxii2/", "anyam/", "anyam/collections/", "anyam/collections/{default}/",
