@@ -120,6 +120,9 @@ def test_export_filters_by_type_and_versions(node, collection_id, tmp_path):
 
 
 def test_export_as_a_user_without_access_leaks_nothing(node, imported):
+    """The release decision applies to export. Either the export succeeds
+    with no object, or it fails, says why, and leaves no truncated bundle
+    (nothing half-written) for a downstream tool to choke on."""
     node.add_org("cli-outsiders")
     node.add_user("cli-outsider", "cli-outsiders")
     out = imported["tmp"] / "outsider.json"
@@ -129,6 +132,13 @@ def test_export_as_a_user_without_access_leaks_nothing(node, imported):
         assert o["id"] not in written + r.stdout + r.stderr
     if r.returncode == 0:
         assert json.loads(written).get("objects", []) == []
+        return
+    assert r.stderr.strip(), "a failed export must say why"
+    if written.strip():
+        try:
+            json.loads(written)
+        except ValueError:
+            pytest.fail(f"export exited {r.returncode} and left a truncated bundle: {written[:100]!r}")
 
 
 def test_backup_is_a_database_a_node_can_serve(node, imported, tmp_path, make_node):
