@@ -45,7 +45,7 @@ fn load_versions(conn: &Connection, cid: i64, id: &str) -> Result<Vec<Existing>>
     let mut st = conn
         .prepare_cached(
             "SELECT rid, version_micros, date_added, versionless, digest, spec_version, is_first, is_last
-             FROM objects WHERE cid = ?1 AND id = ?2",
+             FROM objects INDEXED BY objects_by_id WHERE cid = ?1 AND id = ?2",
         )
         .ctx("preparing version lookup")?;
     st.query_map(params![cid, id], |r| {
