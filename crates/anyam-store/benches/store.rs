@@ -89,6 +89,19 @@ fn indicator(n: u64) -> NewObject {
     }
 }
 
+/// CPU seconds this process used so far (all threads, user + system), on
+/// Linux; the machine running the benchmark may be shared, so objects per
+/// CPU-second is reported beside objects per wall-second.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 12th and 13th of those, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn sizes() -> Vec<u64> {
     std::env::var("ANYAM_BENCH_SIZES")
         .ok()
@@ -116,6 +129,7 @@ fn filled(dir: &std::path::Path, n: u64) -> (SqliteStore, Vec<Micros>) {
     })
     .expect("collection");
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let mut dates = Vec::with_capacity(n as usize);
     let mut i = 0;
     while i < n {
@@ -128,10 +142,13 @@ fn filled(dir: &std::path::Path, n: u64) -> (SqliteStore, Vec<Micros>) {
         i += batch.len() as u64;
     }
     let t = start.elapsed();
+    let cpu = cpu_seconds().zip(cpu_start).map(|(b, a)| b - a);
     eprintln!(
-        "filled {n} objects in {:.1} s: {:.0} objects/s (batches of 1,000, synchronous=FULL)",
+        "filled {n} objects in {:.1} s: {:.0} objects/s (batches of 1,000, synchronous=FULL){}",
         t.as_secs_f64(),
-        n as f64 / t.as_secs_f64()
+        n as f64 / t.as_secs_f64(),
+        cpu.map(|c| format!("; {c:.1} CPU-s, {:.0} objects per CPU-second", n as f64 / c))
+            .unwrap_or_default()
     );
     (s, dates)
 }
