@@ -1081,6 +1081,52 @@ fn reads_proceed_while_a_write_transaction_is_open() {
     assert_eq!(s.count_objects(COLL).unwrap(), 3100);
 }
 
+#[test]
+fn reads_never_wait_for_an_open_write_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.db");
+    // Use the store through the trait object the server holds.
+    let s: Arc<dyn Store> = Arc::new(open(&path));
+    s.create_api_root(&ApiRoot {
+        name: "root".into(),
+        title: "R".into(),
+        description: None,
+        max_content_length: 1,
+    })
+    .unwrap();
+    s.create_collection(&Collection {
+        id: COLL.into(),
+        api_root: "root".into(),
+        title: "C".into(),
+        description: None,
+        alias: None,
+    })
+    .unwrap();
+    s.put_objects(COLL, &[obj("indicator--1", 1)]).unwrap();
+    // Another connection takes the write lock and keeps it.
+    let mut other = rusqlite::Connection::open(&path).unwrap();
+    let tx = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    tx.execute("INSERT INTO meta (key, value) VALUES ('held', 'yes')", [])
+        .unwrap();
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(s.objects(COLL, &q()).unwrap().items.len(), 1);
+        assert_eq!(
+            s.meta("held").unwrap(),
+            None,
+            "uncommitted data is invisible"
+        );
+    }
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "reads waited for the writer"
+    );
+    tx.commit().unwrap();
+    assert_eq!(s.meta("held").unwrap().as_deref(), Some("yes"));
+}
+
 // --- records ------------------------------------------------------------------
 
 fn user(name: &str, org: &str) -> User {
