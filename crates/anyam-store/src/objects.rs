@@ -18,13 +18,11 @@ use crate::{
 const PUBLIC_CLASS: i64 = 0;
 
 /// One stored version of an object, as the writer needs it to decide what a
-/// put or delete does.
+/// delete does.
 struct Existing {
     rid: i64,
     version_micros: Micros,
     date_added: Micros,
-    versionless: bool,
-    digest: Vec<u8>,
     spec_version: String,
     is_first: bool,
     is_last: bool,
@@ -44,7 +42,7 @@ impl Existing {
 fn load_versions(conn: &Connection, cid: i64, id: &str) -> Result<Vec<Existing>> {
     let mut st = conn
         .prepare_cached(
-            "SELECT rid, version_micros, date_added, versionless, digest, spec_version, is_first, is_last
+            "SELECT rid, version_micros, date_added, spec_version, is_first, is_last
              FROM objects INDEXED BY objects_by_id WHERE cid = ?1 AND id = ?2",
         )
         .ctx("preparing version lookup")?;
@@ -53,16 +51,79 @@ fn load_versions(conn: &Connection, cid: i64, id: &str) -> Result<Vec<Existing>>
             rid: r.get(0)?,
             version_micros: r.get(1)?,
             date_added: r.get(2)?,
-            versionless: r.get(3)?,
-            digest: r.get(4)?,
-            spec_version: r.get(5)?,
-            is_first: r.get(6)?,
-            is_last: r.get(7)?,
+            spec_version: r.get(3)?,
+            is_first: r.get(4)?,
+            is_last: r.get(5)?,
         })
     })
     .ctx("looking up versions")?
     .collect::<rusqlite::Result<_>>()
     .ctx("reading versions")
+}
+
+/// The stored version a post would duplicate, if any, as its
+/// `(date_added, digest)`: the same id and version timestamp, or for an
+/// object without a version, the same id without a version.
+fn same_version(conn: &Connection, cid: i64, o: &NewObject) -> Result<Option<(Micros, Vec<u8>)>> {
+    let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+    match o.version_micros {
+        Some(vm) => conn
+            .prepare_cached(
+                "SELECT date_added, digest FROM objects INDEXED BY objects_by_id
+                 WHERE cid = ?1 AND id = ?2 AND version_micros = ?3 AND versionless = 0 LIMIT 1",
+            )
+            .ctx("preparing version lookup")?
+            .query_row(params![cid, o.id, vm], row),
+        None => conn
+            .prepare_cached(
+                "SELECT date_added, digest FROM objects INDEXED BY objects_by_id
+                 WHERE cid = ?1 AND id = ?2 AND versionless = 1 LIMIT 1",
+            )
+            .ctx("preparing version lookup")?
+            .query_row(params![cid, o.id], row),
+    }
+    .optional()
+    .ctx("looking up a stored version")
+}
+
+#[derive(Clone, Copy)]
+enum Edge {
+    First,
+    Last,
+}
+
+/// The current first or last version of an object.
+#[derive(Clone, Copy)]
+struct EdgeRow {
+    rid: i64,
+    key: (Micros, Micros),
+    is_first: bool,
+    is_last: bool,
+}
+
+fn edge(conn: &Connection, cid: i64, id: &str, which: Edge) -> Result<Option<EdgeRow>> {
+    let sql = match which {
+        Edge::First => {
+            "SELECT rid, version_micros, date_added, is_first, is_last FROM objects INDEXED BY objects_by_id
+             WHERE cid = ?1 AND id = ?2 ORDER BY version_micros, date_added LIMIT 1"
+        }
+        Edge::Last => {
+            "SELECT rid, version_micros, date_added, is_first, is_last FROM objects INDEXED BY objects_by_id
+             WHERE cid = ?1 AND id = ?2 ORDER BY version_micros DESC, date_added DESC LIMIT 1"
+        }
+    };
+    conn.prepare_cached(sql)
+        .ctx("preparing version order lookup")?
+        .query_row(params![cid, id], |r| {
+            Ok(EdgeRow {
+                rid: r.get(0)?,
+                key: (r.get(1)?, r.get(2)?),
+                is_first: r.get(3)?,
+                is_last: r.get(4)?,
+            })
+        })
+        .optional()
+        .ctx("looking up the first or last version")
 }
 
 fn collection_key(conn: &Connection, collection: &str) -> Result<(i64, Micros)> {
@@ -299,14 +360,9 @@ impl SqliteStore {
         let mut added = 0i64;
         let mut outcomes = Vec::with_capacity(objects.len());
         for o in objects {
-            let existing = load_versions(&tx, cid, &o.id)?;
-            let same = existing.iter().find(|e| match o.version_micros {
-                None => e.versionless,
-                Some(vm) => !e.versionless && e.version_micros == vm,
-            });
-            if let Some(e) = same {
-                outcomes.push(if e.digest[..] == o.digest[..] {
-                    PutOutcome::Unchanged(e.date_added)
+            if let Some((at, digest)) = same_version(&tx, cid, o)? {
+                outcomes.push(if digest[..] == o.digest[..] {
+                    PutOutcome::Unchanged(at)
                 } else {
                     PutOutcome::Conflict
                 });
@@ -319,14 +375,23 @@ impl SqliteStore {
             last_added = date_added;
             let vm = o.version_micros.unwrap_or(date_added);
             let key = (vm, date_added);
-            let is_last = existing.iter().all(|e| e.key() < key);
-            let is_first = existing.iter().all(|e| e.key() > key);
-            for e in &existing {
-                let (f, l) = (e.is_first && !is_first, e.is_last && !is_last);
-                if (f, l) != (e.is_first, e.is_last) {
-                    set_flags(&tx, e.rid, f, l)?;
+            // Only the current first and last versions can lose their flag,
+            // so two index seeks suffice however many versions exist.
+            let (is_first, is_last) = match edge(&tx, cid, &o.id, Edge::Last)? {
+                None => (true, true),
+                Some(last) => {
+                    let first = edge(&tx, cid, &o.id, Edge::First)?.unwrap_or(last);
+                    let is_last = key > last.key;
+                    let is_first = key < first.key;
+                    if is_last {
+                        set_flags(&tx, last.rid, last.is_first, false)?;
+                    }
+                    if is_first {
+                        set_flags(&tx, first.rid, false, first.is_last)?;
+                    }
+                    (is_first, is_last)
                 }
-            }
+            };
             let version = match &o.version {
                 Some(v) => v.clone(),
                 None => rfc3339_micros(date_added),

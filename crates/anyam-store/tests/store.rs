@@ -783,6 +783,59 @@ fn delete_versions_and_repair_flags() {
     );
 }
 
+#[test]
+fn many_versions_in_any_order_keep_one_first_and_one_last() {
+    use VersionSel::*;
+    let (_d, s) = fresh();
+    // 300 versions posted in a scrambled order, some twice, in batches.
+    let order: Vec<i64> = (0..300).map(|i| (i * 137) % 300 + 1).collect();
+    for chunk in order.chunks(41) {
+        let mut batch: Vec<_> = chunk.iter().map(|v| obj("indicator--m", *v)).collect();
+        batch.push(obj("indicator--m", chunk[0]));
+        let out = s.put_objects(COLL, &batch).unwrap();
+        assert!(matches!(out.last(), Some(PutOutcome::Unchanged(_))));
+    }
+    let one = |v: VersionSel| {
+        labels_m(
+            &s.manifest(
+                COLL,
+                &Query {
+                    versions: vec![v],
+                    ..q()
+                },
+            )
+            .unwrap(),
+        )
+    };
+    assert_eq!(one(First), "m1");
+    assert_eq!(one(Last), "m300");
+    assert_eq!(
+        s.versions(
+            COLL,
+            "indicator--m",
+            &Query {
+                versions: vec![First, Last],
+                ..q()
+            }
+        )
+        .unwrap()
+        .items
+        .len(),
+        2
+    );
+    assert_eq!(s.count_objects(COLL).unwrap(), 300);
+    // Peel versions off both ends; first and last follow.
+    for k in 0..10 {
+        assert_eq!(
+            s.delete_object(COLL, "indicator--m", &[First, Last], &[])
+                .unwrap(),
+            2
+        );
+        assert_eq!(one(First), format!("m{}", k + 2));
+        assert_eq!(one(Last), format!("m{}", 299 - k));
+    }
+}
+
 // --- paging -------------------------------------------------------------------
 
 /// Follow `next` to the end; returns every item and the number of pages.
@@ -1910,7 +1963,11 @@ mod oracle {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        // 64 cases by default; `PROPTEST_CASES=n` runs a deeper search.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn store_matches_the_oracle(ops in prop::collection::vec(op(), 1..40)) {
