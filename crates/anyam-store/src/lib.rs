@@ -94,6 +94,17 @@
 //! of huge collections becomes common, a later migration adds
 //! `(cid, release_class, type, date_added)`.
 //!
+//! A put costs, per object, one seek for the same version, two for the
+//! current first and last, and the insert, whatever the number of versions
+//! already stored. What dominates ingest of a large collection is the id
+//! index: ids are random UUIDs, so each new id dirties its own index page,
+//! and a batch writes about one 4 KiB WAL page per new id on top of the
+//! objects themselves.
+//!
+//! `cargo bench -p anyam-store --bench store` measures a page of 100 at
+//! random depths and ingest in batches of 1,000 on collections of 100,000
+//! and 1,000,000 indicators (`ANYAM_BENCH_SIZES` picks other sizes).
+//!
 //! # Filter semantics (TAXII 2.1 §3.4.1)
 //!
 //! All filters combine with AND; the values of one filter with OR.
