@@ -315,6 +315,20 @@ fn page_sql(
     (sql, args)
 }
 
+/// SQLite binds at most 32,766 values per statement; refuse a query string
+/// with more filter values than that as the client's error, not ours.
+const MAX_FILTER_VALUES: usize = 30_000;
+
+fn check_filter_size(q: &Query) -> Result<()> {
+    let n = q.ids.len() + q.types.len() + q.spec_versions.len() + q.versions.len();
+    if n > MAX_FILTER_VALUES {
+        return Err(StoreError::Invalid(format!(
+            "{n} filter values; at most {MAX_FILTER_VALUES} are supported"
+        )));
+    }
+    Ok(())
+}
+
 /// Where the page starts: strictly after both `added_after` (TAXII 2.1
 /// §3.4.1: "added after", exclusive) and the continuation token.
 fn start_after(q: &Query) -> Result<Micros> {
@@ -482,6 +496,7 @@ impl SqliteStore {
     }
 
     pub(crate) fn objects_impl(&self, collection: &str, q: &Query) -> Result<Page<StoredObject>> {
+        check_filter_size(q)?;
         let after = start_after(q)?;
         let vf = VersionFilter::new(&q.versions, VersionSel::Last);
         let r = self.reader()?;
@@ -513,6 +528,7 @@ impl SqliteStore {
         id: Option<&str>,
         q: &Query,
     ) -> Result<Page<ManifestEntry>> {
+        check_filter_size(q)?;
         let after = start_after(q)?;
         let default = if id.is_some() {
             VersionSel::All

@@ -997,6 +997,37 @@ fn garbage_cursor_is_bad_cursor() {
 }
 
 #[test]
+fn huge_filter_lists_are_invalid_not_a_backend_failure() {
+    let (_d, s) = fresh();
+    s.put_objects(COLL, &[obj("indicator--5", 1)]).unwrap();
+    let many: Vec<String> = (0..20_000).map(|i| format!("indicator--{i}")).collect();
+    // Large but allowed: answered from the id index.
+    let p = s
+        .objects(
+            COLL,
+            &Query {
+                ids: many.clone(),
+                ..q()
+            },
+        )
+        .unwrap();
+    assert_eq!(labels_o(&p), "51");
+    let too_many = Query {
+        ids: many.clone(),
+        types: many,
+        ..q()
+    };
+    assert!(matches!(
+        s.objects(COLL, &too_many),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.manifest(COLL, &too_many),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
 fn unknown_collection_is_not_found() {
     let (_d, s) = fresh();
     assert!(matches!(
