@@ -249,6 +249,33 @@ fn cases() -> Vec<(&'static str, Value, E)> {
     let ext_key = format!("/extensions/{EXT_DEF}/extension_type");
     let ext_key: &'static str = Box::leak(ext_key.into_boxed_str());
     vec![
+        // --- reference targets, language tags (§5.2, §3.2, §7.1)
+        (
+            "sighting",
+            json!({"sighting_of_ref": ID_IPV4}),
+            At("/sighting_of_ref", "STIX 2.1 §5.2"),
+        ),
+        (
+            "sighting",
+            json!({"sighting_of_ref": format!("x-acme-widget--{UUID}")}),
+            Ok,
+        ),
+        (
+            "indicator",
+            json!({"lang": "english language"}),
+            At("/lang", S32),
+        ),
+        ("indicator", json!({"lang": "zh-Hans"}), Ok),
+        (
+            "attack-pattern",
+            json!({"granular_markings": [{"selectors": ["name"], "lang": "en_US"}]}),
+            At("/granular_markings/0/lang", "STIX 2.1 §7.2.3"),
+        ),
+        (
+            "language-content",
+            json!({"contents": {"en_US": {"name": "x"}}}),
+            At("/contents/en_US", "STIX 2.1 §7.1"),
+        ),
         // --- type and id (§3.1, §2.9)
         ("indicator", json!({"type": null}), At("/type", S32)),
         ("indicator", json!({"type": 5}), At("/type", S32)),
@@ -401,7 +428,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "indicator",
             json!({"created_by_ref": ID_MALWARE}),
-            At("/created_by_ref", "STIX 2.1 §2.9"),
+            At("/created_by_ref", "STIX 2.1 §3.2"),
         ),
         (
             "indicator",
@@ -412,7 +439,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "indicator",
             json!({"object_marking_refs": [ID_IDENTITY]}),
-            At("/object_marking_refs/0", "STIX 2.1 §2.9"),
+            At("/object_marking_refs/0", "STIX 2.1 §3.2"),
         ),
         (
             "indicator",
@@ -524,7 +551,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "attack-pattern",
             json!({"granular_markings": [{"selectors": ["name"], "marking_ref": ID_IDENTITY}]}),
-            At("/granular_markings/0/marking_ref", "STIX 2.1 §2.9"),
+            At("/granular_markings/0/marking_ref", "STIX 2.1 §7.2.3"),
         ),
         (
             "attack-pattern",
@@ -788,7 +815,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "malware",
             json!({"operating_system_refs": [ID_FILE]}),
-            At("/operating_system_refs/0", "STIX 2.1 §2.9"),
+            At("/operating_system_refs/0", "STIX 2.1 §4.11"),
         ),
         ("malware", json!({"sample_refs": [ID_FILE]}), Ok),
         (
@@ -809,12 +836,12 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "malware-analysis",
             json!({"analysis_sco_refs": [ID_MALWARE]}),
-            At("/analysis_sco_refs/0", "STIX 2.1 §2.9"),
+            At("/analysis_sco_refs/0", "STIX 2.1 §4.12"),
         ),
         (
             "malware-analysis",
             json!({"sample_ref": ID_MALWARE}),
-            At("/sample_ref", "STIX 2.1 §2.9"),
+            At("/sample_ref", "STIX 2.1 §4.12"),
         ),
         (
             "malware-analysis",
@@ -865,7 +892,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "observed-data",
             json!({"object_refs": [ID_MALWARE]}),
-            At("/object_refs/0", "STIX 2.1 §2.9"),
+            At("/object_refs/0", "STIX 2.1 §4.14"),
         ),
         (
             "opinion",
@@ -912,7 +939,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "relationship",
             json!({"source_ref": format!("sighting--{UUID}")}),
-            At("/source_ref", "STIX 2.1 §2.9"),
+            At("/source_ref", "STIX 2.1 §5.1"),
         ),
         (
             "relationship",
@@ -937,7 +964,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "sighting",
             json!({"sighting_of_ref": format!("relationship--{UUID}")}),
-            At("/sighting_of_ref", "STIX 2.1 §2.9"),
+            At("/sighting_of_ref", "STIX 2.1 §5.2"),
         ),
         (
             "sighting",
@@ -947,12 +974,12 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "sighting",
             json!({"where_sighted_refs": [ID_MALWARE]}),
-            At("/where_sighted_refs/0", "STIX 2.1 §2.9"),
+            At("/where_sighted_refs/0", "STIX 2.1 §5.2"),
         ),
         (
             "sighting",
             json!({"observed_data_refs": [ID_MALWARE]}),
-            At("/observed_data_refs/0", "STIX 2.1 §2.9"),
+            At("/observed_data_refs/0", "STIX 2.1 §5.2"),
         ),
         (
             "sighting",
@@ -1023,7 +1050,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "directory",
             json!({"contains_refs": [format!("process--{UUID}")]}),
-            At("/contains_refs/0", "STIX 2.1 §2.9"),
+            At("/contains_refs/0", "STIX 2.1 §6.3"),
         ),
         (
             "domain-name",
@@ -1034,12 +1061,12 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "domain-name",
             json!({"resolves_to_refs": [format!("url--{UUID}")]}),
-            At("/resolves_to_refs/0", "STIX 2.1 §2.9"),
+            At("/resolves_to_refs/0", "STIX 2.1 §6.4"),
         ),
         (
             "email-addr",
             json!({"belongs_to_ref": ID_IDENTITY}),
-            At("/belongs_to_ref", "STIX 2.1 §2.9"),
+            At("/belongs_to_ref", "STIX 2.1 §6.5"),
         ),
         (
             "email-message",
@@ -1069,7 +1096,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "email-message",
             json!({"to_refs": [format!("url--{UUID}")]}),
-            At("/to_refs/0", "STIX 2.1 §2.9"),
+            At("/to_refs/0", "STIX 2.1 §6.6"),
         ),
         (
             "email-message",
@@ -1102,7 +1129,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "file",
             json!({"parent_directory_ref": ID_FILE}),
-            At("/parent_directory_ref", "STIX 2.1 §2.9"),
+            At("/parent_directory_ref", "STIX 2.1 §6.7"),
         ),
         (
             "file",
@@ -1146,7 +1173,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "ipv4-addr",
             json!({"resolves_to_refs": [ID_IPV4]}),
-            At("/resolves_to_refs/0", "STIX 2.1 §2.9"),
+            At("/resolves_to_refs/0", "STIX 2.1 §6.8"),
         ),
         (
             "ipv6-addr",
@@ -1197,7 +1224,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "network-traffic",
             json!({"src_ref": format!("url--{UUID}")}),
-            At("/src_ref", "STIX 2.1 §2.9"),
+            At("/src_ref", "STIX 2.1 §6.12"),
         ),
         (
             "network-traffic",
@@ -1325,7 +1352,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         (
             "language-content",
             json!({"object_ref": format!("bundle--{UUID}")}),
-            At("/object_ref", "STIX 2.1 §2.9"),
+            At("/object_ref", "STIX 2.1 §7.1"),
         ),
         (
             "language-content",

@@ -29,12 +29,10 @@ impl Refs {
         }
     }
 
-    fn describe(self) -> String {
+    fn refusal(self, ty: &str) -> String {
         match self {
-            Refs::Any => String::from("any type"),
-            Refs::Only(list) => format!("type {}", list.join(" or ")),
-            Refs::Not(list) if list.len() > 6 => String::from("a permitted type"),
-            Refs::Not(list) => format!("a type other than {}", list.join(", ")),
+            Refs::Only(list) => format!("must reference {}, not {ty}", list.join(" or ")),
+            Refs::Any | Refs::Not(_) => format!("must not reference a {ty}"),
         }
     }
 }
@@ -90,6 +88,8 @@ pub(crate) enum Kind {
     Extensions,
     /// `spec_version`: the literal "2.1" (§3.2)
     SpecVersion,
+    /// an RFC 5646 language tag (`lang`, §3.2)
+    Lang,
 }
 
 /// A rule that looks across the properties of one (nested) object.
@@ -248,11 +248,11 @@ pub(crate) fn check_value(
                 Ok(_) => {}
             },
         },
-        Kind::Ref(refs) => check_ref(ctx, path, v, refs),
+        Kind::Ref(refs) => check_ref(ctx, path, v, refs, section),
         Kind::RefList(refs) => {
             if let Some(items) = list(ctx, path, v, true) {
                 for (i, item) in items.iter().enumerate() {
-                    check_ref(ctx, &path.index(i), item, refs);
+                    check_ref(ctx, &path.index(i), item, refs, section);
                 }
             }
         }
@@ -318,6 +318,11 @@ pub(crate) fn check_value(
         }
         Kind::Granular => super::markings::check_granular(ctx, path, v),
         Kind::Extensions => super::extensions::check_extensions(ctx, path, v),
+        Kind::Lang => match v.as_str() {
+            Some(s) if is_language_tag(s) => {}
+            Some(_) => ctx.report(path, "must be an RFC 5646 language tag", section),
+            None => type_err(ctx, path, "a string", sec::STRING),
+        },
         Kind::SpecVersion => {
             if v.as_str() != Some("2.1") {
                 ctx.report(path, "must be \"2.1\"", sec::COMMON);
@@ -399,7 +404,9 @@ pub(crate) fn dict<'v>(ctx: &mut Ctx, path: &Path, v: &'v Value) -> Option<&'v M
     Some(m)
 }
 
-fn check_ref(ctx: &mut Ctx, path: &Path, v: &Value, refs: Refs) {
+/// An identifier (§2.9) whose type the property's definition allows; a
+/// disallowed type is a breach of the rule of the defining section.
+fn check_ref(ctx: &mut Ctx, path: &Path, v: &Value, refs: Refs, section: &'static str) {
     let Some(s) = v.as_str() else {
         type_err(ctx, path, "an identifier string", sec::IDENTIFIER);
         return;
@@ -410,11 +417,7 @@ fn check_ref(ctx: &mut Ctx, path: &Path, v: &Value, refs: Refs) {
             format!("{:?}: {}", clip(s, 80), p.describe()),
             sec::IDENTIFIER,
         ),
-        Ok((ty, _)) if !refs.allows(ty) => ctx.report(
-            path,
-            format!("must reference {}, not {ty}", refs.describe()),
-            sec::IDENTIFIER,
-        ),
+        Ok((ty, _)) if !refs.allows(ty) => ctx.report(path, refs.refusal(ty), section),
         Ok(_) => {}
     }
 }
@@ -485,4 +488,62 @@ pub(crate) fn is_base64(s: &str) -> bool {
     b[..b.len() - pad]
         .iter()
         .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+}
+
+/// The shape of an RFC 5646 language tag: subtags of 1-8 ASCII letters or
+/// digits joined by hyphens, the first being 2-8 letters (a language) or the
+/// singletons `x` / `i` (private use, grandfathered). Registry membership is
+/// not checked: the spec asks for a well-formed tag.
+pub(crate) fn is_language_tag(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let first_ok = ((2..=8).contains(&first.len())
+        && first.bytes().all(|c| c.is_ascii_alphabetic()))
+        || first.eq_ignore_ascii_case("x")
+        || first.eq_ignore_ascii_case("i");
+    first_ok
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_tags() {
+        for ok in [
+            "en",
+            "id",
+            "en-US",
+            "zh-Hans-CN",
+            "sr-Latn",
+            "x-klingon",
+            "de-CH-1996",
+        ] {
+            assert!(is_language_tag(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "e",
+            "en_US",
+            "en--US",
+            "english language",
+            "123",
+            "en-toolongsubtag",
+        ] {
+            assert!(!is_language_tag(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base64() {
+        assert!(is_base64(""));
+        assert!(is_base64("aGVsbG8="));
+        assert!(is_base64("aGVsbA=="));
+        assert!(!is_base64("aGVsbA="));
+        assert!(!is_base64("aGVs bG8="));
+        assert!(!is_base64("a==="));
+    }
 }

@@ -51,7 +51,7 @@ pub(crate) fn check_granular(ctx: &mut Ctx, path: &Path, v: &Value) {
                 Kind::Ref(Refs::Only(&["marking-definition"])),
                 sec::GRANULAR,
             ),
-            (None, Some(l)) => check_value(ctx, &p.key("lang"), l, Kind::Str, sec::GRANULAR),
+            (None, Some(l)) => check_value(ctx, &p.key("lang"), l, Kind::Lang, sec::GRANULAR),
             (Some(_), Some(_)) => ctx.report(
                 &p.key("lang"),
                 "lang must not be present when marking_ref is present",

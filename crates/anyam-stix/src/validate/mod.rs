@@ -55,7 +55,7 @@ static COMMON_SDO: Spec = Spec {
         ("revoked", Kind::Bool),
         ("labels", Kind::StrList),
         ("confidence", Kind::Int(0, 100)),
-        ("lang", Kind::Str),
+        ("lang", Kind::Lang),
         ("external_references", Kind::ExtRefs),
         ("object_marking_refs", MARKING_REFS),
         ("granular_markings", Kind::Granular),

@@ -73,6 +73,34 @@ const NOT_SDO_OR_SCO: &[&str] = &[
     "extension-definition",
 ];
 
+/// Types that are not SDOs: a sighting is of an SDO (§5.2); custom types pass.
+const NOT_SDO: &[&str] = &[
+    "relationship",
+    "sighting",
+    "bundle",
+    "marking-definition",
+    "language-content",
+    "extension-definition",
+    "artifact",
+    "autonomous-system",
+    "directory",
+    "domain-name",
+    "email-addr",
+    "email-message",
+    "file",
+    "ipv4-addr",
+    "ipv6-addr",
+    "mac-addr",
+    "mutex",
+    "network-traffic",
+    "process",
+    "software",
+    "url",
+    "user-account",
+    "windows-registry-key",
+    "x509-certificate",
+];
+
 /// Types that are not SCOs, for references that must point at SCOs
 /// (malware-analysis `analysis_sco_refs`, file `contains_refs`); custom types pass.
 const NOT_SCO: &[&str] = &[
@@ -531,7 +559,7 @@ static SIGHTING: Spec = with_rule(
             ("first_seen", Ts),
             ("last_seen", Ts),
             ("count", Int(0, 999_999_999)),
-            ("sighting_of_ref", Ref(Refs::Not(NOT_SDO_OR_SCO))),
+            ("sighting_of_ref", Ref(Refs::Not(NOT_SDO))),
             (
                 "observed_data_refs",
                 RefList(Refs::Only(&["observed-data"])),
@@ -1700,7 +1728,13 @@ fn language_content_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
     if let Some(c) = m.get("contents").and_then(Value::as_object) {
         let cp = path.key("contents");
         for (lang, v) in c {
-            if v.as_object().is_none_or(|o| o.is_empty()) {
+            if !super::kinds::is_language_tag(lang) {
+                ctx.report(
+                    &cp.key(lang),
+                    "the keys of contents must be RFC 5646 language tags",
+                    sec::LANGUAGE_CONTENT,
+                );
+            } else if v.as_object().is_none_or(|o| o.is_empty()) {
                 ctx.report(
                     &cp.key(lang),
                     "each language must map to a non-empty dictionary of translated properties",
