@@ -1,2 +1,99 @@
 //! The `anyam` command: run a node and administer it.
-fn main() {}
+//!
+//! Exit codes: 0 success; 1 failure; 2 bad usage; 3 the command ran but
+//! rejected some input (for example `import` with invalid objects).
+
+mod admin;
+mod config;
+mod identity;
+mod node;
+mod serve;
+mod transfer;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit code for "ran, but rejected part of the input".
+pub const EXIT_REJECTED: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "anyam",
+    version,
+    about = "Anyam: federated sharing of cyber threat intelligence (STIX 2.1 / TAXII 2.1)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the node keeps its data.
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// The node's data directory (database, keys, configuration).
+    #[arg(long, env = "ANYAM_DATA_DIR", default_value = "anyam-data")]
+    pub data_dir: PathBuf,
+    /// Configuration file [default: <data-dir>/anyam.toml].
+    #[arg(long, env = "ANYAM_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node: the TAXII 2.1 server. Creates the node on first start.
+    Serve(serve::ServeArgs),
+    /// Import STIX objects (a bundle, a TAXII envelope, a JSON array or JSON
+    /// lines) from a file or standard input into a collection.
+    Import(transfer::ImportArgs),
+    /// Export objects of a collection as a STIX bundle.
+    Export(transfer::ExportArgs),
+    /// Write a consistent copy of the database while the node keeps serving.
+    Backup(admin::BackupArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(admin::UserCmd),
+    /// Manage organizations.
+    #[command(subcommand, name = "org")]
+    Org(admin::OrgCmd),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(admin::TokenCmd),
+    /// Manage API roots.
+    #[command(subcommand, name = "api-root")]
+    ApiRoot(admin::ApiRootCmd),
+    /// Manage collections.
+    #[command(subcommand)]
+    Collection(admin::CollectionCmd),
+    /// Manage organizations' read/write grants on collections.
+    #[command(subcommand)]
+    Grant(admin::GrantCmd),
+    /// STIX patterning: validate, match and check patterns.
+    #[command(subcommand)]
+    Pattern(transfer::PatternCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Import(a) => transfer::import(a),
+        Command::Export(a) => transfer::export(a),
+        Command::Backup(a) => admin::backup(a),
+        Command::User(c) => admin::user(c),
+        Command::Org(c) => admin::org(c),
+        Command::Token(c) => admin::token(c),
+        Command::ApiRoot(c) => admin::api_root(c),
+        Command::Collection(c) => admin::collection(c),
+        Command::Grant(c) => admin::grant(c),
+        Command::Pattern(c) => transfer::pattern(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("anyam: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

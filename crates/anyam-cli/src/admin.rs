@@ -1,0 +1,532 @@
+//! Administration commands: users, organizations, tokens, API roots,
+//! collections, grants and backups. They work on the data directory
+//! directly, also while the node is serving; changes take effect at once.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyam_store::{Access, ApiRoot, Collection, Grant, Organization, Token, TokenScope, User};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::DataArgs;
+use crate::node::{self, Node};
+
+fn open(d: &DataArgs) -> Result<Node> {
+    node::open_existing(&d.data_dir, d.config.as_deref())
+}
+
+/// Where a new password comes from; never a prompt, so every command is
+/// scriptable.
+#[derive(Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "password_env")]
+    password_stdin: bool,
+    /// Read the password from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+}
+
+impl PasswordArgs {
+    /// The chosen password, or `None` to generate one.
+    fn read(&self) -> Result<Option<String>> {
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let p = line.trim_end_matches(['\r', '\n']).to_string();
+            if p.is_empty() {
+                bail!("the password read from standard input is empty");
+            }
+            return Ok(Some(p));
+        }
+        if let Some(var) = &self.password_env {
+            let p = std::env::var(var)
+                .with_context(|| format!("environment variable {var} is not set"))?;
+            if p.is_empty() {
+                bail!("environment variable {var} is empty");
+            }
+            return Ok(Some(p));
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Create a user; prints a generated password unless one is given.
+    Add {
+        name: String,
+        /// The user's organization.
+        #[arg(long)]
+        org: String,
+        /// Make the user a node administrator.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Set a user's password (takes effect at once, also on a running node).
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Disable a user: every login and token of the user stops working.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Enable a disabled user.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+pub fn user(cmd: UserCmd) -> Result<ExitCode> {
+    match cmd {
+        UserCmd::Add {
+            name,
+            org,
+            admin,
+            password,
+            data,
+        } => {
+            let n = open(&data)?;
+            if !n.store.orgs()?.iter().any(|o| o.name == org) {
+                bail!("no organization named `{org}`; create it with `anyam org add {org}`");
+            }
+            if n.store.user(&name)?.is_some() {
+                bail!("a user named `{name}` exists already");
+            }
+            validate_name("user name", &name)?;
+            let given = password.read()?;
+            let generated = given.is_none();
+            let pw = given.unwrap_or_else(node::random_password);
+            let phc = anyam_taxii::auth::hash_password(&pw).map_err(anyhow::Error::msg)?;
+            n.store.create_user(&User {
+                name: name.clone(),
+                org,
+                password_phc: Some(phc),
+                is_admin: admin,
+                generation: 0,
+                disabled: false,
+            })?;
+            println!("created user {name}");
+            if generated {
+                println!("password: {pw}");
+            }
+        }
+        UserCmd::Passwd {
+            name,
+            password,
+            data,
+        } => {
+            let n = open(&data)?;
+            if n.store.user(&name)?.is_none() {
+                bail!("no user named `{name}`");
+            }
+            let given = password.read()?;
+            let generated = given.is_none();
+            let pw = given.unwrap_or_else(node::random_password);
+            let phc = anyam_taxii::auth::hash_password(&pw).map_err(anyhow::Error::msg)?;
+            n.store.set_password(&name, &phc)?;
+            println!("password of {name} changed");
+            if generated {
+                println!("password: {pw}");
+            }
+        }
+        UserCmd::Disable { name, data } => {
+            open(&data)?.store.set_user_disabled(&name, true)?;
+            println!("disabled user {name}");
+        }
+        UserCmd::Enable { name, data } => {
+            open(&data)?.store.set_user_disabled(&name, false)?;
+            println!("enabled user {name}");
+        }
+        UserCmd::List { data } => {
+            for u in open(&data)?.store.users()? {
+                let mut flags = Vec::new();
+                if u.is_admin {
+                    flags.push("admin");
+                }
+                if u.disabled {
+                    flags.push("disabled");
+                }
+                println!("{}\t{}\t{}", u.name, u.org, flags.join(","));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Names of users, organizations and API roots appear in URLs and logs:
+/// keep them to a safe alphabet.
+fn validate_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        bail!("{what} `{name}` must be 1 to 64 characters of letters, digits, `-`, `_` or `.`");
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum OrgCmd {
+    /// Create an organization (a constituent, a partner, a sensor owner).
+    Add {
+        name: String,
+        /// Human-readable name [default: the name].
+        #[arg(long)]
+        title: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List organizations.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+pub fn org(cmd: OrgCmd) -> Result<ExitCode> {
+    match cmd {
+        OrgCmd::Add { name, title, data } => {
+            validate_name("organization name", &name)?;
+            let n = open(&data)?;
+            n.store.create_org(&Organization {
+                title: title.unwrap_or_else(|| name.clone()),
+                name: name.clone(),
+            })?;
+            println!("created organization {name}");
+        }
+        OrgCmd::List { data } => {
+            for o in open(&data)?.store.orgs()? {
+                println!("{}\t{}", o.name, o.title);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    /// The user's full rights.
+    Full,
+    /// Reading only.
+    Read,
+    /// Writing only (sensors, partners pushing data).
+    Write,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Create an API token for a user; prints the secret once.
+    Create {
+        user: String,
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Days until the token expires [default: never].
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[arg(long, value_enum, default_value = "full")]
+        scope: ScopeArg,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke a token (takes effect at once).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+pub fn token(cmd: TokenCmd) -> Result<ExitCode> {
+    match cmd {
+        TokenCmd::Create {
+            user,
+            label,
+            expires_in_days,
+            scope,
+            data,
+        } => {
+            let n = open(&data)?;
+            if n.store.user(&user)?.is_none() {
+                bail!("no user named `{user}`");
+            }
+            let (secret, sha256) = anyam_taxii::auth::new_token();
+            let now = jiff::Timestamp::now().as_microsecond();
+            let t = Token {
+                id: uuid::Uuid::new_v4().to_string(),
+                user: user.clone(),
+                sha256,
+                label,
+                created: now,
+                expires: expires_in_days.map(|d| now + i64::from(d) * 86_400_000_000),
+                scope: match scope {
+                    ScopeArg::Full => TokenScope::Full,
+                    ScopeArg::Read => TokenScope::ReadOnly,
+                    ScopeArg::Write => TokenScope::WriteOnly,
+                },
+                revoked: false,
+            };
+            n.store.create_token(&t)?;
+            println!("token id: {}", t.id);
+            println!("secret:   {secret}");
+            println!("(shown once; send it as `Authorization: Bearer <secret>`)");
+        }
+        TokenCmd::List { user, data } => {
+            for t in open(&data)?.store.tokens(user.as_deref())? {
+                let expires = t
+                    .expires
+                    .map_or_else(|| "never".to_string(), anyam_taxii::params::fmt_micros);
+                let scope = match t.scope {
+                    TokenScope::Full => "full",
+                    TokenScope::ReadOnly => "read",
+                    TokenScope::WriteOnly => "write",
+                };
+                let state = if t.revoked { "revoked" } else { "active" };
+                println!(
+                    "{}\t{}\t{}\t{}\texpires {}\t{}",
+                    t.id, t.user, scope, state, expires, t.label
+                );
+            }
+        }
+        TokenCmd::Revoke { id, data } => {
+            open(&data)?.store.revoke_token(&id)?;
+            println!("revoked token {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum ApiRootCmd {
+    /// Create an API root, served at /<name>/.
+    Add {
+        name: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Largest request body, in bytes.
+        #[arg(long, default_value_t = node::DEFAULT_MAX_CONTENT)]
+        max_content_length: u64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List API roots.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+pub fn api_root(cmd: ApiRootCmd) -> Result<ExitCode> {
+    match cmd {
+        ApiRootCmd::Add {
+            name,
+            title,
+            description,
+            max_content_length,
+            data,
+        } => {
+            validate_name("API root name", &name)?;
+            if anyam_taxii::RESERVED_ROOT_NAMES.contains(&name.as_str()) {
+                bail!("`{name}` is a reserved path of the server; choose another API root name");
+            }
+            if max_content_length == 0 {
+                bail!("--max-content-length must be positive");
+            }
+            let n = open(&data)?;
+            n.store.create_api_root(&ApiRoot {
+                title: title.unwrap_or_else(|| name.clone()),
+                name: name.clone(),
+                description,
+                max_content_length,
+            })?;
+            println!("created API root /{name}/");
+        }
+        ApiRootCmd::List { data } => {
+            for r in open(&data)?.store.api_roots()? {
+                println!(
+                    "{}\t{}\tmax_content_length={}",
+                    r.name, r.title, r.max_content_length
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum CollectionCmd {
+    /// Create a collection; prints its id.
+    Add {
+        title: String,
+        #[arg(long, default_value = node::DEFAULT_API_ROOT)]
+        api_root: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        alias: Option<String>,
+        /// Use this UUID as the id [default: a random one].
+        #[arg(long)]
+        id: Option<uuid::Uuid>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List collections of an API root.
+    List {
+        #[arg(long, default_value = node::DEFAULT_API_ROOT)]
+        api_root: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+pub fn collection(cmd: CollectionCmd) -> Result<ExitCode> {
+    match cmd {
+        CollectionCmd::Add {
+            title,
+            api_root,
+            description,
+            alias,
+            id,
+            data,
+        } => {
+            let n = open(&data)?;
+            if n.store.api_root(&api_root)?.is_none() {
+                bail!("no API root named `{api_root}`");
+            }
+            let c = Collection {
+                id: id.unwrap_or_else(uuid::Uuid::new_v4).to_string(),
+                api_root,
+                title,
+                description,
+                alias,
+            };
+            n.store.create_collection(&c)?;
+            println!("{}", c.id);
+        }
+        CollectionCmd::List { api_root, data } => {
+            let n = open(&data)?;
+            for c in n.store.collections(&api_root)? {
+                let count = n.store.count_objects(&c.id)?;
+                println!("{}\t{}\t{} object versions", c.id, c.title, count);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum GrantCmd {
+    /// Give an organization read and/or write on a collection; with neither
+    /// flag, remove its grant.
+    Set {
+        org: String,
+        /// Collection id.
+        collection: String,
+        #[arg(long)]
+        read: bool,
+        #[arg(long)]
+        write: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List grants.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+pub fn grant(cmd: GrantCmd) -> Result<ExitCode> {
+    match cmd {
+        GrantCmd::Set {
+            org,
+            collection,
+            read,
+            write,
+            data,
+        } => {
+            let n = open(&data)?;
+            if !n.store.orgs()?.iter().any(|o| o.name == org) {
+                bail!("no organization named `{org}`");
+            }
+            let exists = n.store.api_roots()?.iter().try_fold(false, |found, r| {
+                Ok::<bool, anyam_store::StoreError>(
+                    found || n.store.collection(&r.name, &collection)?.is_some(),
+                )
+            })?;
+            if !exists {
+                bail!("no collection with id `{collection}`");
+            }
+            n.store.set_grant(&Grant {
+                org: org.clone(),
+                collection: collection.clone(),
+                access: Access { read, write },
+            })?;
+            println!("{org} on {collection}: read={read} write={write}");
+        }
+        GrantCmd::List { org, data } => {
+            for g in open(&data)?.store.grants(org.as_deref())? {
+                println!(
+                    "{}\t{}\tread={}\twrite={}",
+                    g.org, g.collection, g.access.read, g.access.write
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// Where to write the copy (a new SQLite database file).
+    dest: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+pub fn backup(a: BackupArgs) -> Result<ExitCode> {
+    if a.dest.exists() {
+        bail!("{} exists already; choose a new file", a.dest.display());
+    }
+    let n = open(&a.data)?;
+    n.store
+        .backup(&a.dest)
+        .with_context(|| format!("backing up to {}", a.dest.display()))?;
+    println!("backed up to {}", a.dest.display());
+    Ok(ExitCode::SUCCESS)
+}

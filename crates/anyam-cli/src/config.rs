@@ -1,0 +1,189 @@
+//! Node configuration: a TOML file in the data directory, each setting
+//! overridable by environment variables and command-line flags (flags win
+//! over the environment, which wins over the file).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The name of the configuration file inside the data directory.
+pub const CONFIG_FILE: &str = "anyam.toml";
+
+/// Settings from the TOML file. Every field has a default, so an empty file
+/// is a valid configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8443` or `0.0.0.0:443`.
+    pub listen: SocketAddr,
+    /// Serve plain HTTP instead of HTTPS. Only for loopback and tests:
+    /// TAXII 2.1 requires HTTPS.
+    pub plain_http: bool,
+    /// Name of this node, shown in TAXII discovery.
+    pub node_name: String,
+    /// Base URL clients reach this node at, for links in discovery; derived
+    /// from each request's Host header when empty.
+    pub public_url: Option<String>,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `anyam_taxii=debug,info`.
+    pub log_level: String,
+    pub tls: TlsConfig,
+    pub store: StoreConfig,
+    pub api: ApiConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; relative paths are inside the data directory.
+    /// A self-signed pair is generated at first start when these files do
+    /// not exist.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `full` (default): an acknowledged object survives power loss.
+    /// `normal`: it survives a crash of the node process, but the last
+    /// transactions before a power loss or kernel crash may be lost; writes
+    /// are faster because a commit does not wait for the disk.
+    pub synchronous: Synchronous,
+    /// Idle read connections kept open.
+    pub max_idle_readers: usize,
+    /// SQLite page cache per connection, in KiB. The data lives on disk and
+    /// the operating system caches it too, so a modest cache keeps the
+    /// node's memory small even with millions of objects.
+    pub cache_kib: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub description: Option<String>,
+    pub contact: Option<String>,
+    /// Page size when a client gives no `limit`.
+    pub default_limit: usize,
+    /// Largest page returned, whatever `limit` asks for.
+    pub max_limit: usize,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            plain_http: false,
+            node_name: "Anyam node".into(),
+            public_url: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            tls: TlsConfig::default(),
+            store: StoreConfig::default(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: PathBuf::from("tls/cert.pem"),
+            key: PathBuf::from("tls/key.pem"),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            synchronous: Synchronous::Full,
+            max_idle_readers: 8,
+            cache_kib: 8 * 1024,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            description: None,
+            contact: None,
+            default_limit: 1000,
+            max_limit: 10_000,
+        }
+    }
+}
+
+impl FileConfig {
+    /// Read the file at `path`; a missing file is the default configuration.
+    /// A malformed file is an error naming the file, line and column.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("configuration file {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// The file written at first start: every setting, at its default.
+    pub fn render_default() -> Result<String> {
+        let body = toml::to_string_pretty(&FileConfig::default())?;
+        Ok(format!(
+            "# Anyam node configuration. Every setting can be overridden by an\n\
+             # environment variable or a command-line flag (see `anyam serve --help`).\n\n{body}"
+        ))
+    }
+
+    /// Resolve a path setting against the data directory.
+    pub fn resolve(data_dir: &Path, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            data_dir.join(p)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_round_trips() {
+        let text = FileConfig::render_default().unwrap();
+        let parsed: FileConfig = toml::from_str(&text).unwrap();
+        assert_eq!(parsed.listen, FileConfig::default().listen);
+        assert_eq!(parsed.store.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("anyam.toml");
+        std::fs::write(&p, "listne = \"1.2.3.4:5\"\n").unwrap();
+        let err = format!("{:#}", FileConfig::load(&p).unwrap_err());
+        assert!(
+            err.contains("anyam.toml") && err.contains("listne"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! `anyam serve`: start (and on first start, create) a node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyam_taxii::server::{Transport, generate_self_signed};
+use anyam_taxii::{ApiSettings, AppState};
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::DataArgs;
+use crate::config::{FileConfig, LogFormat};
+use crate::node;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Address to listen on [config: listen; default 127.0.0.1:8443].
+    #[arg(long, env = "ANYAM_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Serve plain HTTP (loopback and tests only; TAXII requires HTTPS) [config: plain_http].
+    #[arg(long, env = "ANYAM_PLAIN_HTTP", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    plain_http: Option<bool>,
+    /// TLS certificate chain (PEM) [config: tls.cert].
+    #[arg(long, env = "ANYAM_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) [config: tls.key].
+    #[arg(long, env = "ANYAM_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Log format [config: log_format].
+    #[arg(long, env = "ANYAM_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `debug` [config: log_level].
+    #[arg(long, env = "ANYAM_LOG")]
+    log_level: Option<String>,
+    /// Base URL clients reach the node at, for discovery links [config: public_url].
+    #[arg(long, env = "ANYAM_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Password of the `admin` user created on first start (instead of a
+    /// generated one, so that setup can be scripted). Ignored afterwards.
+    #[arg(long, env = "ANYAM_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+}
+
+fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("log filter `{filter}`"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
+}
+
+pub fn run(a: ServeArgs) -> Result<ExitCode> {
+    let (node, created) = node::open_or_init(
+        &a.data.data_dir,
+        a.data.config.as_deref(),
+        a.admin_password.clone(),
+    )?;
+    let mut cfg: FileConfig = node.config.clone();
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if let Some(p) = a.plain_http {
+        cfg.plain_http = p;
+    }
+    if let Some(c) = a.tls_cert {
+        cfg.tls.cert = c;
+    }
+    if let Some(k) = a.tls_key {
+        cfg.tls.key = k;
+    }
+    if let Some(f) = a.log_format {
+        cfg.log_format = f;
+    }
+    if let Some(l) = a.log_level {
+        cfg.log_level = l;
+    }
+    if let Some(u) = a.public_url {
+        cfg.public_url = Some(u);
+    }
+    init_logging(cfg.log_format, &cfg.log_level)?;
+
+    let cert = FileConfig::resolve(&node.dir, &cfg.tls.cert);
+    let key = FileConfig::resolve(&node.dir, &cfg.tls.key);
+    if !cfg.plain_http && !cert.exists() && !key.exists() {
+        if let Some(parent) = cert.parent() {
+            node::create_private_dir(parent)?;
+        }
+        let mut names = vec!["localhost".to_string(), cfg.listen.ip().to_string()];
+        names.dedup();
+        generate_self_signed(&cert, &key, names)
+            .context("generating a self-signed TLS certificate")?;
+        tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
+    }
+
+    let scheme = if cfg.plain_http { "http" } else { "https" };
+    if let Some(c) = &created {
+        println!("Anyam node created in {}", node.dir.display());
+        match (&c.admin_password, c.password_from_env) {
+            (Some(_), true) => {
+                println!("  admin user:     admin (password from ANYAM_ADMIN_PASSWORD)")
+            }
+            (Some(p), false) => {
+                println!("  admin user:     admin");
+                println!("  admin password: {p}");
+                println!("  (shown once; change it with `anyam user passwd admin`)");
+            }
+            (None, _) => println!("  admin user:     admin (already existed)"),
+        }
+        println!("  API root:       /{}/", node::DEFAULT_API_ROOT);
+        println!("  collection:     default ({})", c.collection_id);
+    }
+
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let default_root = node.store.meta("default_api_root")?;
+    let settings = ApiSettings {
+        title: cfg.node_name.clone(),
+        description: cfg.api.description.clone(),
+        contact: cfg.api.contact.clone(),
+        default_api_root: default_root,
+        default_limit: cfg.api.default_limit.max(1),
+        max_limit: cfg.api.max_limit.max(1),
+        public_url: cfg.public_url.clone(),
+        tls: !cfg.plain_http,
+    };
+    let state = AppState::new(node.store.clone(), settings, metrics);
+    let app = anyam_taxii::app(state);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let transport = if cfg.plain_http {
+            Transport::Plain
+        } else {
+            Transport::Tls {
+                cert: &cert,
+                key: &key,
+            }
+        };
+        anyam_taxii::server::serve(app, cfg.listen, transport, shutdown_signal(), |addr| {
+            println!("anyam: listening on {scheme}://{addr}/taxii2/");
+            tracing::info!(%addr, scheme, "listening");
+        })
+        .await
+    })?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,85 @@
+//! The ingest pipeline shared by TAXII POST and `anyam import`: one STIX
+//! object in, either a [`NewObject`] ready for the store or a rejection that
+//! names what is wrong.
+
+use anyam_pattern::StixVersion;
+use anyam_store::NewObject;
+use serde_json::Value;
+
+/// Why one object was not accepted. `id` and `version` are what the object
+/// claimed, as far as they could be read, for the status resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub id: String,
+    pub version: String,
+    pub message: String,
+}
+
+fn claimed(value: &Value, key: &str) -> String {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Validate one object (STIX 2.1 object rules, and for indicators with
+/// `pattern_type: stix` the pattern itself, STIX 2.1 §9) and prepare it for
+/// storage. `raw` is the object's JSON text exactly as received; it is what
+/// the store keeps and serves.
+pub fn prepare(raw: &str) -> Result<NewObject, Rejection> {
+    let value: Value = serde_json::from_str(raw).map_err(|e| Rejection {
+        id: String::new(),
+        version: String::new(),
+        message: format!("not valid JSON: {e}"),
+    })?;
+    prepare_value(&value, raw.to_string())
+}
+
+/// [`prepare`] for an already parsed value; `raw` must be its text.
+pub fn prepare_value(value: &Value, raw: String) -> Result<NewObject, Rejection> {
+    let reject = |message: String| Rejection {
+        id: claimed(value, "id"),
+        version: {
+            let m = claimed(value, "modified");
+            if m.is_empty() {
+                claimed(value, "created")
+            } else {
+                m
+            }
+        },
+        message,
+    };
+    if !value.is_object() {
+        return Err(reject("a STIX object must be a JSON object".into()));
+    }
+    let info = anyam_stix::check_object(value).map_err(|e| reject(e.to_string()))?;
+    if info.object_type == "indicator"
+        && value.get("pattern_type").and_then(Value::as_str) == Some("stix")
+    {
+        let pattern = value.get("pattern").and_then(Value::as_str).unwrap_or("");
+        let version = if info.spec_version == "2.0" {
+            StixVersion::V2_0
+        } else {
+            StixVersion::V2_1
+        };
+        let v = anyam_pattern::validate(pattern, version);
+        if !v.is_valid() {
+            let errors: Vec<String> = v.errors.iter().map(ToString::to_string).collect();
+            return Err(reject(format!(
+                "{}: /pattern: invalid STIX pattern: {} (STIX 2.1 §9)",
+                info.id,
+                errors.join("; ")
+            )));
+        }
+    }
+    Ok(NewObject {
+        digest: anyam_stix::canonical_digest(value),
+        version: info.version().map(str::to_string),
+        version_micros: info.version_micros(),
+        id: info.id,
+        object_type: info.object_type,
+        spec_version: info.spec_version,
+        raw,
+    })
+}

@@ -1,0 +1,586 @@
+//! The TAXII 2.1 endpoints (TAXII 2.1 §4 and §5) and the few routes outside
+//! the TAXII tree (`/metrics`, `/healthz`).
+
+use std::net::SocketAddr;
+
+use anyam_policy::{Action, Principal};
+use anyam_store::{Micros, Page, Status, StatusDetail};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::AuthFailure;
+use crate::error::ApiError;
+use crate::ingest;
+use crate::media::{STIX_21, TAXII_21, accepts_taxii, is_taxii_body};
+use crate::params::{Endpoint, fmt_micros, parse_query};
+
+/// Build the node's router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/taxii2/", get(discovery))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/{root}/", get(api_root))
+        .route("/{root}/status/{id}/", get(status))
+        .route("/{root}/collections/", get(collections))
+        .route("/{root}/collections/{cid}/", get(collection))
+        .route("/{root}/collections/{cid}/manifest/", get(manifest))
+        .route(
+            "/{root}/collections/{cid}/objects/",
+            get(objects).post(add_objects),
+        )
+        .route(
+            "/{root}/collections/{cid}/objects/{oid}/",
+            get(object).delete(delete_object),
+        )
+        .route(
+            "/{root}/collections/{cid}/objects/{oid}/versions/",
+            get(versions),
+        )
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+                .with_description("This endpoint does not support the request's method.")
+        })
+        .with_state(state)
+}
+
+/// Run blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// An authenticated caller whose `Accept` header admits a TAXII response.
+/// Extracting it performs authentication (401/429) and negotiation (406).
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "local".into());
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let auth = state.auth.clone();
+        let result =
+            blocking(move || Ok(auth.authenticate(authorization.as_deref(), &client))).await?;
+        let principal = match result {
+            Ok(p) => p,
+            Err(AuthFailure::Invalid) => {
+                metrics::counter!("anyam_auth_failures_total").increment(1);
+                return Err(ApiError::unauthorized());
+            }
+            Err(AuthFailure::Throttled(secs)) => {
+                let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins")
+                    .with_description(format!("Retry in {secs} seconds."));
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    e.headers.push((header::RETRY_AFTER, v));
+                }
+                return Err(e);
+            }
+            Err(AuthFailure::Internal(e)) => return Err(ApiError::internal(e)),
+        };
+        if !accepts_taxii(&parts.headers) {
+            return Err(ApiError::new(StatusCode::NOT_ACCEPTABLE, "Not acceptable")
+                .with_description(format!("This server answers with `{TAXII_21}`; the request's Accept header does not admit it.")));
+        }
+        Ok(Caller(principal))
+    }
+}
+
+fn taxii_json(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut resp = (status, body.into()).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TAXII_21));
+    resp
+}
+
+fn taxii_value(v: &Value) -> Response {
+    taxii_json(StatusCode::OK, serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// Absolute base URL for links in discovery.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &state.settings.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if state.settings.tls { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+// --- Discovery and API roots (TAXII 2.1 §4.1, §4.2) --------------------------
+
+async fn discovery(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Caller(_): Caller,
+) -> Result<Response, ApiError> {
+    let store = st.store.clone();
+    let roots = blocking(move || Ok(store.api_roots()?)).await?;
+    let base = base_url(&st, &headers);
+    let urls: Vec<String> = roots
+        .iter()
+        .map(|r| format!("{base}/{}/", r.name))
+        .collect();
+    let mut body = json!({ "title": st.settings.title });
+    if let Some(d) = &st.settings.description {
+        body["description"] = json!(d);
+    }
+    if let Some(c) = &st.settings.contact {
+        body["contact"] = json!(c);
+    }
+    if let Some(def) = &st.settings.default_api_root
+        && roots.iter().any(|r| &r.name == def)
+    {
+        body["default"] = json!(format!("{base}/{def}/"));
+    }
+    if !urls.is_empty() {
+        body["api_roots"] = json!(urls);
+    }
+    Ok(taxii_value(&body))
+}
+
+async fn load_root(st: &AppState, root: String) -> Result<anyam_store::ApiRoot, ApiError> {
+    let store = st.store.clone();
+    blocking(move || store.api_root(&root)?.ok_or_else(ApiError::not_found)).await
+}
+
+async fn api_root(
+    State(st): State<AppState>,
+    Path(root): Path<String>,
+    Caller(_): Caller,
+) -> Result<Response, ApiError> {
+    let r = load_root(&st, root).await?;
+    let mut body = json!({
+        "title": r.title,
+        "versions": [TAXII_21],
+        "max_content_length": r.max_content_length,
+    });
+    if let Some(d) = r.description {
+        body["description"] = json!(d);
+    }
+    Ok(taxii_value(&body))
+}
+
+// --- Status (TAXII 2.1 §4.3) ----------------------------------------------------
+
+fn status_json(s: &Status) -> Value {
+    let details = |d: &[StatusDetail]| -> Value {
+        Value::Array(
+            d.iter()
+                .map(|x| {
+                    let mut v = json!({ "id": x.id, "version": x.version });
+                    if let Some(m) = &x.message {
+                        v["message"] = json!(m);
+                    }
+                    v
+                })
+                .collect(),
+        )
+    };
+    let mut v = json!({
+        "id": s.id,
+        "status": s.status,
+        "request_timestamp": fmt_micros(s.request_timestamp),
+        "total_count": s.total_count,
+        "success_count": s.successes.len(),
+        "failure_count": s.failures.len(),
+        "pending_count": s.pendings.len(),
+    });
+    if !s.successes.is_empty() {
+        v["successes"] = details(&s.successes);
+    }
+    if !s.failures.is_empty() {
+        v["failures"] = details(&s.failures);
+    }
+    if !s.pendings.is_empty() {
+        v["pendings"] = details(&s.pendings);
+    }
+    v
+}
+
+async fn status(
+    State(st): State<AppState>,
+    Path((root, id)): Path<(String, String)>,
+    Caller(p): Caller,
+) -> Result<Response, ApiError> {
+    let gate = st.gate.clone();
+    let s = blocking(move || Ok(gate.status(&p, &root, &id)?)).await?;
+    Ok(taxii_value(&status_json(&s)))
+}
+
+// --- Collections (TAXII 2.1 §5.1, §5.2) -------------------------------------------
+
+fn collection_json(c: &anyam_store::Collection, access: anyam_store::Access) -> Value {
+    let mut v = json!({
+        "id": c.id,
+        "title": c.title,
+        "can_read": access.read,
+        "can_write": access.write,
+        "media_types": [STIX_21],
+    });
+    if let Some(d) = &c.description {
+        v["description"] = json!(d);
+    }
+    if let Some(a) = &c.alias {
+        v["alias"] = json!(a);
+    }
+    v
+}
+
+async fn collections(
+    State(st): State<AppState>,
+    Path(root): Path<String>,
+    Caller(p): Caller,
+) -> Result<Response, ApiError> {
+    load_root(&st, root.clone()).await?;
+    let gate = st.gate.clone();
+    let list = blocking(move || Ok(gate.collections(&p, &root)?)).await?;
+    let mut body = json!({});
+    if !list.is_empty() {
+        body["collections"] =
+            Value::Array(list.iter().map(|(c, a)| collection_json(c, *a)).collect());
+    }
+    Ok(taxii_value(&body))
+}
+
+/// Resolve `{cid}`, which may be a collection's id or its alias.
+async fn collection(
+    State(st): State<AppState>,
+    Path((root, cid)): Path<(String, String)>,
+    Caller(p): Caller,
+) -> Result<Response, ApiError> {
+    let gate = st.gate.clone();
+    let (c, a) = blocking(move || {
+        // Any right at all makes the collection visible (TAXII 2.1 §5.2).
+        match gate.collection(&p, &root, &cid, Action::Read) {
+            Err(anyam_policy::Denied::Forbidden(_)) => {
+                Ok(gate.collection(&p, &root, &cid, Action::Write)?)
+            }
+            other => Ok(other?),
+        }
+    })
+    .await?;
+    Ok(taxii_value(&collection_json(&c, a)))
+}
+
+// --- Object listings (TAXII 2.1 §5.3, §5.4, §5.5, §5.7) ------------------------
+
+/// Attach the `X-TAXII-Date-Added-First`/`-Last` headers (TAXII 2.1 §3.3.1).
+fn date_headers(resp: &mut Response, first: Option<Micros>, last: Option<Micros>) {
+    for (name, v) in [
+        ("x-taxii-date-added-first", first),
+        ("x-taxii-date-added-last", last),
+    ] {
+        if let Some(m) = v
+            && let Ok(hv) = HeaderValue::from_str(&fmt_micros(m))
+        {
+            resp.headers_mut().insert(name, hv);
+        }
+    }
+}
+
+/// An envelope (TAXII 2.1 §3.7) spliced from stored object texts.
+fn envelope(page: &Page<anyam_store::StoredObject>) -> Response {
+    let size: usize = page.items.iter().map(|o| o.raw.len() + 1).sum();
+    let mut body = String::with_capacity(size + 128);
+    body.push_str("{\"more\":");
+    body.push_str(if page.next.is_some() { "true" } else { "false" });
+    if let Some(n) = &page.next {
+        body.push_str(",\"next\":");
+        body.push_str(&Value::String(n.clone()).to_string());
+    }
+    if !page.items.is_empty() {
+        body.push_str(",\"objects\":[");
+        for (i, o) in page.items.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&o.raw);
+        }
+        body.push(']');
+    }
+    body.push('}');
+    let mut resp = taxii_json(StatusCode::OK, body);
+    date_headers(
+        &mut resp,
+        page.items.first().map(|o| o.date_added),
+        page.items.last().map(|o| o.date_added),
+    );
+    resp
+}
+
+async fn objects(
+    State(st): State<AppState>,
+    Path((root, cid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    Caller(p): Caller,
+) -> Result<Response, ApiError> {
+    let q = parse_query(
+        raw.as_deref(),
+        Endpoint::Listing,
+        st.settings.default_limit,
+        st.settings.max_limit,
+    )?;
+    let gate = st.gate.clone();
+    let page = blocking(move || Ok(gate.objects(&p, &root, &cid, &q)?)).await?;
+    metrics::counter!("anyam_objects_served_total").increment(page.items.len() as u64);
+    Ok(envelope(&page))
+}
+
+async fn object(
+    State(st): State<AppState>,
+    Path((root, cid, oid)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+    Caller(p): Caller,
+) -> Result<Response, ApiError> {
+    let mut q = parse_query(
+        raw.as_deref(),
+        Endpoint::Object,
+        st.settings.default_limit,
+        st.settings.max_limit,
+    )?;
+    q.ids = vec![oid];
+    let gate = st.gate.clone();
+    let page = blocking(move || Ok(gate.objects(&p, &root, &cid, &q)?)).await?;
+    // An object the caller cannot see, or that no version matches, does not
+    // exist for this request (TAXII 2.1 §5.5).
+    if page.items.is_empty() && q_is_first_page(&raw) {
+        return Err(ApiError::not_found());
+    }
+    Ok(envelope(&page))
+}
+
+fn q_is_first_page(raw: &Option<String>) -> bool {
+    raw.as_deref()
+        .is_none_or(|r| !form_urlencoded::parse(r.as_bytes()).any(|(k, _)| k == "next"))
+}
+
+fn manifest_json(page: &Page<anyam_store::ManifestEntry>, key: &str) -> Response {
+    let mut body = json!({ "more": page.next.is_some() });
+    if let Some(n) = &page.next {
+        body["next"] = json!(n);
+    }
+    if !page.items.is_empty() {
+        body[key] = if key == "versions" {
+            Value::Array(page.items.iter().map(|m| json!(m.version)).collect())
+        } else {
+            Value::Array(
+                page.items
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "id": m.id,
+                            "date_added": fmt_micros(m.date_added),
+                            "version": m.version,
+                            "media_type": STIX_21,
+                        })
+                    })
+                    .collect(),
+            )
+        };
+    }
+    let mut resp = taxii_value(&body);
+    date_headers(
+        &mut resp,
+        page.items.first().map(|m| m.date_added),
+        page.items.last().map(|m| m.date_added),
+    );
+    resp
+}
+
+async fn manifest(
+    State(st): State<AppState>,
+    Path((root, cid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    Caller(p): Caller,
+) -> Result<Response, ApiError> {
+    let q = parse_query(
+        raw.as_deref(),
+        Endpoint::Listing,
+        st.settings.default_limit,
+        st.settings.max_limit,
+    )?;
+    let gate = st.gate.clone();
+    let page = blocking(move || Ok(gate.manifest(&p, &root, &cid, &q)?)).await?;
+    Ok(manifest_json(&page, "objects"))
+}
+
+async fn versions(
+    State(st): State<AppState>,
+    Path((root, cid, oid)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+    Caller(p): Caller,
+) -> Result<Response, ApiError> {
+    let q = parse_query(
+        raw.as_deref(),
+        Endpoint::Versions,
+        st.settings.default_limit,
+        st.settings.max_limit,
+    )?;
+    let gate = st.gate.clone();
+    let page = blocking(move || Ok(gate.versions(&p, &root, &cid, &oid, &q)?)).await?;
+    if page.items.is_empty() && q_is_first_page(&raw) {
+        return Err(ApiError::not_found());
+    }
+    Ok(manifest_json(&page, "versions"))
+}
+
+async fn delete_object(
+    State(st): State<AppState>,
+    Path((root, cid, oid)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+    Caller(p): Caller,
+) -> Result<Response, ApiError> {
+    let q = parse_query(raw.as_deref(), Endpoint::Delete, 1, 1)?;
+    let gate = st.gate.clone();
+    blocking(move || Ok(gate.delete(&p, &root, &cid, &oid, &q.versions, &q.spec_versions)?))
+        .await?;
+    // TAXII 2.1 §5.6: success is 200 with no body.
+    Ok(StatusCode::OK.into_response())
+}
+
+// --- Adding objects (TAXII 2.1 §5.4.2) ---------------------------------------------
+
+/// The request envelope. Object texts are borrowed from the body so that
+/// each is stored exactly as received.
+#[derive(Deserialize)]
+struct InEnvelope<'a> {
+    #[serde(borrow)]
+    objects: Option<Vec<&'a RawValue>>,
+}
+
+async fn add_objects(
+    State(st): State<AppState>,
+    Path((root, cid)): Path<(String, String)>,
+    headers: HeaderMap,
+    Caller(p): Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let r = load_root(&st, root.clone()).await?;
+    let gate = st.gate.clone();
+    let (p2, root2, cid2) = (p.clone(), root.clone(), cid.clone());
+    let (coll, _) =
+        blocking(move || Ok(gate.collection(&p2, &root2, &cid2, Action::Write)?)).await?;
+    if !is_taxii_body(&headers) {
+        return Err(
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+                .with_description(format!("Send the envelope as `{TAXII_21}`.")),
+        );
+    }
+    let limit = usize::try_from(r.max_content_length).unwrap_or(usize::MAX);
+    let too_large = || {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request too large").with_description(format!(
+            "This API root takes bodies of at most {limit} bytes (max_content_length)."
+        ))
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > r.max_content_length
+    {
+        return Err(too_large());
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    let store = st.store.clone();
+    let status = blocking(move || {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
+        let env: InEnvelope<'_> = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("the body is not a TAXII envelope: {e}")))?;
+        let objects = env.objects.ok_or_else(|| ApiError::bad_request("the envelope has no `objects` list"))?;
+        let request_timestamp = jiff::Timestamp::now().as_microsecond();
+        let mut failures = Vec::new();
+        let mut ready = Vec::with_capacity(objects.len());
+        for raw in &objects {
+            match ingest::prepare(raw.get()) {
+                Ok(o) => ready.push(o),
+                Err(r) => failures.push(StatusDetail { id: r.id, version: r.version, message: Some(r.message) }),
+            }
+        }
+        let outcomes = store.put_objects(&coll.id, &ready)?;
+        let mut successes = Vec::with_capacity(ready.len());
+        for (o, outcome) in ready.iter().zip(outcomes) {
+            let version = |added: Micros| o.version.clone().unwrap_or_else(|| fmt_micros(added));
+            match outcome {
+                anyam_store::PutOutcome::Added(m) => successes.push(StatusDetail { id: o.id.clone(), version: version(m), message: None }),
+                anyam_store::PutOutcome::Unchanged(m) => successes.push(StatusDetail {
+                    id: o.id.clone(),
+                    version: version(m),
+                    message: Some("already stored with identical content".into()),
+                }),
+                anyam_store::PutOutcome::Conflict => failures.push(StatusDetail {
+                    id: o.id.clone(),
+                    version: o.version.clone().unwrap_or_default(),
+                    message: Some(format!(
+                        "{}: version conflict: this id and version are already stored with different content; publish a new version with a later `modified` instead",
+                        o.id
+                    )),
+                }),
+            }
+        }
+        metrics::counter!("anyam_objects_added_total").increment(successes.len() as u64);
+        metrics::counter!("anyam_objects_rejected_total").increment(failures.len() as u64);
+        let status = Status {
+            id: uuid::Uuid::new_v4().to_string(),
+            api_root: root,
+            owner_org: p.org.clone(),
+            status: "complete".into(),
+            request_timestamp,
+            total_count: objects.len() as u64,
+            successes,
+            failures,
+            pendings: Vec::new(),
+        };
+        store.put_status(&status)?;
+        Ok(status)
+    })
+    .await?;
+    Ok(taxii_json(
+        StatusCode::ACCEPTED,
+        serde_json::to_vec(&status_json(&status)).unwrap_or_default(),
+    ))
+}
+
+// --- Outside the TAXII tree ---------------------------------------------------------
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    match &st.metrics {
+        Some(h) => {
+            let mut resp = h.render().into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
+        }
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
+    }
+}

@@ -1,0 +1,622 @@
+//! Handler tests: the real router over a real SQLite store in a temporary
+//! directory, driven in process (no socket). The end-to-end suite drives the
+//! real binary over HTTP with the OASIS clients.
+
+use std::sync::Arc;
+
+use anyam_store::{
+    Access, ApiRoot, Collection, Grant, Organization, SqliteOptions, SqliteStore, Store, Token,
+    TokenScope, User,
+};
+use anyam_taxii::{ApiSettings, AppState, app, auth};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const TAXII: &str = "application/taxii+json;version=2.1";
+const COLL: &str = "9b3e3e0c-5d57-4a0e-8f29-3a2b1f6c0001";
+const WO_COLL: &str = "9b3e3e0c-5d57-4a0e-8f29-3a2b1f6c0002";
+const HIDDEN_COLL: &str = "9b3e3e0c-5d57-4a0e-8f29-3a2b1f6c0003";
+
+struct Node {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    router: axum::Router,
+}
+
+fn user(store: &dyn Store, name: &str, org: &str, password: &str) {
+    store
+        .create_user(&User {
+            name: name.into(),
+            org: org.into(),
+            password_phc: Some(auth::hash_password(password).unwrap()),
+            is_admin: false,
+            generation: 0,
+            disabled: false,
+        })
+        .unwrap();
+}
+
+fn node() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap());
+    store
+        .create_api_root(&ApiRoot {
+            name: "r".into(),
+            title: "Root".into(),
+            description: None,
+            max_content_length: 100_000,
+        })
+        .unwrap();
+    for (id, title) in [
+        (COLL, "main"),
+        (WO_COLL, "drop box"),
+        (HIDDEN_COLL, "hidden"),
+    ] {
+        store
+            .create_collection(&Collection {
+                id: id.into(),
+                api_root: "r".into(),
+                title: title.into(),
+                description: None,
+                alias: None,
+            })
+            .unwrap();
+    }
+    for org in ["host", "sensor"] {
+        store
+            .create_org(&Organization {
+                name: org.into(),
+                title: org.into(),
+            })
+            .unwrap();
+    }
+    user(&*store, "alice", "host", "alice-pw");
+    user(&*store, "bob", "sensor", "bob-pw");
+    let rw = Access {
+        read: true,
+        write: true,
+    };
+    store
+        .set_grant(&Grant {
+            org: "host".into(),
+            collection: COLL.into(),
+            access: rw,
+        })
+        .unwrap();
+    store
+        .set_grant(&Grant {
+            org: "host".into(),
+            collection: WO_COLL.into(),
+            access: Access {
+                read: false,
+                write: true,
+            },
+        })
+        .unwrap();
+    store
+        .set_grant(&Grant {
+            org: "sensor".into(),
+            collection: COLL.into(),
+            access: Access {
+                read: false,
+                write: true,
+            },
+        })
+        .unwrap();
+    let settings = ApiSettings {
+        default_api_root: Some("r".into()),
+        default_limit: 50,
+        max_limit: 100,
+        ..ApiSettings::default()
+    };
+    let router = app(AppState::new(store.clone(), settings, None));
+    Node {
+        _dir: dir,
+        store,
+        router,
+    }
+}
+
+fn basic(user: &str, pw: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    )
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Node {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        authz: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::ACCEPT, TAXII);
+        if let Some(a) = authz {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let req = match body {
+            Some((ct, bytes)) => req
+                .header(header::CONTENT_TYPE, ct)
+                .body(Body::from(bytes))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, uri: &str) -> Resp {
+        self.call(Method::GET, uri, Some(&basic("alice", "alice-pw")), None)
+            .await
+    }
+
+    async fn post_objects(&self, who: &str, objects: Vec<Value>) -> Resp {
+        let body = serde_json::to_vec(&json!({ "objects": objects })).unwrap();
+        self.call(
+            Method::POST,
+            &format!("/r/collections/{COLL}/objects/"),
+            Some(who),
+            Some((TAXII, body)),
+        )
+        .await
+    }
+}
+
+fn indicator(n: u32, modified: &str) -> Value {
+    json!({
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": format!("indicator--00000000-0000-4000-8000-{n:012}"),
+        "created": "2024-01-01T00:00:00.000Z",
+        "modified": modified,
+        "name": format!("bad ip {n}"),
+        "pattern": format!("[ipv4-addr:value = '198.51.100.{}']", n % 250),
+        "pattern_type": "stix",
+        "valid_from": "2024-01-01T00:00:00Z",
+        "x_custom": { "kept": [1, 2, 3] }
+    })
+}
+
+fn assert_taxii_error(r: &Resp, status: u16) {
+    assert_eq!(r.status.as_u16(), status, "body: {}", r.body);
+    assert_eq!(r.headers[header::CONTENT_TYPE], TAXII);
+    assert_eq!(
+        r.body["http_status"],
+        status.to_string(),
+        "body: {}",
+        r.body
+    );
+    assert!(r.body["title"].is_string());
+}
+
+#[tokio::test]
+async fn authentication_failures_are_401_with_challenge() {
+    let n = node();
+    for authz in [
+        None,
+        Some(basic("alice", "nope")),
+        Some(basic("nobody", "x")),
+        Some("Bearer anyam_nope".to_string()),
+        Some("Digest x".into()),
+    ] {
+        let r = n
+            .call(Method::GET, "/taxii2/", authz.as_deref(), None)
+            .await;
+        assert_taxii_error(&r, 401);
+        assert!(r.headers.contains_key(header::WWW_AUTHENTICATE));
+    }
+}
+
+#[tokio::test]
+async fn discovery_root_and_collection_listing_follow_grants() {
+    let n = node();
+    let d = n.get("/taxii2/").await;
+    assert_eq!(d.status, 200);
+    assert_eq!(d.headers[header::CONTENT_TYPE], TAXII);
+    assert_eq!(d.body["default"], "http://localhost/r/");
+    let r = n.get("/r/").await;
+    assert_eq!(r.body["versions"], json!([TAXII]));
+    assert_eq!(r.body["max_content_length"], 100_000);
+
+    let list = n.get("/r/collections/").await;
+    let cols = list.body["collections"].as_array().unwrap();
+    let ids: Vec<&str> = cols.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [COLL, WO_COLL],
+        "the collection without a grant is not listed"
+    );
+    assert_eq!(cols[1]["can_read"], false);
+    assert_eq!(cols[1]["can_write"], true);
+
+    // No grant: indistinguishable from a collection that does not exist.
+    let hidden = n.get(&format!("/r/collections/{HIDDEN_COLL}/")).await;
+    let missing = n
+        .get("/r/collections/00000000-0000-4000-8000-000000000000/")
+        .await;
+    assert_taxii_error(&hidden, 404);
+    assert_eq!(hidden.body, missing.body);
+    // Write-only: listed, but reading is forbidden.
+    assert_eq!(
+        n.get(&format!("/r/collections/{WO_COLL}/")).await.status,
+        200
+    );
+    assert_taxii_error(
+        &n.get(&format!("/r/collections/{WO_COLL}/objects/")).await,
+        403,
+    );
+    assert_taxii_error(&n.get("/nope/").await, 404);
+}
+
+#[tokio::test]
+async fn post_then_read_back_exactly() {
+    let n = node();
+    let objs: Vec<Value> = (1..=3)
+        .map(|i| indicator(i, "2024-01-02T00:00:00.000Z"))
+        .collect();
+    let r = n
+        .post_objects(&basic("alice", "alice-pw"), objs.clone())
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["status"], "complete");
+    assert_eq!(r.body["success_count"], 3);
+    assert_eq!(r.body["failure_count"], 0);
+    let status_id = r.body["id"].as_str().unwrap().to_string();
+
+    let got = n.get(&format!("/r/collections/{COLL}/objects/")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body["objects"], json!(objs));
+    assert_eq!(got.body["more"], false);
+    assert!(got.headers.contains_key("x-taxii-date-added-first"));
+    assert!(got.headers.contains_key("x-taxii-date-added-last"));
+
+    let one = n
+        .get(&format!(
+            "/r/collections/{COLL}/objects/{}/",
+            objs[1]["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(one.body["objects"], json!([objs[1]]));
+
+    let st = n.get(&format!("/r/status/{status_id}/")).await;
+    assert_eq!(st.body["total_count"], 3);
+    // Another organization cannot see the status resource.
+    let other = n
+        .call(
+            Method::GET,
+            &format!("/r/status/{status_id}/"),
+            Some(&basic("bob", "bob-pw")),
+            None,
+        )
+        .await;
+    assert_taxii_error(&other, 404);
+}
+
+#[tokio::test]
+async fn invalid_objects_fail_alone_and_conflicts_are_reported() {
+    let n = node();
+    let good = indicator(1, "2024-01-02T00:00:00.000Z");
+    let mut bad_pattern = indicator(2, "2024-01-02T00:00:00.000Z");
+    bad_pattern["pattern"] = json!("[ipv4-addr:value = '1.2.3.4'");
+    let mut bad_time = indicator(3, "2024-01-02T00:00:00.000Z");
+    bad_time["modified"] = json!("2023-01-01T00:00:00.000Z");
+    let r = n
+        .post_objects(
+            &basic("alice", "alice-pw"),
+            vec![good.clone(), bad_pattern, bad_time],
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.body["success_count"], 1);
+    assert_eq!(r.body["failure_count"], 2);
+    let failures = r.body["failures"].as_array().unwrap();
+    assert!(
+        failures[0]["message"].as_str().unwrap().contains("pattern"),
+        "{}",
+        failures[0]
+    );
+    assert!(
+        failures[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("modified"),
+        "{}",
+        failures[1]
+    );
+    for id in [
+        "indicator--00000000-0000-4000-8000-000000000002",
+        "indicator--00000000-0000-4000-8000-000000000003",
+    ] {
+        assert_taxii_error(
+            &n.get(&format!("/r/collections/{COLL}/objects/{id}/")).await,
+            404,
+        );
+    }
+
+    // Same object again: a success. Same id and version, other content: a conflict.
+    let again = n
+        .post_objects(&basic("alice", "alice-pw"), vec![good.clone()])
+        .await;
+    assert_eq!(again.body["success_count"], 1);
+    let mut changed = good.clone();
+    changed["name"] = json!("changed");
+    let conflict = n
+        .post_objects(&basic("alice", "alice-pw"), vec![changed])
+        .await;
+    assert_eq!(conflict.body["failure_count"], 1);
+    assert!(
+        conflict.body["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("conflict")
+    );
+    let stored = n
+        .get(&format!(
+            "/r/collections/{COLL}/objects/{}/",
+            good["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(stored.body["objects"], json!([good]));
+}
+
+#[tokio::test]
+async fn bad_requests_are_rejected_whole() {
+    let n = node();
+    let a = basic("alice", "alice-pw");
+    let uri = format!("/r/collections/{COLL}/objects/");
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (TAXII, b"{not json".to_vec(), 400),
+        (TAXII, b"[1,2]".to_vec(), 400),
+        (TAXII, b"{\"foo\": 1}".to_vec(), 400),
+        ("application/json", b"{\"objects\": []}".to_vec(), 415),
+        (TAXII, vec![b' '; 150_000], 413),
+    ];
+    for (ct, body, status) in cases {
+        let r = n.call(Method::POST, &uri, Some(&a), Some((ct, body))).await;
+        assert_taxii_error(&r, status);
+    }
+    assert_eq!(n.store.count_objects(COLL).unwrap(), 0);
+
+    let mut req = Request::builder()
+        .uri("/taxii2/")
+        .header(header::ACCEPT, "application/xml");
+    req = req.header(header::AUTHORIZATION, &a);
+    let resp = n
+        .router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 406);
+
+    // A sensor with write-only access can post but not read.
+    let r = n
+        .post_objects(
+            &basic("bob", "bob-pw"),
+            vec![indicator(9, "2024-01-02T00:00:00.000Z")],
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let r = n
+        .call(Method::GET, &uri, Some(&basic("bob", "bob-pw")), None)
+        .await;
+    assert_taxii_error(&r, 403);
+    for q in [
+        "?limit=0",
+        "?added_after=soon",
+        "?match[version]=newest",
+        "?match[colour]=red",
+        "?next=garbage",
+    ] {
+        assert_taxii_error(&n.get(&format!("{uri}{q}")).await, 400);
+    }
+    assert_taxii_error(&n.call(Method::PUT, &uri, Some(&a), None).await, 405);
+}
+
+#[tokio::test]
+async fn versions_filters_and_paging() {
+    let n = node();
+    let a = basic("alice", "alice-pw");
+    let versions = [
+        "2024-01-02T00:00:00.000Z",
+        "2024-01-03T00:00:00.000Z",
+        "2024-01-04T00:00:00.000Z",
+    ];
+    for v in versions {
+        n.post_objects(&a, vec![indicator(1, v)]).await;
+    }
+    let objs: Vec<Value> = (2..=120)
+        .map(|i| indicator(i, "2024-01-02T00:00:00.000Z"))
+        .collect();
+    n.post_objects(&a, objs).await;
+    let id = "indicator--00000000-0000-4000-8000-000000000001";
+    let base = format!("/r/collections/{COLL}/objects/{id}/");
+    let mods = |r: &Resp| -> Vec<String> {
+        r.body["objects"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|o| o["modified"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(mods(&n.get(&base).await), [versions[2]]);
+    assert_eq!(
+        mods(&n.get(&format!("{base}?match[version]=first")).await),
+        [versions[0]]
+    );
+    assert_eq!(
+        mods(&n.get(&format!("{base}?match[version]=all")).await),
+        versions
+    );
+    assert_eq!(
+        mods(&n.get(&format!("{base}?match[version]=first,last")).await),
+        [versions[0], versions[2]]
+    );
+    assert_eq!(
+        mods(
+            &n.get(&format!("{base}?match[version]=2024-01-03T00:00:00Z"))
+                .await
+        ),
+        [versions[1]]
+    );
+    let vs = n.get(&format!("{base}versions/")).await;
+    assert_eq!(vs.body["versions"], json!(versions));
+
+    // Page through everything with limit and next: no gap, no duplicate.
+    let mut seen = Vec::new();
+    let mut uri = format!("/r/collections/{COLL}/objects/?match[version]=all&limit=7");
+    loop {
+        let page = n.get(&uri).await;
+        for o in page.body["objects"].as_array().unwrap() {
+            seen.push((
+                o["id"].as_str().unwrap().to_string(),
+                o["modified"].as_str().unwrap().to_string(),
+            ));
+        }
+        if page.body["more"] == true {
+            uri = format!(
+                "/r/collections/{COLL}/objects/?match[version]=all&limit=7&next={}",
+                page.body["next"].as_str().unwrap()
+            );
+        } else {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 3 + 119);
+    let mut dedup = seen.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), seen.len());
+    // A limit above the server's maximum is lowered to it.
+    let big = n
+        .get(&format!("/r/collections/{COLL}/objects/?limit=100000"))
+        .await;
+    assert_eq!(big.body["objects"].as_array().unwrap().len(), 100);
+    assert_eq!(big.body["more"], true);
+
+    let m = n
+        .get(&format!(
+            "/r/collections/{COLL}/manifest/?match[type]=indicator&limit=2"
+        ))
+        .await;
+    let first = &m.body["objects"][0];
+    assert_eq!(first["media_type"], "application/stix+json;version=2.1");
+    assert!(first["date_added"].as_str().unwrap().ends_with('Z'));
+
+    // DELETE without a version filter removes every version.
+    let del = n.call(Method::DELETE, &base, Some(&a), None).await;
+    assert_eq!(del.status, 200);
+    assert_taxii_error(&n.get(&base).await, 404);
+}
+
+#[tokio::test]
+async fn tokens_scopes_revocation_and_password_change_take_effect_at_once() {
+    let n = node();
+    let (secret, sha256) = auth::new_token();
+    n.store
+        .create_token(&Token {
+            id: "t1".into(),
+            user: "alice".into(),
+            sha256,
+            label: String::new(),
+            created: 0,
+            expires: None,
+            scope: TokenScope::ReadOnly,
+            revoked: false,
+        })
+        .unwrap();
+    let bearer = format!("Bearer {secret}");
+    let r = n
+        .call(
+            Method::GET,
+            &format!("/r/collections/{COLL}/objects/"),
+            Some(&bearer),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // Read-only token: the collection is readable but not writable.
+    let r = n
+        .post_objects(&bearer, vec![indicator(1, "2024-01-02T00:00:00.000Z")])
+        .await;
+    assert_taxii_error(&r, 403);
+    n.store.revoke_token("t1").unwrap();
+    assert_taxii_error(
+        &n.call(Method::GET, "/taxii2/", Some(&bearer), None).await,
+        401,
+    );
+
+    assert_eq!(n.get("/taxii2/").await.status, 200);
+    n.store
+        .set_password("alice", &auth::hash_password("new-pw").unwrap())
+        .unwrap();
+    assert_taxii_error(&n.get("/taxii2/").await, 401);
+    let r = n
+        .call(
+            Method::GET,
+            "/taxii2/",
+            Some(&basic("alice", "new-pw")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled() {
+    let n = node();
+    let mut last = StatusCode::OK;
+    for _ in 0..8 {
+        last = n
+            .call(
+                Method::GET,
+                "/taxii2/",
+                Some(&basic("alice", "wrong")),
+                None,
+            )
+            .await
+            .status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    // Even the right password is refused while the lockout lasts.
+    let r = n
+        .call(
+            Method::GET,
+            "/taxii2/",
+            Some(&basic("alice", "alice-pw")),
+            None,
+        )
+        .await;
+    assert_taxii_error(&r, 429);
+    assert!(r.headers.contains_key(header::RETRY_AFTER));
+}
