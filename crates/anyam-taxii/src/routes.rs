@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -119,14 +119,17 @@ fn taxii_value(v: &Value) -> Response {
     taxii_json(StatusCode::OK, serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// Absolute base URL for links in discovery.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+/// Absolute base URL for links in discovery. Over HTTP/2 the host travels
+/// in the `:authority` pseudo-header, which reaches handlers as the URI's
+/// authority rather than as a `Host` header.
+fn base_url(state: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
     if let Some(u) = &state.settings.public_url {
         return u.trim_end_matches('/').to_string();
     }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .unwrap_or("localhost");
     let scheme = if state.settings.tls { "https" } else { "http" };
     format!("{scheme}://{host}")
@@ -137,11 +140,12 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 async fn discovery(
     State(st): State<AppState>,
     headers: HeaderMap,
+    uri: Uri,
     Caller(_): Caller,
 ) -> Result<Response, ApiError> {
     let store = st.store.clone();
     let roots = blocking(move || Ok(store.api_roots()?)).await?;
-    let base = base_url(&st, &headers);
+    let base = base_url(&st, &headers, &uri);
     let urls: Vec<String> = roots
         .iter()
         .map(|r| format!("{base}/{}/", r.name))
