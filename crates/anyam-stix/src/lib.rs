@@ -36,6 +36,26 @@
 //! common properties and property names are checked. Open vocabularies are
 //! SHOULDs and are not enforced; closed enumerations are.
 //!
+//! ```
+//! let obj = serde_json::json!({
+//!     "type": "indicator", "spec_version": "2.1",
+//!     "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+//!     "created": "2024-05-01T10:00:00.000Z", "modified": "2024-05-02T10:00:00.000Z",
+//!     "pattern": "[ipv4-addr:value = '198.51.100.3']", "pattern_type": "stix",
+//!     "valid_from": "2024-05-01T10:00:00Z",
+//! });
+//! let info = anyam_stix::check_object(&obj).expect("valid");
+//! assert_eq!(info.version(), Some("2024-05-02T10:00:00.000Z"));
+//!
+//! let mut bad = obj.clone();
+//! bad["confidence"] = serde_json::json!(150);
+//! let err = anyam_stix::check_object(&bad).unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f: /confidence: must be an integer from 0 to 100 (STIX 2.1 §2.10)"
+//! );
+//! ```
+//!
 //! # What it is not
 //!
 //! Not a STIX patterning parser (that is `anyam-pattern`: an indicator's

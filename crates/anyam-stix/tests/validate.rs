@@ -153,7 +153,7 @@ fn base(ty: &str) -> Value {
         }
         "artifact" => sco(json!({"payload_bin": "aGVsbG8="})),
         "autonomous-system" => sco(json!({"number": 15139})),
-        "directory" => sco(json!({"path": "/tmp"})),
+        "directory" => sco(json!({"path": "C:\\Users\\Public"})),
         "domain-name" | "email-addr" => sco(json!({"value": "example.com"})),
         "email-message" => sco(json!({"is_multipart": false, "body": "hi"})),
         "file" => sco(json!({"name": "a.exe"})),

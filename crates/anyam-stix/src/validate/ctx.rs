@@ -87,3 +87,18 @@ impl<'v> Ctx<'v> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_render_as_json_pointers() {
+        let root = Path::Root;
+        assert_eq!(root.render(), "");
+        let a = root.key("external_references");
+        let b = a.index(0);
+        let c = b.key("a/b~c");
+        assert_eq!(c.render(), "/external_references/0/a~1b~0c");
+    }
+}
