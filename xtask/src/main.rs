@@ -17,7 +17,9 @@ fn main() -> Result<()> {
         Some("venv") => venv(&root).map(|_| ()),
         _ => {
             eprintln!("usage: cargo xtask <test|venv>");
-            eprintln!("  test  create the Python venv, run every Rust test and the end-to-end suite");
+            eprintln!(
+                "  test  create the Python venv, run every Rust test and the end-to-end suite"
+            );
             eprintln!("  venv  only create or refresh the Python venv (.venv)");
             std::process::exit(2);
         }
@@ -25,12 +27,17 @@ fn main() -> Result<()> {
 }
 
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().with_context(|| format!("could not start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -49,10 +56,20 @@ fn venv(root: &Path) -> Result<PathBuf> {
         return Ok(python);
     }
     if !python.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .context("python3 -m venv failed; on Debian install it with: apt-get install -y python3-venv")?;
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context(
+            "python3 -m venv failed; on Debian install it with: apt-get install -y python3-venv",
+        )?;
     }
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&reqs))?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&reqs))?;
     std::fs::write(&stamp, wanted)?;
     Ok(python)
 }
@@ -60,7 +77,9 @@ fn venv(root: &Path) -> Result<PathBuf> {
 fn test(root: &Path) -> Result<()> {
     let python = venv(root)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(root).args(["build", "--workspace", "--bins"]))?;
+    run(Command::new(&cargo)
+        .current_dir(root)
+        .args(["build", "--workspace", "--bins"]))?;
     run(Command::new(&cargo)
         .current_dir(root)
         .env("ANYAM_PYTHON", &python)

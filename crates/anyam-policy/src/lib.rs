@@ -99,8 +99,14 @@ pub fn decide(p: &Principal, grant: Access, action: Action) -> Result<(), Denied
 pub fn effective_access(p: &Principal, grant: Access) -> Access {
     match p.scope {
         TokenScope::Full => grant,
-        TokenScope::ReadOnly => Access { read: grant.read, write: false },
-        TokenScope::WriteOnly => Access { read: false, write: grant.write },
+        TokenScope::ReadOnly => Access {
+            read: grant.read,
+            write: false,
+        },
+        TokenScope::WriteOnly => Access {
+            read: false,
+            write: grant.write,
+        },
     }
 }
 
@@ -129,11 +135,19 @@ impl Gate {
     /// The collections of an API root that `p` may see, with what it may do
     /// there (TAXII `can_read`/`can_write`). Collections without any
     /// effective right are left out.
-    pub fn collections(&self, p: &Principal, api_root: &str) -> Result<Vec<(Collection, Access)>, Denied> {
+    pub fn collections(
+        &self,
+        p: &Principal,
+        api_root: &str,
+    ) -> Result<Vec<(Collection, Access)>, Denied> {
         let grants = self.store.grants(Some(&p.org))?;
         let mut out = Vec::new();
         for c in self.store.collections(api_root)? {
-            let grant = grants.iter().find(|g| g.collection == c.id).map(|g| g.access).unwrap_or_default();
+            let grant = grants
+                .iter()
+                .find(|g| g.collection == c.id)
+                .map(|g| g.access)
+                .unwrap_or_default();
             let eff = effective_access(p, grant);
             if eff.read || eff.write {
                 out.push((c, eff));
@@ -143,27 +157,55 @@ impl Gate {
     }
 
     /// One collection, if `p` may do `action` on it.
-    pub fn collection(&self, p: &Principal, api_root: &str, id: &str, action: Action) -> Result<(Collection, Access), Denied> {
-        let c = self.store.collection(api_root, id)?.ok_or(Denied::NotFound)?;
+    pub fn collection(
+        &self,
+        p: &Principal,
+        api_root: &str,
+        id: &str,
+        action: Action,
+    ) -> Result<(Collection, Access), Denied> {
+        let c = self
+            .store
+            .collection(api_root, id)?
+            .ok_or(Denied::NotFound)?;
         let grant = self.grant(p, &c.id)?;
         decide(p, grant, action)?;
         Ok((c, effective_access(p, grant)))
     }
 
     /// The objects endpoint's page, for a reader.
-    pub fn objects(&self, p: &Principal, api_root: &str, collection: &str, q: &Query) -> Result<Page<StoredObject>, Denied> {
+    pub fn objects(
+        &self,
+        p: &Principal,
+        api_root: &str,
+        collection: &str,
+        q: &Query,
+    ) -> Result<Page<StoredObject>, Denied> {
         let (c, _) = self.collection(p, api_root, collection, Action::Read)?;
         Ok(self.store.objects(&c.id, q)?)
     }
 
     /// The manifest endpoint's page, for a reader.
-    pub fn manifest(&self, p: &Principal, api_root: &str, collection: &str, q: &Query) -> Result<Page<ManifestEntry>, Denied> {
+    pub fn manifest(
+        &self,
+        p: &Principal,
+        api_root: &str,
+        collection: &str,
+        q: &Query,
+    ) -> Result<Page<ManifestEntry>, Denied> {
         let (c, _) = self.collection(p, api_root, collection, Action::Read)?;
         Ok(self.store.manifest(&c.id, q)?)
     }
 
     /// The versions of one object, for a reader.
-    pub fn versions(&self, p: &Principal, api_root: &str, collection: &str, id: &str, q: &Query) -> Result<Page<ManifestEntry>, Denied> {
+    pub fn versions(
+        &self,
+        p: &Principal,
+        api_root: &str,
+        collection: &str,
+        id: &str,
+        q: &Query,
+    ) -> Result<Page<ManifestEntry>, Denied> {
         let (c, _) = self.collection(p, api_root, collection, Action::Read)?;
         Ok(self.store.versions(&c.id, id, q)?)
     }
@@ -171,9 +213,19 @@ impl Gate {
     /// Delete versions of one object; the caller must be able to read and
     /// write the collection. Deleting what the caller cannot see is
     /// reported as not found.
-    pub fn delete(&self, p: &Principal, api_root: &str, collection: &str, id: &str, versions: &[VersionSel], spec_versions: &[String]) -> Result<u64, Denied> {
+    pub fn delete(
+        &self,
+        p: &Principal,
+        api_root: &str,
+        collection: &str,
+        id: &str,
+        versions: &[VersionSel],
+        spec_versions: &[String],
+    ) -> Result<u64, Denied> {
         let (c, _) = self.collection(p, api_root, collection, Action::Delete)?;
-        let n = self.store.delete_object(&c.id, id, versions, spec_versions)?;
+        let n = self
+            .store
+            .delete_object(&c.id, id, versions, spec_versions)?;
         if n == 0 {
             return Err(Denied::NotFound);
         }
@@ -195,12 +247,29 @@ mod tests {
     use super::*;
 
     fn p(scope: TokenScope) -> Principal {
-        Principal { user: "u".into(), org: "o".into(), is_admin: false, scope }
+        Principal {
+            user: "u".into(),
+            org: "o".into(),
+            is_admin: false,
+            scope,
+        }
     }
-    const NONE: Access = Access { read: false, write: false };
-    const R: Access = Access { read: true, write: false };
-    const W: Access = Access { read: false, write: true };
-    const RW: Access = Access { read: true, write: true };
+    const NONE: Access = Access {
+        read: false,
+        write: false,
+    };
+    const R: Access = Access {
+        read: true,
+        write: false,
+    };
+    const W: Access = Access {
+        read: false,
+        write: true,
+    };
+    const RW: Access = Access {
+        read: true,
+        write: true,
+    };
 
     #[test]
     fn decision_table() {
