@@ -12,7 +12,7 @@ pub const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_
 
 /// The ID-contributing properties of each STIX 2.1 SCO type, in the order
 /// the spec lists them (the order does not matter: the canonical JSON sorts them).
-fn contributing(object_type: &str) -> Option<&'static [&'static str]> {
+pub(crate) fn contributing(object_type: &str) -> Option<&'static [&'static str]> {
     Some(match object_type {
         "artifact" => &["hashes", "payload_bin"],
         "autonomous-system" => &["number"],

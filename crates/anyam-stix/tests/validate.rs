@@ -154,7 +154,8 @@ fn base(ty: &str) -> Value {
         "artifact" => sco(json!({"payload_bin": "aGVsbG8="})),
         "autonomous-system" => sco(json!({"number": 15139})),
         "directory" => sco(json!({"path": "C:\\Users\\Public"})),
-        "domain-name" | "email-addr" => sco(json!({"value": "example.com"})),
+        "domain-name" => sco(json!({"value": "example.com"})),
+        "email-addr" => sco(json!({"value": "john@example.com"})),
         "email-message" => sco(json!({"is_multipart": false, "body": "hi"})),
         "file" => sco(json!({"name": "a.exe"})),
         "ipv4-addr" => sco(json!({"value": "198.51.100.3"})),
@@ -293,6 +294,53 @@ fn cases() -> Vec<(&'static str, Value, E)> {
             json!({"contents": {"en_US": {"name": "x"}}}),
             At("/contents/en_US", "STIX 2.1 §7.1"),
         ),
+        // --- rules found by comparing with the OASIS validator
+        (
+            "email-addr",
+            json!({"value": "John <john@example.com>"}),
+            At("/value", "STIX 2.1 §6.5"),
+        ),
+        (
+            "email-addr",
+            json!({"value": "example.com"}),
+            At("/value", "STIX 2.1 §6.5"),
+        ),
+        (
+            "software",
+            json!({"languages": ["en", "en_GB"]}),
+            At("/languages/1", "STIX 2.1 §6.14"),
+        ),
+        (
+            "language-content",
+            json!({"contents": {"de": {"Name": "x"}}}),
+            At("/contents/de/Name", "STIX 2.1 §7.1"),
+        ),
+        (
+            "marking-definition",
+            json!({"object_marking_refs": [format!("marking-definition--{UUID}")]}),
+            At("/object_marking_refs/0", "STIX 2.1 §7.2.2"),
+        ),
+        (
+            "marking-definition",
+            json!({"id": ID_MARKING, "name": "TLP:GREEN", "definition_type": "tlp", "definition": {"tlp": "green", "statement": null}}),
+            At("/created", "STIX 2.1 §7.2.1"),
+        ),
+        (
+            "marking-definition",
+            json!({"id": ID_MARKING, "created": "2017-01-20T00:00:00.000Z", "name": "green", "definition_type": "tlp", "definition": {"tlp": "green", "statement": null}}),
+            At("/name", "STIX 2.1 §7.2.1"),
+        ),
+        (
+            "process",
+            json!({"id": "process--0a58d0c1-59e6-5afd-8252-dcd3f13e5622"}),
+            At("/id", "STIX 2.1 §2.9"),
+        ),
+        (
+            "file",
+            json!({"name": null, "size": 3, "hashes": null, "id": ID_FILE}),
+            At("/id", "STIX 2.1 §2.9"),
+        ),
+        ("file", json!({"id": ID_FILE}), Ok),
         // --- type and id (§3.1, §2.9)
         ("indicator", json!({"type": null}), At("/type", S32)),
         ("indicator", json!({"type": 5}), At("/type", S32)),
@@ -638,8 +686,13 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         ),
         (
             "indicator",
-            json!({"extensions": {"x-acme-ext": {"a": 1}}}),
+            json!({"extensions": {"x-acme-ext": {"x_rank": 1}}}),
             Ok,
+        ),
+        (
+            "indicator",
+            json!({"extensions": {"x-acme-ext": {"a": 1}}}),
+            At("/extensions/x-acme-ext/a", "STIX 2.1 §11.1"),
         ),
         (
             "indicator",
@@ -1348,7 +1401,7 @@ fn cases() -> Vec<(&'static str, Value, E)> {
         ),
         (
             "marking-definition",
-            json!({"id": ID_MARKING, "name": "TLP:GREEN", "definition_type": "tlp", "definition": {"tlp": "green", "statement": null}}),
+            json!({"id": ID_MARKING, "created": "2017-01-20T00:00:00.000Z", "name": "TLP:GREEN", "definition_type": "tlp", "definition": {"tlp": "green", "statement": null}}),
             Ok,
         ),
         (

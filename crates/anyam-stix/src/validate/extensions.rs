@@ -68,11 +68,21 @@ pub(crate) fn check_extensions(ctx: &mut Ctx, path: &Path, v: &Value) {
                 ctx.report(&p, "an extension must not be empty", sec::EXTENSIONS);
             }
             check_nested(ctx, &p, em, spec);
+            // Producers may add their own properties to a predefined extension;
+            // they follow the custom-property rules (§11.1).
+            for (ek, ev) in em {
+                if spec.kind_of(ek).is_none() {
+                    check_custom(ctx, &p, ek, ev);
+                }
+            }
         } else if k.strip_suffix("-ext").is_some_and(|stem| !stem.is_empty()) && is_type_name(k) {
             // A custom extension in the STIX 2.0 style (§7.3 deprecates but
-            // still allows it): its content is the producer's business.
+            // still allows it): its properties follow the custom-property rules.
             if em.is_empty() {
                 ctx.report(&p, "an extension must not be empty", sec::EXTENSIONS);
+            }
+            for (ek, ev) in em {
+                check_custom(ctx, &p, ek, ev);
             }
         } else {
             ctx.report(

@@ -7,25 +7,33 @@ use super::kinds::{Kind, Refs, check_value};
 use super::sec;
 
 /// The four TLP 1.0 marking definitions are fixed by the spec (§7.2.1.4):
-/// a `tlp` marking-definition must be one of them, id and level together.
-const TLP: [(&str, &str); 4] = [
+/// a `tlp` marking-definition must be one of them exactly: level, id, name
+/// and creation time together.
+const TLP: [(&str, &str, &str); 4] = [
     (
         "white",
         "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9",
+        "TLP:WHITE",
     ),
     (
         "green",
         "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da",
+        "TLP:GREEN",
     ),
     (
         "amber",
         "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82",
+        "TLP:AMBER",
     ),
     (
         "red",
         "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed",
+        "TLP:RED",
     ),
 ];
+
+/// The `created` of the four TLP marking definitions (§7.2.1.4).
+const TLP_CREATED: &str = "2017-01-20T00:00:00.000Z";
 
 /// `granular_markings`: a non-empty list; each has non-empty `selectors` that
 /// resolve inside this object, and exactly one of `marking_ref` or `lang`.
@@ -126,6 +134,21 @@ fn resolves(root: &Map<String, Value>, selector: &str) -> bool {
 /// required unless the marking is defined by `extensions`; the two predefined
 /// types `statement` and `tlp` have fixed shapes.
 pub(crate) fn marking_definition_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
+    // §7.2.2: a marking definition must not mark itself.
+    if let (Some(id), Some(refs)) = (
+        m.get("id").and_then(Value::as_str),
+        m.get("object_marking_refs").and_then(Value::as_array),
+    ) {
+        for (i, r) in refs.iter().enumerate() {
+            if r.as_str() == Some(id) {
+                ctx.report(
+                    &path.key("object_marking_refs").index(i),
+                    "a marking definition must not reference itself",
+                    "STIX 2.1 §7.2.2",
+                );
+            }
+        }
+    }
     let dt = m.get("definition_type");
     let def = m.get("definition");
     if !m.contains_key("extensions") {
@@ -160,18 +183,36 @@ pub(crate) fn marking_definition_rule(m: &Map<String, Value>, path: &Path, ctx: 
         "tlp" => {
             let level = def.get("tlp").and_then(Value::as_str);
             let id = m.get("id").and_then(Value::as_str);
-            match TLP.iter().find(|(l, _)| Some(*l) == level) {
-                None => ctx.report(
+            let Some((_, tlp_id, tlp_name)) = TLP.iter().find(|(l, _, _)| Some(*l) == level) else {
+                ctx.report(
                     &dp.key("tlp"),
                     "must be one of white, green, amber, red",
                     sec::MARKING_DEFINITION,
-                ),
-                Some((_, tlp_id)) if Some(*tlp_id) != id => ctx.report(
+                );
+                return;
+            };
+            if Some(*tlp_id) != id {
+                ctx.report(
                     &path.key("id"),
                     format!("a TLP marking must use the predefined id {tlp_id}"),
                     sec::MARKING_DEFINITION,
-                ),
-                Some(_) => {}
+                );
+            }
+            if m.get("created").and_then(Value::as_str) != Some(TLP_CREATED) {
+                ctx.report(
+                    &path.key("created"),
+                    format!("a TLP marking must be the predefined one, created {TLP_CREATED}"),
+                    sec::MARKING_DEFINITION,
+                );
+            }
+            if let Some(name) = m.get("name")
+                && name.as_str() != Some(*tlp_name)
+            {
+                ctx.report(
+                    &path.key("name"),
+                    format!("the predefined TLP marking is named {tlp_name}"),
+                    sec::MARKING_DEFINITION,
+                );
             }
         }
         _ => {}

@@ -194,6 +194,9 @@ pub fn check_object(value: &Value) -> Result<ObjectInfo, Invalid> {
     };
 
     let id = check_id(&mut ctx, map, ty);
+    if let (Some(id), Some(t)) = (id, ty) {
+        check_sco_uuid_version(&mut ctx, map, t, id);
+    }
 
     let common = match kind {
         ObjectKind::Sco => &COMMON_SCO,
@@ -318,6 +321,31 @@ fn check_id<'m>(ctx: &mut Ctx, map: &'m Map<String, Value>, ty: Option<&str>) ->
             ctx.report(&p, "must be an identifier string", sec::IDENTIFIER);
             None
         }
+    }
+}
+
+/// §2.9: an SCO whose ID-contributing properties are all absent (and a
+/// process, which has none) gets a random UUIDv4: any other version would
+/// claim a derivation that cannot have happened.
+fn check_sco_uuid_version(ctx: &mut Ctx, map: &Map<String, Value>, ty: &str, id: &str) {
+    let Some(names) = crate::sco_id::contributing(ty) else {
+        return;
+    };
+    if names.iter().any(|n| map.contains_key(*n)) {
+        return;
+    }
+    // The version digit of `type--xxxxxxxx-xxxx-Vxxx-…`; ids that are not
+    // well formed were already reported.
+    let version = id
+        .len()
+        .checked_sub(22)
+        .and_then(|at| id.as_bytes().get(at));
+    if version.is_some_and(|&v| v != b'4') && parse_id(id).is_ok() {
+        ctx.report(
+            &Path::Root.key("id"),
+            "an SCO without ID-contributing properties must use a UUIDv4",
+            sec::IDENTIFIER,
+        );
     }
 }
 

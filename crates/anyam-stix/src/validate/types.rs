@@ -632,15 +632,18 @@ static DOMAIN_NAME: Spec = spec(
     &["value"],
 );
 
-static EMAIL_ADDR: Spec = spec(
-    "email-addr",
-    "STIX 2.1 §6.5",
-    &[
-        ("value", Str),
-        ("display_name", Str),
-        ("belongs_to_ref", Ref(Refs::Only(&["user-account"]))),
-    ],
-    &["value"],
+static EMAIL_ADDR: Spec = with_rule(
+    spec(
+        "email-addr",
+        "STIX 2.1 §6.5",
+        &[
+            ("value", Str),
+            ("display_name", Str),
+            ("belongs_to_ref", Ref(Refs::Only(&["user-account"]))),
+        ],
+        &["value"],
+    ),
+    email_addr_rule,
 );
 
 static MIME_PART: Spec = with_rule(
@@ -806,18 +809,21 @@ static PROCESS: Spec = with_rule(
     process_rule,
 );
 
-static SOFTWARE_SPEC: Spec = spec(
-    "software",
-    "STIX 2.1 §6.14",
-    &[
-        ("name", Str),
-        ("cpe", Str),
-        ("swid", Str),
-        ("languages", StrList),
-        ("vendor", Str),
-        ("version", Str),
-    ],
-    &["name"],
+static SOFTWARE_SPEC: Spec = with_rule(
+    spec(
+        "software",
+        "STIX 2.1 §6.14",
+        &[
+            ("name", Str),
+            ("cpe", Str),
+            ("swid", Str),
+            ("languages", StrList),
+            ("vendor", Str),
+            ("version", Str),
+        ],
+        &["name"],
+    ),
+    software_rule,
 );
 
 static URL: Spec = with_rule(
@@ -1566,6 +1572,44 @@ fn mime_part_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
     }
 }
 
+/// An email address is an RFC 5322 addr-spec, without a display name (§6.5):
+/// we check its shape (one `@` between a non-empty local part and domain,
+/// no spaces or angle brackets), not every RFC 5322 production.
+fn email_addr_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
+    if let Some(v) = value_str(m) {
+        let ok = v.rsplit_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        }) && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
+        if !ok {
+            ctx.report(
+                &path.key("value"),
+                "must be a single email address (local@domain), without a display name",
+                "STIX 2.1 §6.5",
+            );
+        }
+    }
+}
+
+/// Software `languages` are RFC 5646 language tags (§6.14).
+fn software_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
+    if let Some(langs) = m.get("languages").and_then(Value::as_array) {
+        let lp = path.key("languages");
+        for (i, l) in langs.iter().enumerate() {
+            if l.as_str()
+                .is_some_and(|s| !super::kinds::is_language_tag(s))
+            {
+                ctx.report(
+                    &lp.index(i),
+                    "must be an RFC 5646 language tag",
+                    "STIX 2.1 §6.14",
+                );
+            }
+        }
+    }
+}
+
 fn file_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
     if !m.contains_key("hashes") && !m.contains_key("name") {
         ctx.report(path, "a file needs hashes or name", "STIX 2.1 §6.7");
@@ -1734,7 +1778,19 @@ fn language_content_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
                     "the keys of contents must be RFC 5646 language tags",
                     sec::LANGUAGE_CONTENT,
                 );
-            } else if v.as_object().is_none_or(|o| o.is_empty()) {
+            } else if let Some(props) = v.as_object().filter(|o| !o.is_empty()) {
+                // The inner keys name properties of the translated object.
+                let lp = cp.key(lang);
+                for k in props.keys() {
+                    if !crate::ident::is_property_name(k) {
+                        ctx.report(
+                            &lp.key(k),
+                            "must name a property of the object (3-250 characters of a-z, 0-9, _)",
+                            sec::LANGUAGE_CONTENT,
+                        );
+                    }
+                }
+            } else {
                 ctx.report(
                     &cp.key(lang),
                     "each language must map to a non-empty dictionary of translated properties",
