@@ -3,7 +3,8 @@
 //! Hand-written rather than through a generic serializer because the ingest
 //! path digests every object: this writes straight into one buffer, sorts
 //! keys by UTF-16 code units only when they are not all ASCII, and formats
-//! numbers the way ECMAScript's `Number.prototype.toString` does (RFC 8785 §3.2.2.3).
+//! numbers the way ECMAScript's `Number.prototype.toString` does (RFC 8785
+//! §3.2.2.3) through `ryu-js`.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -109,49 +110,18 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// ECMAScript `Number.prototype.toString` for a finite double (ECMA-262
-/// §6.1.6.1.20), which RFC 8785 mandates. Rust's `{:e}` gives the shortest
-/// round-tripping digits, the same digits ECMAScript chooses.
+/// §6.1.6.1.20), which RFC 8785 mandates. The `ryu-js` crate implements it
+/// exactly, including the rule that a tie between two shortest digit
+/// strings goes to the even one (where Rust's own float formatting rounds
+/// up), so `-974986675953754.25` prints as `-974986675953754.2`.
 fn write_number(out: &mut Vec<u8>, f: f64) {
-    if f == 0.0 || !f.is_finite() {
-        // JSON has no NaN or infinity, so only zero (and minus zero) land here.
+    if !f.is_finite() {
+        // JSON has no NaN or infinity; a `Value` cannot hold them.
         out.push(b'0');
         return;
     }
-    if f < 0.0 {
-        out.push(b'-');
-    }
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
-    // The value is 0.d1d2…dk × 10^n.
-    let n = exp + 1;
-    if k <= n && n <= 21 {
-        out.extend_from_slice(&digits);
-        out.extend(std::iter::repeat_n(
-            b'0',
-            usize::try_from(n - k).unwrap_or(0),
-        ));
-    } else if 0 < n && n <= 21 {
-        let n = usize::try_from(n).unwrap_or(0);
-        out.extend_from_slice(&digits[..n]);
-        out.push(b'.');
-        out.extend_from_slice(&digits[n..]);
-    } else if -6 < n && n <= 0 {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', usize::try_from(-n).unwrap_or(0)));
-        out.extend_from_slice(&digits);
-    } else {
-        out.push(digits[0]);
-        if k > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
-        }
-        out.push(b'e');
-        out.push(if n > 0 { b'+' } else { b'-' });
-        out.extend_from_slice((n - 1).unsigned_abs().to_string().as_bytes());
-    }
+    let mut buf = ryu_js::Buffer::new();
+    out.extend_from_slice(buf.format_finite(f).as_bytes());
 }
 
 #[cfg(test)]
@@ -181,6 +151,10 @@ mod tests {
         assert_eq!(num(5e-324), "5e-324");
         assert_eq!(num(1.7976931348623157e308), "1.7976931348623157e+308");
         assert_eq!(num(333333333.3333333), "333333333.3333333");
+        // A tie between two shortest forms goes to the even digit (found by
+        // the property test against serde_jcs).
+        // The literal is the double whose exact value is -974986675953754.25.
+        assert_eq!(num(-974986675953754.2), "-974986675953754.2");
     }
 
     #[test]

@@ -341,6 +341,46 @@ fn cases() -> Vec<(&'static str, Value, E)> {
             At("/id", "STIX 2.1 §2.9"),
         ),
         ("file", json!({"id": ID_FILE}), Ok),
+        (
+            "software",
+            json!({"cpe": "cpe:2.3:a:microsoft:word:2000:*:*:*:*:*:*:*"}),
+            Ok,
+        ),
+        (
+            "software",
+            json!({"cpe": "cpe:2.3:a:acme:tool\\:x:1.0:*:*:*:*:*:*:*"}),
+            Ok,
+        ),
+        (
+            "software",
+            json!({"cpe": "cpe:/a:microsoft:word:2000"}),
+            At("/cpe", "STIX 2.1 §6.14"),
+        ),
+        (
+            "domain-name",
+            json!({"value": ""}),
+            At("/value", "STIX 2.1 §6.4"),
+        ),
+        (
+            "domain-name",
+            json!({"value": "http://example.com/"}),
+            At("/value", "STIX 2.1 §6.4"),
+        ),
+        (
+            "domain-name",
+            json!({"value": "a..example.com"}),
+            At("/value", "STIX 2.1 §6.4"),
+        ),
+        (
+            "domain-name",
+            json!({"value": "_dmarc.xn--bcher-kva.example."}),
+            Ok,
+        ),
+        (
+            "marking-definition",
+            json!({"id": ID_MARKING, "created": "2017-01-20T00:00:00.000Z", "definition_type": "tlp", "definition": {"tlp": "green", "statement": null}}),
+            At("/name", "STIX 2.1 §7.2.1"),
+        ),
         // --- type and id (§3.1, §2.9)
         ("indicator", json!({"type": null}), At("/type", S32)),
         ("indicator", json!({"type": 5}), At("/type", S32)),

@@ -205,9 +205,7 @@ pub(crate) fn marking_definition_rule(m: &Map<String, Value>, path: &Path, ctx: 
                     sec::MARKING_DEFINITION,
                 );
             }
-            if let Some(name) = m.get("name")
-                && name.as_str() != Some(*tlp_name)
-            {
+            if m.get("name").and_then(Value::as_str) != Some(*tlp_name) {
                 ctx.report(
                     &path.key("name"),
                     format!("the predefined TLP marking is named {tlp_name}"),

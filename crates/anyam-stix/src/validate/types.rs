@@ -356,7 +356,7 @@ static LOCATION: Spec = with_rule(
             ("description", Str),
             ("latitude", Float(-90.0, 90.0)),
             ("longitude", Float(-180.0, 180.0)),
-            ("precision", Float(0.0, f64::MAX)),
+            ("precision", Float(f64::MIN, f64::MAX)),
             ("region", Str),
             ("country", Str),
             ("administrative_area", Str),
@@ -601,7 +601,7 @@ static ARTIFACT: Spec = with_rule(
 static AUTONOMOUS_SYSTEM: Spec = spec(
     "autonomous-system",
     "STIX 2.1 §6.2",
-    &[("number", NAT), ("name", Str), ("rir", Str)],
+    &[("number", ANY_INT), ("name", Str), ("rir", Str)],
     &["number"],
 );
 
@@ -619,17 +619,20 @@ static DIRECTORY: Spec = spec(
     &["path"],
 );
 
-static DOMAIN_NAME: Spec = spec(
-    "domain-name",
-    "STIX 2.1 §6.4",
-    &[
-        ("value", Str),
-        (
-            "resolves_to_refs",
-            RefList(Refs::Only(&["ipv4-addr", "ipv6-addr", "domain-name"])),
-        ),
-    ],
-    &["value"],
+static DOMAIN_NAME: Spec = with_rule(
+    spec(
+        "domain-name",
+        "STIX 2.1 §6.4",
+        &[
+            ("value", Str),
+            (
+                "resolves_to_refs",
+                RefList(Refs::Only(&["ipv4-addr", "ipv6-addr", "domain-name"])),
+            ),
+        ],
+        &["value"],
+    ),
+    domain_name_rule,
 );
 
 static EMAIL_ADDR: Spec = with_rule(
@@ -1572,6 +1575,51 @@ fn mime_part_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
     }
 }
 
+/// Domain names conform to RFC 1034 / RFC 5890 (§6.4). We check the
+/// shape: 1-253 bytes, dot-separated labels of 1-63 bytes, no spaces,
+/// control characters or URL/email punctuation. Internationalized labels
+/// are accepted as written; underscores are accepted because real DNS
+/// names (`_dmarc.example.org`) carry them.
+fn domain_name_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
+    if let Some(v) = value_str(m) {
+        let name = v.strip_suffix('.').unwrap_or(v);
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| !l.is_empty() && l.len() <= 63)
+            && !name.chars().any(|c| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || matches!(c, '/' | '@' | ':' | '\\' | '?' | '#')
+            });
+        if !ok {
+            ctx.report(
+                &path.key("value"),
+                "must be a domain name (RFC 1034): dot-separated labels of 1-63 characters",
+                "STIX 2.1 §6.4",
+            );
+        }
+    }
+}
+
+/// A CPE 2.3 formatted string (§6.14): `cpe:2.3:` then 11 more components
+/// separated by unescaped colons, the first being `a`, `o`, `h`, `*` or `-`.
+fn is_cpe23(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("cpe:2.3:") else {
+        return false;
+    };
+    let mut parts = 1;
+    let mut escaped = false;
+    for c in rest.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ':' => parts += 1,
+            _ => {}
+        }
+    }
+    parts == 11 && matches!(rest.split(':').next(), Some("a" | "o" | "h" | "*" | "-"))
+}
+
 /// An email address is an RFC 5322 addr-spec, without a display name (§6.5):
 /// we check its shape (one `@` between a non-empty local part and domain,
 /// no spaces or angle brackets), not every RFC 5322 production.
@@ -1592,8 +1640,18 @@ fn email_addr_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
     }
 }
 
-/// Software `languages` are RFC 5646 language tags (§6.14).
+/// Software `languages` are RFC 5646 language tags and `cpe` is a CPE 2.3
+/// entry (§6.14).
 fn software_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
+    if let Some(cpe) = m.get("cpe").and_then(Value::as_str)
+        && !is_cpe23(cpe)
+    {
+        ctx.report(
+            &path.key("cpe"),
+            "must be a CPE 2.3 formatted string (cpe:2.3:part:vendor:product:…)",
+            "STIX 2.1 §6.14",
+        );
+    }
     if let Some(langs) = m.get("languages").and_then(Value::as_array) {
         let lp = path.key("languages");
         for (i, l) in langs.iter().enumerate() {
