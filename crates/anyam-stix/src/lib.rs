@@ -56,6 +56,31 @@
 //! );
 //! ```
 //!
+//! # Judgement calls
+//!
+//! Where the specification, its JSON schemas and the OASIS tools disagree,
+//! we chose as follows (found by running the same objects through the
+//! OASIS validator and the OASIS `stix2` library):
+//!
+//! - Only `spec_version` "2.1" is accepted: this is a STIX 2.1 node.
+//! - A granular marking carries exactly one of `marking_ref` or `lang`
+//!   (§7.2.3, as the `stix2` library reads it; the schema demands `marking_ref`).
+//! - Selectors must resolve inside the object: a marking that marks nothing
+//!   would silently leave content unmarked.
+//! - Reference properties must point at the types the spec names for them
+//!   (`created_by_ref` at an identity, `sighting_of_ref` at an SDO, SCO
+//!   references at their SCO types), and custom `_ref`/`_refs` properties
+//!   must hold identifiers.
+//! - Lists must not be empty (§2.12), custom properties' lists included.
+//! - `lang` and language-content keys must be well-formed RFC 5646 tags;
+//!   membership in the language registry is not checked.
+//! - Formats with a MUST (IPv4/IPv6 with CIDR, MAC-48, URL scheme, domain
+//!   name shape, email addr-spec shape, CPE 2.3, hashes of the named
+//!   algorithms) are checked by hand for shape; SHOULDs (open
+//!   vocabularies, IANA MIME types) are not enforced.
+//! - The STIX pattern of an indicator is not parsed here (`anyam-pattern`
+//!   does it).
+//!
 //! # What it is not
 //!
 //! Not a STIX patterning parser (that is `anyam-pattern`: an indicator's
