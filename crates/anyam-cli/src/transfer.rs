@@ -17,8 +17,9 @@ use serde_json::value::RawValue;
 use crate::node::{self, Node};
 use crate::{DataArgs, EXIT_REJECTED};
 
-/// Objects per write transaction during import.
-const BATCH: usize = 1000;
+/// Objects per write transaction during import: large enough that the
+/// commit's wait for the disk is paid rarely, small enough to bound memory.
+const BATCH: usize = 5000;
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -163,33 +164,58 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
             writeln!(report, "{line}")?;
             Ok(())
         };
-    for chunk in items.chunks(BATCH) {
-        let mut ready: Vec<NewObject> = Vec::with_capacity(chunk.len());
-        let mut ready_index = Vec::with_capacity(chunk.len());
-        for (index, raw) in chunk {
-            match anyam_taxii::ingest::prepare(raw) {
-                Ok(o) => {
-                    ready.push(o);
-                    ready_index.push(*index);
+    // Validation of the next batch runs on its own thread while the current
+    // batch is written, so CPU work and the commit's disk wait overlap.
+    type Prepared = (
+        Vec<NewObject>,
+        Vec<usize>,
+        Vec<(usize, anyam_taxii::ingest::Rejection)>,
+        usize,
+    );
+    let write_result: Result<()> = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Prepared>(2);
+        let items = &items;
+        scope.spawn(move || {
+            for chunk in items.chunks(BATCH) {
+                let mut ready = Vec::with_capacity(chunk.len());
+                let mut ready_index = Vec::with_capacity(chunk.len());
+                let mut failed = Vec::new();
+                for (index, raw) in chunk {
+                    match anyam_taxii::ingest::prepare(raw) {
+                        Ok(o) => {
+                            ready.push(o);
+                            ready_index.push(*index);
+                        }
+                        Err(r) => failed.push((*index, r)),
+                    }
                 }
-                Err(r) => reject(&mut report, *index, &r.id, &r.message)?,
+                if tx.send((ready, ready_index, failed, chunk.len())).is_err() {
+                    return; // the writer stopped on an error
+                }
             }
-        }
-        let outcomes = n.store.put_objects(&coll.id, &ready)?;
-        for ((o, index), outcome) in ready.iter().zip(&ready_index).zip(outcomes) {
-            match outcome {
-                PutOutcome::Added(_) => added += 1,
-                PutOutcome::Unchanged(_) => unchanged += 1,
-                PutOutcome::Conflict => reject(
-                    &mut report,
-                    *index,
-                    &o.id,
-                    "version conflict: this id and version are already stored with different content",
-                )?,
+        });
+        for (ready, ready_index, failed, len) in rx {
+            for (index, r) in failed {
+                reject(&mut report, index, &r.id, &r.message)?;
             }
+            let outcomes = n.store.put_objects(&coll.id, &ready)?;
+            for ((o, index), outcome) in ready.iter().zip(&ready_index).zip(outcomes) {
+                match outcome {
+                    PutOutcome::Added(_) => added += 1,
+                    PutOutcome::Unchanged(_) => unchanged += 1,
+                    PutOutcome::Conflict => reject(
+                        &mut report,
+                        *index,
+                        &o.id,
+                        "version conflict: this id and version are already stored with different content",
+                    )?,
+                }
+            }
+            bar.inc(len as u64);
         }
-        bar.inc(chunk.len() as u64);
-    }
+        Ok(())
+    });
+    write_result?;
     bar.finish_and_clear();
     report.flush()?;
     println!(

@@ -51,7 +51,24 @@ pub fn app(state: AppState) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
                 .with_description("This endpoint does not support the request's method.")
         })
+        .layer(axum::middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// Count and time every request for `/metrics`, and log it at debug level
+/// (the method and status only; paths may name collections and objects,
+/// which are not for the logs of a busy node).
+async fn observe(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let elapsed = started.elapsed();
+    metrics::counter!("anyam_http_requests_total", "method" => method.to_string(), "status" => status.clone())
+        .increment(1);
+    metrics::histogram!("anyam_http_request_seconds").record(elapsed.as_secs_f64());
+    tracing::debug!(%method, status, micros = elapsed.as_micros() as u64, "request");
+    resp
 }
 
 /// Run blocking store work off the async threads.
