@@ -1696,6 +1696,86 @@ fn digest_ignores_member_order_and_whitespace_only() {
     assert_ne!(canonical_digest(&a), canonical_digest(&c));
 }
 
+/// Property names the rule tables know, for the property-value fuzz test.
+const PROPERTY_NAMES: &[&str] = &[
+    "type",
+    "id",
+    "spec_version",
+    "created",
+    "modified",
+    "created_by_ref",
+    "revoked",
+    "labels",
+    "confidence",
+    "lang",
+    "external_references",
+    "object_marking_refs",
+    "granular_markings",
+    "extensions",
+    "defanged",
+    "name",
+    "description",
+    "aliases",
+    "kill_chain_phases",
+    "first_seen",
+    "last_seen",
+    "object_refs",
+    "pattern",
+    "pattern_type",
+    "valid_from",
+    "valid_until",
+    "latitude",
+    "longitude",
+    "precision",
+    "is_family",
+    "sample_ref",
+    "number_observed",
+    "objects",
+    "opinion",
+    "published",
+    "relationship_type",
+    "source_ref",
+    "target_ref",
+    "start_time",
+    "stop_time",
+    "sighting_of_ref",
+    "count",
+    "where_sighted_refs",
+    "payload_bin",
+    "url",
+    "hashes",
+    "number",
+    "contains_refs",
+    "value",
+    "resolves_to_refs",
+    "is_multipart",
+    "body",
+    "body_multipart",
+    "size",
+    "parent_directory_ref",
+    "protocols",
+    "src_ref",
+    "src_port",
+    "is_active",
+    "end",
+    "pid",
+    "environment_variables",
+    "languages",
+    "cpe",
+    "key",
+    "values",
+    "x509_v3_extensions",
+    "definition_type",
+    "definition",
+    "contents",
+    "object_ref",
+    "extension_types",
+    "extension_properties",
+    "x_custom",
+    "x_custom_ref",
+    "x_custom_bin",
+];
+
 fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
     use proptest::prelude::*;
     let leaf = prop_oneof![
@@ -1732,6 +1812,30 @@ proptest::proptest! {
         let ours = canonical_json(&v);
         let theirs = serde_jcs::to_string(&v).unwrap();
         proptest::prop_assert_eq!(ours, theirs);
+    }
+
+    /// Arbitrary JSON never panics the validator or the bundle checker.
+    #[test]
+    fn validation_is_total(v in arb_json()) {
+        let _ = check_object(&v);
+        let _ = check_bundle(&v);
+        let _ = deterministic_sco_id("file", &v);
+    }
+
+    /// Arbitrary values in the properties the tables know never panic, and
+    /// an invalid result always names at least one violation.
+    #[test]
+    fn arbitrary_property_values_are_judged(
+        ty in proptest::sample::select(ALL_TYPES),
+        key in proptest::sample::select(PROPERTY_NAMES),
+        value in arb_json(),
+    ) {
+        let mut v = base(ty);
+        v[key] = value;
+        if let Err(e) = check_object(&v) {
+            proptest::prop_assert!(!e.violations.is_empty() && e.total >= e.violations.len());
+            proptest::prop_assert!(!e.to_string().is_empty());
+        }
     }
 
     /// Any text that is not a timestamp is rejected without panicking.
