@@ -63,16 +63,22 @@ fn check_uuid(u: &str) -> Result<(), IdProblem> {
     Ok(())
 }
 
-/// Object type names (STIX 2.1 §3.1): 3-250 characters of a-z, 0-9 and hyphen.
+/// Object type names (STIX 2.1 §3.1): 3-250 characters of a-z, 0-9 and
+/// hyphen, starting with a letter, without two hyphens in a row (which
+/// would make `type--UUID` ambiguous).
 pub(crate) fn is_type_name(t: &str) -> bool {
     (3..=250).contains(&t.len())
+        && t.as_bytes()[0].is_ascii_lowercase()
+        && !t.contains("--")
         && t.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
 
-/// Property names (STIX 2.1 §3.1, §11.1): 3-250 characters of a-z, 0-9 and underscore.
+/// Property names (STIX 2.1 §3.1, §11.1): 3-250 characters of a-z, 0-9
+/// and underscore, starting with a letter.
 pub(crate) fn is_property_name(p: &str) -> bool {
     (3..=250).contains(&p.len())
+        && p.as_bytes()[0].is_ascii_lowercase()
         && p.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
@@ -119,9 +125,13 @@ mod tests {
         assert!(is_type_name("x-foo"));
         assert!(!is_type_name("ab"));
         assert!(!is_type_name("x_foo"));
+        assert!(!is_type_name("1abc"));
+        assert!(!is_type_name("x--y"));
         assert!(is_property_name("x_foo"));
         assert!(!is_property_name("x-foo"));
         assert!(!is_property_name("Xfoo"));
+        assert!(!is_property_name("_x_foo"));
+        assert!(!is_property_name("1_foo"));
         assert!(is_dict_key("Content-Type"));
         assert!(!is_dict_key("a.b"));
     }

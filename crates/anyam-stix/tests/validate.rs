@@ -381,6 +381,16 @@ fn cases() -> Vec<(&'static str, Value, E)> {
             json!({"id": ID_MARKING, "created": "2017-01-20T00:00:00.000Z", "definition_type": "tlp", "definition": {"tlp": "green", "statement": null}}),
             At("/name", "STIX 2.1 §7.2.1"),
         ),
+        (
+            "indicator",
+            json!({"_x_acme": 1}),
+            At("/_x_acme", "STIX 2.1 §11.1"),
+        ),
+        (
+            "x-acme-widget",
+            json!({"type": "9-acme", "id": format!("9-acme--{UUID}")}),
+            At("/type", "STIX 2.1 §3.1"),
+        ),
         // --- type and id (§3.1, §2.9)
         ("indicator", json!({"type": null}), At("/type", S32)),
         ("indicator", json!({"type": 5}), At("/type", S32)),

@@ -158,7 +158,7 @@ pub(crate) fn check_custom(ctx: &mut Ctx, path: &Path, key: &str, v: &Value) {
     if !is_property_name(key) {
         ctx.report(
             &p,
-            "property names must be 3-250 characters of a-z, 0-9 and _",
+            "property names must be 3-250 characters of a-z, 0-9 and _, starting with a letter",
             sec::CUSTOM_PROPERTIES,
         );
         return;

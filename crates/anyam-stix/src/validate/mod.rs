@@ -168,7 +168,7 @@ pub fn check_object(value: &Value) -> Result<ObjectInfo, Invalid> {
             if !is_type_name(t) {
                 ctx.report(
                     &root.key("type"),
-                    "object types must be 3-250 characters of a-z, 0-9 and hyphen",
+                    "object types must be 3-250 characters of a-z, 0-9 and single hyphens, starting with a letter",
                     sec::NAMES,
                 );
             }

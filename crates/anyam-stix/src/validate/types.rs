@@ -1843,7 +1843,7 @@ fn language_content_rule(m: &Map<String, Value>, path: &Path, ctx: &mut Ctx) {
                     if !crate::ident::is_property_name(k) {
                         ctx.report(
                             &lp.key(k),
-                            "must name a property of the object (3-250 characters of a-z, 0-9, _)",
+                            "must name a property of the object (3-250 characters of a-z, 0-9, _, starting with a letter)",
                             sec::LANGUAGE_CONTENT,
                         );
                     }
