@@ -94,9 +94,10 @@
 //! of huge collections becomes common, a later migration adds
 //! `(cid, release_class, type, date_added)`.
 //!
-//! A put costs, per object, one seek for the same version, two for the
-//! current first and last, and the insert, whatever the number of versions
-//! already stored. What dominates ingest of a large collection is the id
+//! A put costs, per object, one index seek for the current last version
+//! (none: a new object), for an existing object one more for the same
+//! version and one for the first, and the insert — whatever the number of
+//! versions already stored. What dominates ingest of a large collection is the id
 //! index: ids are random UUIDs, so each new id dirties its own index page,
 //! and a batch writes about one 4 KiB WAL page per new id on top of the
 //! objects themselves.

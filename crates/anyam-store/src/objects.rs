@@ -374,7 +374,12 @@ impl SqliteStore {
         let mut added = 0i64;
         let mut outcomes = Vec::with_capacity(objects.len());
         for o in objects {
-            if let Some((at, digest)) = same_version(&tx, cid, o)? {
+            // The current last version; none means a new object, which
+            // needs no further lookup (the common case when ingesting).
+            let last = edge(&tx, cid, &o.id, Edge::Last)?;
+            if last.is_some()
+                && let Some((at, digest)) = same_version(&tx, cid, o)?
+            {
                 outcomes.push(if digest[..] == o.digest[..] {
                     PutOutcome::Unchanged(at)
                 } else {
@@ -390,8 +395,8 @@ impl SqliteStore {
             let vm = o.version_micros.unwrap_or(date_added);
             let key = (vm, date_added);
             // Only the current first and last versions can lose their flag,
-            // so two index seeks suffice however many versions exist.
-            let (is_first, is_last) = match edge(&tx, cid, &o.id, Edge::Last)? {
+            // so a few index seeks suffice however many versions exist.
+            let (is_first, is_last) = match last {
                 None => (true, true),
                 Some(last) => {
                     let first = edge(&tx, cid, &o.id, Edge::First)?.unwrap_or(last);
