@@ -63,12 +63,13 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Paths hold foreign property names, which may be arbitrarily long.
         let path = if self.path.is_empty() {
-            "(object)"
+            String::from("(object)")
         } else {
-            &self.path
+            clip(&self.path, 200)
         };
-        write!(f, "{path}: {} ({})", self.message, self.section)
+        write!(f, "{path}: {} ({})", clip(&self.message, 300), self.section)
     }
 }
 

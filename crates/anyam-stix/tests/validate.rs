@@ -1585,6 +1585,13 @@ fn all_violations_are_reported_and_display_is_bounded() {
         "{text}"
     );
     assert!(text.len() < 2000, "display too long: {}", text.len());
+
+    // Foreign property names are clipped in the text too.
+    let mut v = base("indicator");
+    v["X".repeat(100_000)] = json!(1);
+    v["labels"] = json!([]);
+    let text = check_object(&v).unwrap_err().to_string();
+    assert!(text.len() < 1000, "display too long: {}", text.len());
 }
 
 #[test]
