@@ -1628,6 +1628,7 @@ fn object_info_fields_and_versions() {
     assert_eq!(info.created_by_ref.as_deref(), Some(ID_IDENTITY));
     assert_eq!(info.object_marking_refs, vec![ID_MARKING.to_owned()]);
     assert_eq!(info.granular_marking_refs, vec![ID_MARKING.to_owned()]);
+    assert_eq!(info.marking_refs(), vec![ID_MARKING]);
 
     // A marking-definition has no `modified`: its version is `created`.
     let info = check_object(&base("marking-definition")).unwrap();

@@ -139,6 +139,22 @@ impl ObjectInfo {
         self.version_timestamp().map(Timestamp::micros)
     }
 
+    /// Every marking-definition this object references, object-level first,
+    /// then granular, without repeats: what a release policy must honour.
+    pub fn marking_refs(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for r in self
+            .object_marking_refs
+            .iter()
+            .chain(&self.granular_marking_refs)
+        {
+            if !out.contains(&r.as_str()) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
     fn version_timestamp(&self) -> Option<&Timestamp> {
         self.modified.as_ref().or(self.created.as_ref())
     }
