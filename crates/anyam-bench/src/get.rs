@@ -190,6 +190,8 @@ async fn load(a: GetArgs, target: Target) -> Result<()> {
         "mean_response_bytes": if requests > 0 { bytes / requests } else { 0 },
         "server_max_rss_mb": memory.map(|m| round(procfs::mib(m.rss_kib), 1)),
         "server_hwm_mb": memory.map(|m| round(procfs::mib(m.hwm_kib), 1)),
+        "server_max_rss_anon_mb": memory.map(|m| round(procfs::mib(m.anon_kib), 1)),
+        "server_max_rss_file_mb": memory.map(|m| round(procfs::mib(m.file_kib), 1)),
         "server_cpu_cores": cores((cpu0.0, cpu1.0)).map(|c| round(c, 2)),
         "client_cpu_cores": cores((cpu0.1, cpu1.1)).map(|c| round(c, 2)),
     });

@@ -136,8 +136,7 @@ fn rss(a: RssArgs) -> Result<()> {
         while std::time::Instant::now() < end {
             std::thread::sleep(Duration::from_millis(200));
             if let Ok(now) = procfs::memory(&pid) {
-                m.rss_kib = m.rss_kib.max(now.rss_kib);
-                m.hwm_kib = m.hwm_kib.max(now.hwm_kib);
+                m = m.max(now);
             }
         }
     }
@@ -147,6 +146,8 @@ fn rss(a: RssArgs) -> Result<()> {
             "pid": a.pid,
             "rss_mb": get::round(procfs::mib(m.rss_kib), 1),
             "hwm_mb": get::round(procfs::mib(m.hwm_kib), 1),
+            "rss_anon_mb": get::round(procfs::mib(m.anon_kib), 1),
+            "rss_file_mb": get::round(procfs::mib(m.file_kib), 1),
         })
     );
     Ok(())

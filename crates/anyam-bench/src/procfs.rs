@@ -13,6 +13,24 @@ use anyhow::{Context, Result, anyhow};
 pub struct Memory {
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    /// The anonymous part of RSS (heap, stacks): what the process itself
+    /// allocated, as opposed to file pages such as a memory-mapped database
+    /// that the kernel can drop and re-read.
+    pub anon_kib: u64,
+    /// The file-backed part of RSS.
+    pub file_kib: u64,
+}
+
+impl Memory {
+    /// Field-wise maximum.
+    pub fn max(self, o: Memory) -> Memory {
+        Memory {
+            rss_kib: self.rss_kib.max(o.rss_kib),
+            hwm_kib: self.hwm_kib.max(o.hwm_kib),
+            anon_kib: self.anon_kib.max(o.anon_kib),
+            file_kib: self.file_kib.max(o.file_kib),
+        }
+    }
 }
 
 pub fn memory(pid: &str) -> Result<Memory> {
@@ -36,6 +54,8 @@ fn parse_status(text: &str) -> Option<Memory> {
     Some(Memory {
         rss_kib: field("VmRSS:")?,
         hwm_kib: field("VmHWM:").unwrap_or(0),
+        anon_kib: field("RssAnon:").unwrap_or(0),
+        file_kib: field("RssFile:").unwrap_or(0),
     })
 }
 
@@ -63,8 +83,7 @@ pub async fn sample_until(
     let mut max = Memory::default();
     loop {
         if let Ok(m) = memory(&pid) {
-            max.rss_kib = max.rss_kib.max(m.rss_kib);
-            max.hwm_kib = max.hwm_kib.max(m.hwm_kib);
+            max = max.max(m);
         }
         tokio::select! {
             _ = &mut stop => return max,
@@ -83,14 +102,14 @@ mod tests {
 
     #[test]
     fn status_fields() {
-        let text = "Name:\tanyam\nVmPeak:\t  900 kB\nVmHWM:\t  123456 kB\nVmRSS:\t  100000 kB\n";
-        assert_eq!(
-            parse_status(text),
-            Some(Memory {
-                rss_kib: 100_000,
-                hwm_kib: 123_456
-            })
-        );
+        let text = "Name:\tanyam\nVmHWM:\t  123456 kB\nVmRSS:\t  100000 kB\nRssAnon:\t 60000 kB\nRssFile:\t 40000 kB\n";
+        let m = Memory {
+            rss_kib: 100_000,
+            hwm_kib: 123_456,
+            anon_kib: 60_000,
+            file_kib: 40_000,
+        };
+        assert_eq!(parse_status(text), Some(m));
         assert_eq!(parse_status("Name: x\n"), None);
     }
 
