@@ -39,7 +39,10 @@
 //! the writer, and the writer never waits for readers. Statements are
 //! prepared once per connection and cached. A background thread
 //! checkpoints the WAL into the database file (`PASSIVE`, never blocking
-//! anyone), so a commit costs one WAL append and one fsync.
+//! anyone), so a commit normally costs one WAL append and one fsync. Under
+//! sustained ingest the WAL cannot restart while the writer keeps
+//! appending; when it reaches 64 MiB the writer checkpoints the remainder
+//! itself between two transactions, which lets the WAL start over.
 //!
 //! # `date_added` and paging
 //!
