@@ -836,6 +836,44 @@ fn many_versions_in_any_order_keep_one_first_and_one_last() {
     }
 }
 
+#[test]
+fn collections_are_independent() {
+    let (_d, s) = fresh();
+    let other = "0c5a6fd5-52a1-4bde-9a3f-3b2f6f0e2a11";
+    s.create_collection(&Collection {
+        id: other.into(),
+        api_root: "root".into(),
+        title: "B".into(),
+        description: None,
+        alias: None,
+    })
+    .unwrap();
+    // The same id and version with different content is no conflict across
+    // collections.
+    let a = obj_full("indicator--x", "indicator", "2.1", Some(1), "a");
+    let b = obj_full("indicator--x", "indicator", "2.1", Some(1), "b");
+    assert!(matches!(
+        s.put_objects(COLL, std::slice::from_ref(&a)).unwrap()[0],
+        PutOutcome::Added(_)
+    ));
+    assert!(matches!(
+        s.put_objects(other, std::slice::from_ref(&b)).unwrap()[0],
+        PutOutcome::Added(_)
+    ));
+    s.put_objects(other, &[obj("indicator--x", 2), obj("indicator--y", 1)])
+        .unwrap();
+    assert_eq!(labels_m(&s.manifest(COLL, &q()).unwrap()), "x1");
+    assert_eq!(labels_m(&s.manifest(other, &q()).unwrap()), "x2 y1");
+    assert_eq!(s.objects(COLL, &q()).unwrap().items[0].raw, a.raw);
+    assert_eq!(s.delete_object(other, "indicator--x", &[], &[]).unwrap(), 2);
+    assert_eq!(s.count_objects(COLL).unwrap(), 1);
+    assert_eq!(s.count_objects(other).unwrap(), 1);
+    assert_eq!(
+        labels_m(&s.versions(COLL, "indicator--x", &q()).unwrap()),
+        "x1"
+    );
+}
+
 // --- paging -------------------------------------------------------------------
 
 /// Follow `next` to the end; returns every item and the number of pages.
