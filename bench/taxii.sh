@@ -16,7 +16,8 @@
 #
 # Usage: bench/taxii.sh [--sizes 100000,1000000] [--duration 20]
 #          [--connections 16] [--post-objects 100000] [--post-connections 2]
-#          [--medallion-size 200] [--medallion-post 10000] [--no-medallion]
+#          [--medallion-size 200] [--medallion-post 10000]
+#          [--medallion-duration 40] [--no-medallion]
 #          [--out DIR (default target/bench-taxii)] [--keep]
 set -euo pipefail
 
@@ -28,6 +29,7 @@ POST_OBJECTS=100000
 POST_CONNECTIONS=2
 MED_SIZE=200
 MED_POST=10000
+MED_DURATION=40
 MEDALLION=1
 OUT=
 KEEP=0
@@ -43,10 +45,11 @@ while [ $# -gt 0 ]; do
         --post-connections) POST_CONNECTIONS=$2; shift 2 ;;
         --medallion-size) MED_SIZE=$2; shift 2 ;;
         --medallion-post) MED_POST=$2; shift 2 ;;
+        --medallion-duration) MED_DURATION=$2; shift 2 ;;
         --no-medallion) MEDALLION=0; shift ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "taxii.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -242,9 +245,12 @@ PY
         sleep 0.2
     done
     record "medallion-$MED_SIZE-rss-idle" "$("$BENCH" rss --pid "$PID")"
-    log "medallion GET limit=100, $CONNECTIONS connections, ${DURATION}s, Basic auth"
+    # No warm-up and a longer window: one medallion response takes seconds
+    # under this concurrency, and a warm-up shorter than a response would
+    # throw the first round away and leave too few samples.
+    log "medallion GET limit=100, $CONNECTIONS connections, ${MED_DURATION}s, Basic auth"
     record "medallion-$MED_SIZE-get-basic" "$("$BENCH" get --base "$BASE" --collection "$MCOLL" --user admin --password "$PASSWORD" \
-        --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --server-pid "$PID" --added-range "$RANGE" --timeout 300)"
+        --connections "$CONNECTIONS" --duration "$MED_DURATION" --warmup 0 --server-pid "$PID" --added-range "$RANGE" --timeout 300)"
     log "medallion POST $MED_POST objects in envelopes of 1000, $POST_CONNECTIONS connections"
     record "medallion-$MED_SIZE-post" "$("$BENCH" post --base "$BASE" --collection "$MINGEST" --user admin --password "$PASSWORD" \
         --objects "$MED_POST" --batch 1000 --connections "$POST_CONNECTIONS" --seed 2)"
@@ -263,6 +269,8 @@ def g(label, key):
     v = rows.get(label, {}).get(key)
     return v
 def f(v, fmt="{:,.0f}"):
+    if v is not None and fmt == "{:,.0f}" and abs(v) < 10:
+        fmt = "{:.1f}"
     return "-" if v is None else fmt.format(v)
 sizes = sorted({int(k.split("-")[1]) for k in rows if k.startswith("anyam-")})
 med = f"medallion-{med_size}"

@@ -187,7 +187,7 @@ async fn load(a: GetArgs, target: Target) -> Result<()> {
         "p90_ms": round(ms(0.9), 3),
         "p99_ms": round(ms(0.99), 3),
         "max_ms": round(hist.max() as f64 / 1000.0, 3),
-        "mean_response_bytes": if requests > 0 { bytes / requests } else { 0 },
+        "mean_response_bytes": bytes.checked_div(requests).unwrap_or(0),
         "server_max_rss_mb": memory.map(|m| round(procfs::mib(m.rss_kib), 1)),
         "server_hwm_mb": memory.map(|m| round(procfs::mib(m.hwm_kib), 1)),
         "server_max_rss_anon_mb": memory.map(|m| round(procfs::mib(m.anon_kib), 1)),
