@@ -58,6 +58,55 @@ pub struct GetArgs {
     /// Seed of the depth choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// HTTP client: one raw hyper connection per task, or a shared reqwest
+    /// client with a keep-alive pool of `connections` (to compare their cost).
+    #[arg(long, value_enum, default_value = "hyper")]
+    pub client: ClientKind,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ClientKind {
+    Hyper,
+    Reqwest,
+}
+
+/// The client a load task sends with.
+enum Client {
+    Hyper(Option<Conn>),
+    Reqwest(reqwest::Client),
+}
+
+impl Client {
+    /// Sends a GET of `pq` and returns status and body length.
+    async fn get(
+        &mut self,
+        target: &Target,
+        pq: &str,
+        timeout: Duration,
+    ) -> Result<(StatusCode, bytes::Bytes)> {
+        match self {
+            Client::Hyper(slot) => {
+                let mut c = match slot.take() {
+                    Some(c) if !c.is_closed() => c,
+                    _ => Conn::open(target.addr).await?,
+                };
+                let reply = c.send(target.get(pq)?, timeout).await?;
+                *slot = Some(c);
+                Ok((reply.status, reply.body))
+            }
+            Client::Reqwest(client) => {
+                let resp = client
+                    .get(format!("http://{}{pq}", target.authority))
+                    .header(hyper::header::ACCEPT, crate::http::TAXII)
+                    .header(hyper::header::AUTHORIZATION, target.auth().clone())
+                    .timeout(timeout)
+                    .send()
+                    .await?;
+                let status = resp.status();
+                Ok((status, resp.bytes().await?))
+            }
+        }
+    }
 }
 
 /// What one load task counted.
@@ -111,13 +160,30 @@ async fn load(a: GetArgs, target: Target) -> Result<()> {
         ))
     });
 
+    let shared = match a.client {
+        ClientKind::Hyper => None,
+        ClientKind::Reqwest => Some(
+            reqwest::Client::builder()
+                .no_proxy()
+                .http1_only()
+                .tcp_nodelay(true)
+                .pool_max_idle_per_host(a.connections)
+                .build()
+                .context("building the reqwest client")?,
+        ),
+    };
     let mut tasks = Vec::with_capacity(a.connections);
     for k in 0..a.connections {
         let target = target.clone();
+        let client = match &shared {
+            Some(c) => Client::Reqwest(c.clone()),
+            None => Client::Hyper(None),
+        };
         let seed = a.seed.wrapping_mul(1_000_003).wrapping_add(k as u64);
         let limit = a.limit;
         tasks.push(tokio::spawn(async move {
             worker(
+                client,
                 target,
                 seed,
                 limit,
@@ -177,6 +243,7 @@ async fn load(a: GetArgs, target: Target) -> Result<()> {
         "bench": "get",
         "label": a.label,
         "auth": target.scheme,
+        "client": match a.client { ClientKind::Hyper => "hyper", ClientKind::Reqwest => "reqwest" },
         "connections": a.connections,
         "limit": a.limit,
         "duration_s": round(window, 2),
@@ -204,6 +271,7 @@ async fn load(a: GetArgs, target: Target) -> Result<()> {
 
 #[allow(clippy::too_many_arguments)]
 async fn worker(
+    mut client: Client,
     target: Target,
     seed: u64,
     limit: u32,
@@ -222,60 +290,41 @@ async fn worker(
         finished: Instant::now(),
     };
     let path = target.objects_path();
-    let mut conn: Option<Conn> = None;
     loop {
-        let t0 = Instant::now();
-        if t0 >= end {
+        if Instant::now() >= end {
             break;
         }
-        let c = match conn.take() {
-            Some(c) if !c.is_closed() => c,
-            _ => match Conn::open(target.addr).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tally.errors += 1;
-                    tally.first_error.get_or_insert_with(|| format!("{e:#}"));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let mut c = c;
         // One microsecond before `first` so the first object can be drawn.
         let after = rng.gen_range(first - 1..last.max(first));
-        let req = target.get(&format!(
-            "{path}?limit={limit}&added_after={}",
-            fmt_micros(after)
-        ))?;
+        let pq = format!("{path}?limit={limit}&added_after={}", fmt_micros(after));
         let t0 = Instant::now();
-        let result = c.send(req, timeout).await;
+        let result = client.get(&target, &pq, timeout).await;
         let elapsed = t0.elapsed();
         tally.requests += 1;
         match result {
-            Ok(reply) if reply.status == StatusCode::OK && !reply.body.is_empty() => {
-                tally.bytes += reply.body.len() as u64;
+            Ok((status, body)) if status == StatusCode::OK && !body.is_empty() => {
+                tally.bytes += body.len() as u64;
                 if t0 >= measure_from {
                     let us = u64::try_from(elapsed.as_micros())
                         .unwrap_or(u64::MAX)
                         .max(1);
                     tally.hist.saturating_record(us);
                 }
-                conn = Some(c);
             }
-            Ok(reply) => {
+            Ok((status, body)) => {
                 tally.errors += 1;
                 tally.first_error.get_or_insert_with(|| {
                     format!(
-                        "status {}: {}",
-                        reply.status,
-                        String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)])
+                        "status {status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(300)])
                     )
                 });
-                conn = Some(c);
             }
             Err(e) => {
                 tally.errors += 1;
                 tally.first_error.get_or_insert_with(|| format!("{e:#}"));
+                // Do not spin if the server is gone; the loop is bounded by `end`.
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }

@@ -46,6 +46,8 @@ pub struct TargetArgs {
 #[derive(Clone)]
 pub struct Target {
     pub addr: SocketAddr,
+    /// `host:port` as given in the base URL.
+    pub authority: String,
     host: HeaderValue,
     /// Path of the API root, with a trailing slash.
     pub root_path: String,
@@ -83,6 +85,7 @@ impl Target {
         };
         Ok(Target {
             addr,
+            authority: authority.to_owned(),
             host: HeaderValue::from_str(authority).context("host")?,
             root_path,
             collection: a.collection.clone(),
@@ -103,6 +106,11 @@ impl Target {
             "{}collections/{}/manifest/",
             self.root_path, self.collection
         )
+    }
+
+    /// The `Authorization` header every request carries.
+    pub fn auth(&self) -> &HeaderValue {
+        &self.auth
     }
 
     /// A GET for `path_and_query`.
