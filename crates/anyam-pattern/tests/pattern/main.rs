@@ -1,3 +1,5 @@
 //! The crate's one integration-test binary: public API only, table-driven.
 
 mod parse_cases;
+mod python;
+mod reference_suite;
