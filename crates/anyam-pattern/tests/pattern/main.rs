@@ -1,5 +1,6 @@
 //! The crate's one integration-test binary: public API only, table-driven.
 
+mod differential;
 mod parse_cases;
 mod python;
 mod reference_suite;
