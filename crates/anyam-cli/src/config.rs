@@ -66,6 +66,10 @@ pub struct StoreConfig {
     /// the operating system caches it too, so a modest cache keeps the
     /// node's memory small even with millions of objects.
     pub cache_kib: i64,
+    /// How much of the database each reader maps into memory, in MiB.
+    /// Mapping saves CPU on reads; the mapped file pages count in the
+    /// node's resident memory. 0 turns mapping off.
+    pub mmap_mib: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +121,7 @@ impl Default for StoreConfig {
             synchronous: Synchronous::Full,
             max_idle_readers: 8,
             cache_kib: 8 * 1024,
+            mmap_mib: 128,
         }
     }
 }

@@ -43,6 +43,7 @@ fn open_store(dir: &Path, config: &FileConfig) -> Result<Arc<dyn Store>> {
         },
         max_idle_readers: config.store.max_idle_readers,
         cache_kib: config.store.cache_kib,
+        mmap_bytes: config.store.mmap_mib.saturating_mul(1 << 20),
     };
     let store = SqliteStore::open(&db, opts)
         .with_context(|| format!("opening the database {}", db.display()))?;

@@ -270,8 +270,23 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         is_admin: user.is_admin,
         scope: TokenScope::Full,
     };
-    let coll = find_collection(&n, &a.api_root, a.collection.as_deref())?;
+    let wanted = match &a.collection {
+        Some(c) => c.clone(),
+        None => find_collection(&n, &a.api_root, None)?.id,
+    };
     let gate = Gate::new(n.store.clone());
+    // Decide before anything is written: a user who may not read the
+    // collection learns nothing, not even that it exists.
+    let (coll, _) = gate
+        .collection(&principal, &a.api_root, &wanted, anyam_policy::Action::Read)
+        .map_err(|e| match e {
+            anyam_policy::Denied::Store(e) => anyhow::Error::new(e),
+            _ => anyhow::anyhow!(
+                "collection `{wanted}` in API root `{}` does not exist or user `{}` may not read it",
+                a.api_root,
+                a.as_user
+            ),
+        })?;
     let mut q = Query {
         limit: 1000,
         types: a.types.clone(),
@@ -286,7 +301,44 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
     if a.all_versions {
         q.versions = vec![anyam_store::VersionSel::All];
     }
-    let mut out: Box<dyn Write> = match &a.output {
+    // A file output is written beside its destination and renamed into
+    // place once complete, so a failed export never leaves half a bundle.
+    let partial = a.output.as_ref().map(|p| {
+        let mut name = p.as_os_str().to_owned();
+        name.push(".partial");
+        PathBuf::from(name)
+    });
+    let result = write_bundle(
+        &gate,
+        &principal,
+        &a.api_root,
+        &coll.id,
+        q,
+        partial.as_ref(),
+    );
+    match (&result, &partial, &a.output) {
+        (Ok(_), Some(tmp), Some(dest)) => std::fs::rename(tmp, dest)
+            .with_context(|| format!("moving the export into {}", dest.display()))?,
+        (Err(_), Some(tmp), _) => {
+            let _ = std::fs::remove_file(tmp);
+        }
+        _ => {}
+    }
+    let count = result?;
+    eprintln!("exported {count} objects from {} ({})", coll.title, coll.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write every object the principal may see as one bundle; returns how many.
+fn write_bundle(
+    gate: &Gate,
+    principal: &Principal,
+    api_root: &str,
+    collection: &str,
+    mut q: Query,
+    file: Option<&PathBuf>,
+) -> Result<u64> {
+    let mut out: Box<dyn Write> = match file {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
@@ -300,7 +352,7 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
     let mut count = 0u64;
     loop {
         let page = gate
-            .objects(&principal, &a.api_root, &coll.id, &q)
+            .objects(principal, api_root, collection, &q)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for o in &page.items {
             if count > 0 {
@@ -317,8 +369,11 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
     }
     out.write_all(b"\n]}\n")?;
     out.flush()?;
-    eprintln!("exported {count} objects from {} ({})", coll.title, coll.id);
-    Ok(ExitCode::SUCCESS)
+    drop(out);
+    if let Some(p) = file {
+        File::open(p)?.sync_all()?;
+    }
+    Ok(count)
 }
 
 #[derive(Subcommand)]

@@ -156,7 +156,7 @@ impl Gate {
         Ok(out)
     }
 
-    /// One collection, if `p` may do `action` on it.
+    /// One collection, named by id or alias, if `p` may do `action` on it.
     pub fn collection(
         &self,
         p: &Principal,
@@ -164,10 +164,16 @@ impl Gate {
         id: &str,
         action: Action,
     ) -> Result<(Collection, Access), Denied> {
-        let c = self
-            .store
-            .collection(api_root, id)?
-            .ok_or(Denied::NotFound)?;
+        // `id` may be the collection's id or its alias (TAXII 2.1 §5.2.1).
+        let c = match self.store.collection(api_root, id)? {
+            Some(c) => c,
+            None => self
+                .store
+                .collections(api_root)?
+                .into_iter()
+                .find(|c| c.alias.as_deref() == Some(id))
+                .ok_or(Denied::NotFound)?,
+        };
         let grant = self.grant(p, &c.id)?;
         decide(p, grant, action)?;
         Ok((c, effective_access(p, grant)))

@@ -39,6 +39,16 @@ pub struct SqliteOptions {
     pub max_idle_readers: usize,
     /// Page cache per connection, in KiB.
     pub cache_kib: i64,
+    /// How much of the database file each reader connection maps into
+    /// memory (`PRAGMA mmap_size`). Mapped reads skip a system call and a
+    /// copy per page, about a third of the CPU time of a page of 100
+    /// objects. The prices: the mapped pages count in the process's resident
+    /// memory (they are the operating system's file cache, shared and
+    /// reclaimable, but monitoring sees them), and a disk read error inside
+    /// the mapped range ends the process with a signal instead of returning
+    /// an error. Acknowledged data is not at risk either way: the writer and
+    /// the checkpointer never map.
+    pub mmap_bytes: i64,
 }
 
 impl Default for SqliteOptions {
@@ -47,6 +57,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             max_idle_readers: 16,
             cache_kib: 64 * 1024,
+            mmap_bytes: 128 << 20,
         }
     }
 }
@@ -153,15 +164,6 @@ impl Drop for Checkpointer {
         }
     }
 }
-
-/// How much of the database file each reader connection maps into memory
-/// (`PRAGMA mmap_size`). Mapped reads skip a system call and a copy per
-/// page, about a third of the CPU time of a page of 100 objects. The price:
-/// a disk read error inside the mapped range ends the process with a
-/// signal instead of returning an error. Acknowledged data is not at risk
-/// (the writer and the checkpointer never map), so readers map the first
-/// GiB.
-const READER_MMAP_BYTES: i64 = 1 << 30;
 
 /// Statement cache per connection: the page queries are built from a few
 /// shapes, and the record queries are fixed.
@@ -284,7 +286,7 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY")
             .ctx("setting temp store")?;
         stable_plans(&conn)?;
-        conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)
+        conn.pragma_update(None, "mmap_size", self.opts.mmap_bytes)
             .ctx("setting mmap size")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)

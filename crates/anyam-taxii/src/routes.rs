@@ -61,7 +61,19 @@ pub fn app(state: AppState) -> Router {
 async fn observe(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let started = std::time::Instant::now();
     let method = req.method().clone();
-    let resp = next.run(req).await;
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let mut resp = next.run(req).await;
+    // A request refused before its body was read leaves unread bytes on the
+    // connection; say so, so that the client opens a fresh connection
+    // instead of finding this one closed under it (RFC 9112 §9.6).
+    if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = resp.status().as_u16().to_string();
     let elapsed = started.elapsed();
     metrics::counter!("anyam_http_requests_total", "method" => method.to_string(), "status" => status.clone())
