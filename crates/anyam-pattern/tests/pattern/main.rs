@@ -9,3 +9,4 @@ mod lines_cases;
 mod parse_cases;
 mod python;
 mod reference_suite;
+mod validator_differential;
