@@ -2,6 +2,8 @@
 //! directory, driven in process (no socket). The end-to-end suite drives the
 //! real binary over HTTP with the OASIS clients.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use anyam_store::{
