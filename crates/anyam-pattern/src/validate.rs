@@ -402,8 +402,17 @@ pub fn validate(pattern: &str, version: StixVersion) -> Validation {
         Ok(t) => t,
         Err(e) => {
             return Validation {
+                // The column travels in `column`; the message says the rest,
+                // so the rendered diagnostic names the location once.
                 errors: vec![Diagnostic {
-                    message: e.to_string(),
+                    message: if e.line > 1 {
+                        format!(
+                            "on line {}: found {}, expected {}",
+                            e.line, e.found, e.expected
+                        )
+                    } else {
+                        format!("found {}, expected {}", e.found, e.expected)
+                    },
                     column: Some(e.column),
                 }],
                 warnings: vec![],
