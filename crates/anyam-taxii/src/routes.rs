@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use anyam_policy::{Action, Principal};
-use anyam_store::{Micros, Page, Status, StatusDetail};
+use anyam_store::{Micros, Page, Query, Status, StatusDetail};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
@@ -323,6 +323,16 @@ async fn collection(
 
 // --- Object listings (TAXII 2.1 §5.3, §5.4, §5.5, §5.7) ------------------------
 
+/// The filters of one request, with the server's page sizes.
+fn query(st: &AppState, raw: &Option<String>, endpoint: Endpoint) -> Result<Query, ApiError> {
+    parse_query(
+        raw.as_deref(),
+        endpoint,
+        st.settings.default_limit,
+        st.settings.max_limit,
+    )
+}
+
 /// Attach the `X-TAXII-Date-Added-First`/`-Last` headers (TAXII 2.1 §3.3.1).
 fn date_headers(resp: &mut Response, first: Option<Micros>, last: Option<Micros>) {
     for (name, v) in [
@@ -373,12 +383,7 @@ async fn objects(
     RawQuery(raw): RawQuery,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
-    let q = parse_query(
-        raw.as_deref(),
-        Endpoint::Listing,
-        st.settings.default_limit,
-        st.settings.max_limit,
-    )?;
+    let q = query(&st, &raw, Endpoint::Listing)?;
     let gate = st.gate.clone();
     let page = blocking(move || Ok(gate.objects(&p, &root, &cid, &q)?)).await?;
     metrics::counter!("anyam_objects_served_total").increment(page.items.len() as u64);
@@ -391,12 +396,7 @@ async fn object(
     RawQuery(raw): RawQuery,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
-    let mut q = parse_query(
-        raw.as_deref(),
-        Endpoint::Object,
-        st.settings.default_limit,
-        st.settings.max_limit,
-    )?;
+    let mut q = query(&st, &raw, Endpoint::Object)?;
     q.ids = vec![oid];
     let gate = st.gate.clone();
     let page = blocking(move || Ok(gate.objects(&p, &root, &cid, &q)?)).await?;
@@ -452,12 +452,7 @@ async fn manifest(
     RawQuery(raw): RawQuery,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
-    let q = parse_query(
-        raw.as_deref(),
-        Endpoint::Listing,
-        st.settings.default_limit,
-        st.settings.max_limit,
-    )?;
+    let q = query(&st, &raw, Endpoint::Listing)?;
     let gate = st.gate.clone();
     let page = blocking(move || Ok(gate.manifest(&p, &root, &cid, &q)?)).await?;
     Ok(manifest_json(&page, "objects"))
@@ -469,12 +464,7 @@ async fn versions(
     RawQuery(raw): RawQuery,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
-    let q = parse_query(
-        raw.as_deref(),
-        Endpoint::Versions,
-        st.settings.default_limit,
-        st.settings.max_limit,
-    )?;
+    let q = query(&st, &raw, Endpoint::Versions)?;
     let gate = st.gate.clone();
     let page = blocking(move || Ok(gate.versions(&p, &root, &cid, &oid, &q)?)).await?;
     if page.items.is_empty() && q_is_first_page(&raw) {
