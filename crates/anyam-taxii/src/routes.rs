@@ -398,19 +398,15 @@ async fn object(
 ) -> Result<Response, ApiError> {
     let mut q = query(&st, &raw, Endpoint::Object)?;
     q.ids = vec![oid];
+    let first_page = q.next.is_none();
     let gate = st.gate.clone();
     let page = blocking(move || Ok(gate.objects(&p, &root, &cid, &q)?)).await?;
     // An object the caller cannot see, or that no version matches, does not
     // exist for this request (TAXII 2.1 §5.5).
-    if page.items.is_empty() && q_is_first_page(&raw) {
+    if page.items.is_empty() && first_page {
         return Err(ApiError::not_found());
     }
     Ok(envelope(&page))
-}
-
-fn q_is_first_page(raw: &Option<String>) -> bool {
-    raw.as_deref()
-        .is_none_or(|r| !form_urlencoded::parse(r.as_bytes()).any(|(k, _)| k == "next"))
 }
 
 fn manifest_json(page: &Page<anyam_store::ManifestEntry>, key: &str) -> Response {
@@ -465,9 +461,10 @@ async fn versions(
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
     let q = query(&st, &raw, Endpoint::Versions)?;
+    let first_page = q.next.is_none();
     let gate = st.gate.clone();
     let page = blocking(move || Ok(gate.versions(&p, &root, &cid, &oid, &q)?)).await?;
-    if page.items.is_empty() && q_is_first_page(&raw) {
+    if page.items.is_empty() && first_page {
         return Err(ApiError::not_found());
     }
     Ok(manifest_json(&page, "versions"))
