@@ -130,7 +130,7 @@ pub struct ObjectPath {
     pub steps: Vec<PathStep>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PathStep {
     Key(String),
     Index(i64),

@@ -56,7 +56,7 @@ pub mod ast;
 mod lexer;
 pub mod lines;
 pub mod matcher;
-mod net;
+pub mod net;
 pub mod observations;
 mod parser;
 pub mod regex_dialect;
@@ -67,8 +67,9 @@ pub use ast::{
     PropTest, Qualifier, Timestamp,
 };
 pub use lexer::Span;
-pub use matcher::{Binding, Matcher};
-pub use observations::Observations;
+pub use matcher::{Binding, Matcher, ObsTime, selectable_type, visit_path};
+pub use net::IpNet;
+pub use observations::{Observation, Observations};
 pub use parser::{Limits, ParseError, parse_with_limits};
 pub use validate::{Diagnostic, Validation};
 

@@ -64,6 +64,13 @@ const NON_SCO_TYPES_V21: &[&str] = &[
     "vulnerability",
 ];
 
+/// Whether a pattern can select objects of this type: in STIX 2.1 patterns
+/// are over cyber-observable objects only (§9.1), so a comparison on an SDO
+/// or SRO type matches nothing.
+pub fn selectable_type(object_type: &str, version: StixVersion) -> bool {
+    version == StixVersion::V2_0 || !NON_SCO_TYPES_V21.contains(&object_type)
+}
+
 /// One satisfying assignment of observations, as returned by
 /// [`Matcher::find_binding`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,6 +80,28 @@ pub struct Binding {
     pub observations: Vec<usize>,
     /// The ids of those observed-data objects, where they have one.
     pub ids: Vec<Option<String>>,
+}
+
+/// The time span and multiplicity of one observation: all the binding
+/// search needs to know of it (STIX 2.1 §9.6, §9.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObsTime {
+    /// `first_observed`, nanoseconds since the epoch.
+    pub first: i128,
+    /// `last_observed`, nanoseconds since the epoch.
+    pub last: i128,
+    /// `number_observed`.
+    pub count: u64,
+}
+
+impl From<&Observation> for ObsTime {
+    fn from(o: &Observation) -> ObsTime {
+        ObsTime {
+            first: o.first,
+            last: o.last,
+            count: o.count,
+        }
+    }
 }
 
 /// A literal in compiled form.
@@ -271,10 +300,46 @@ impl Matcher {
             leaf_obs.push(hits);
         }
         // Phase 2: the binding search.
+        let times: Vec<ObsTime> = o.iter().map(ObsTime::from).collect();
+        let Some(idx) = self.solve(&times, &leaf_obs)? else {
+            return Ok(None);
+        };
+        let ids = idx.iter().map(|&i| o[i].id.clone()).collect();
+        Ok(Some(Binding {
+            observations: idx,
+            ids,
+        }))
+    }
+
+    /// The number of brackets (`[…]`) in the pattern. Brackets are numbered
+    /// in the order they appear in the pattern text.
+    pub fn leaf_count(&self) -> usize {
+        self.leaves.len()
+    }
+
+    /// Whether bracket `leaf` matches one observation (phase 1 of
+    /// [`Matcher::find_binding`]). A leaf number out of range matches nothing.
+    pub fn leaf_matches(&self, leaf: usize, ob: &Observation) -> Result<bool, Error> {
+        match self.leaves.get(leaf) {
+            Some(c) => Ok(!self.roots(c, ob)?.is_empty()),
+            None => Ok(false),
+        }
+    }
+
+    /// Phase 2 alone: given each observation's time span and, per bracket,
+    /// the ascending positions of the observations it matches, one binding
+    /// (ascending positions, each once) or `None`. This lets a caller that
+    /// keeps phase-1 results (a streaming engine) search without evaluating
+    /// comparisons again.
+    pub fn solve(
+        &self,
+        times: &[ObsTime],
+        leaf_obs: &[Vec<usize>],
+    ) -> Result<Option<Vec<usize>>, Error> {
         let mut st = Search {
-            obs: o,
-            leaf_obs: &leaf_obs,
-            used: vec![0; o.len()],
+            obs: times,
+            leaf_obs,
+            used: vec![0; times.len()],
             stack: Vec::new(),
             steps: 0,
             budget: self.budget,
@@ -290,11 +355,7 @@ impl Matcher {
         let mut idx = st.found.unwrap_or_default();
         idx.sort_unstable();
         idx.dedup();
-        let ids = idx.iter().map(|&i| o[i].id.clone()).collect();
-        Ok(Some(Binding {
-            observations: idx,
-            ids,
-        }))
+        Ok(Some(idx))
     }
 
     /// The objects (by position in the observation) satisfying a comparison
@@ -749,7 +810,7 @@ type Cont<'c, 'o> = dyn FnMut(&mut Search<'o>, usize) -> Result<bool, Error> + '
 /// the partial binding; a sub-expression's binding is `stack[start..]` when
 /// its continuation runs.
 struct Search<'o> {
-    obs: &'o [Observation],
+    obs: &'o [ObsTime],
     leaf_obs: &'o [Vec<usize>],
     used: Vec<u64>,
     stack: Vec<usize>,
@@ -915,6 +976,90 @@ impl<'o> Search<'o> {
         self.solve(e, &mut |st: &mut Search<'o>, _| {
             st.repeat(e, times - 1, start, 0, k)
         })
+    }
+}
+
+/// Calls `f` with every JSON value an object path reaches from `root`
+/// within observation `ob`, with the traversal of the matcher (STIX 2.1
+/// §9.3): keys, list indexes, `[*]`, and `*_ref`/`*_refs` resolution. Values
+/// of `_hex`/`_bin` properties and unresolvable references are skipped, and
+/// so are steps the matcher would report as errors; an indexed engine uses
+/// this to look values up, then confirms candidates with [`Matcher`].
+pub fn visit_path<'a>(
+    steps: &[PathStep],
+    root: &'a Value,
+    ob: &'a Observation,
+    f: &mut dyn FnMut(&'a Value),
+) {
+    let Some((step, rest)) = steps.split_first() else {
+        f(root);
+        return;
+    };
+    match step {
+        PathStep::Key(k) => {
+            let Some(x) = root.as_object().and_then(|m| m.get(k)) else {
+                return;
+            };
+            if k.ends_with("_hex") || k.ends_with("_bin") {
+                return;
+            }
+            if k.ends_with("_ref") {
+                if let Ok(Some(o)) = resolve(x, ob, k) {
+                    visit_path(rest, o, ob, f);
+                }
+            } else if k.ends_with("_refs") {
+                // A resolved list behaves as a list of the objects.
+                let Value::Array(ids) = x else { return };
+                let objs: Vec<&'a Value> = ids
+                    .iter()
+                    .filter_map(|id| resolve(id, ob, k).ok().flatten())
+                    .collect();
+                visit_refs(rest, &objs, ob, f);
+            } else {
+                visit_path(rest, x, ob, f);
+            }
+        }
+        PathStep::Index(n) => {
+            if let (Value::Array(a), Ok(i)) = (root, usize::try_from(*n))
+                && let Some(x) = a.get(i)
+            {
+                visit_path(rest, x, ob, f);
+            }
+        }
+        PathStep::AnyIndex => {
+            if let Value::Array(a) = root {
+                for x in a {
+                    visit_path(rest, x, ob, f);
+                }
+            }
+        }
+    }
+}
+
+/// [`visit_path`] continued after a `*_refs` step: the next step indexes the
+/// resolved objects; with no next step the list itself is not a comparable
+/// value.
+fn visit_refs<'a>(
+    steps: &[PathStep],
+    objs: &[&'a Value],
+    ob: &'a Observation,
+    f: &mut dyn FnMut(&'a Value),
+) {
+    let Some((step, rest)) = steps.split_first() else {
+        return;
+    };
+    match step {
+        PathStep::Index(n) => {
+            if let Some(o) = usize::try_from(*n).ok().and_then(|i| objs.get(i)) {
+                visit_path(rest, o, ob, f);
+            }
+        }
+        PathStep::AnyIndex => {
+            for o in objs {
+                visit_path(rest, o, ob, f);
+            }
+        }
+        PathStep::Key(_) => {}
     }
 }
 

@@ -11,7 +11,6 @@ pub struct IpNet {
     pub prefix: u8,
 }
 
-#[allow(dead_code)] // used by the matcher
 impl IpNet {
     /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address, or `ipv6/n`.
     /// Addresses use the strict textual forms (dotted quad without leading
@@ -45,11 +44,13 @@ impl IpNet {
         }
     }
 
-    fn width(&self) -> u8 {
+    /// 32 for IPv4, 128 for IPv6.
+    pub fn width(&self) -> u8 {
         if self.v6 { 128 } else { 32 }
     }
 
-    fn masked(&self, prefix: u8) -> u128 {
+    /// The address with every bit past `prefix` cleared.
+    pub fn masked(&self, prefix: u8) -> u128 {
         let w = u32::from(self.width());
         let p = u32::from(prefix);
         if p == 0 {

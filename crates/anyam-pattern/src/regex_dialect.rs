@@ -238,6 +238,44 @@ impl Compiled {
     }
 }
 
+/// Substrings of which every text value a `MATCHES` operand matches
+/// contains at least one, or `None` when no useful set is known (the
+/// pattern needs the backtracking engine, may match the empty string, or
+/// the set would be too large). An indexed engine searches values for these
+/// with a multi-string automaton before running the full expression. The
+/// literals are those of the translated, NFC-normalised expression, so they
+/// are to be searched for in NFC-normalised values.
+pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let nfc: String = pattern.nfc().collect();
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(&translate(&nfc, false))
+        .ok()?;
+    // A match starts with one of the prefix literals (or ends with one of
+    // the suffix literals), so one of them occurs in the value; an empty
+    // literal would prove nothing.
+    let mut best: Option<Vec<Vec<u8>>> = None;
+    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let mut seq = Extractor::new().kind(kind).extract(&hir);
+        seq.optimize_for_prefix_by_preference();
+        let Some(lits) = seq.literals() else { continue };
+        if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+            continue;
+        }
+        let set: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        let shortest = set.iter().map(Vec::len).min().unwrap_or(0);
+        let better = match &best {
+            None => true,
+            Some(b) => shortest > b.iter().map(Vec::len).min().unwrap_or(0),
+        };
+        if better {
+            best = Some(set);
+        }
+    }
+    best
+}
+
 /// A compiled `LIKE` operand: `%` any run, `_` any one character, anchored
 /// at both ends (STIX 2.1 §9.4). As in the reference, neither wildcard
 /// crosses a newline, and a single final newline in the value is ignored.
@@ -294,6 +332,11 @@ mod tests {
         assert!(!m("(?<=a)b", "cb"));
         assert!(m(r"(\w)\1", "xx"));
         assert!(m(r"abc\Z", "xabc"));
+        let lits = |p: &str| required_literals(p);
+        assert_eq!(lits("evil\\.com$"), Some(vec![b"evil.com".to_vec()]));
+        assert!(lits("^(a|b)+").is_some());
+        assert_eq!(lits(".*"), None);
+        assert_eq!(lits("(?<=a)b"), None);
         let l = Like::new("he%o_").unwrap();
         assert!(l.matches("hello!"));
         assert!(!l.matches("hell"));

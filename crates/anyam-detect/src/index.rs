@@ -1,0 +1,402 @@
+//! The index: anchors by (object type, object path, key), looked up per observation.
+//!
+//! Layout: object type → the registered paths of that type → per path a
+//! hash map of strings, a hash map of integers, two prefix tries (IPv4 and
+//! IPv6 blocks), a multi-string automaton of substrings, and a list of
+//! brackets that only need the path to reach a value; per type also a list
+//! of brackets that only need an object of the type. Looking up an
+//! observation walks each object's registered paths once and collects the
+//! targets (indicator slot, bracket number) of every anchor that holds.
+//!
+//! Removal is exact for every structure except the automaton, which is
+//! immutable: a removed substring keeps its place in the automaton but
+//! loses its targets, and the automaton is rebuilt once enough of it is
+//! stale or enough new substrings wait in the small pending list that is
+//! searched directly.
+
+use crate::anchor::{Anchor, Key};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use anyam_pattern::{IpNet, Observation, PathStep, visit_path};
+use foldhash::HashMap;
+use prefix_trie::PrefixMap;
+use serde_json::Value;
+use unicode_normalization::UnicodeNormalization as _;
+
+/// A bracket of an indicator: what an anchor points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Target {
+    pub slot: u32,
+    pub leaf: u16,
+    /// See [`Anchor::Path::exact`].
+    pub exact: bool,
+}
+
+type Postings = Vec<Target>;
+
+fn remove_target(list: &mut Postings, slot: u32) {
+    list.retain(|t| t.slot != slot);
+}
+
+#[derive(Default)]
+struct Substrings {
+    /// Every substring ever added since the last rebuild, by automaton
+    /// pattern id; the postings of removed ones are empty.
+    lits: Vec<(Box<[u8]>, Postings)>,
+    /// Position of each substring in `lits`.
+    by_lit: HashMap<Box<[u8]>, usize>,
+    /// Automaton over `lits[..built]`.
+    ac: Option<AhoCorasick>,
+    built: usize,
+    /// Substrings whose postings became empty since the last rebuild.
+    stale: usize,
+}
+
+impl Substrings {
+    fn add(&mut self, lit: &[u8], t: Target) {
+        match self.by_lit.get(lit) {
+            Some(&i) => {
+                if self.lits[i].1.is_empty() {
+                    self.stale = self.stale.saturating_sub(1);
+                }
+                self.lits[i].1.push(t);
+            }
+            None => {
+                self.by_lit.insert(lit.into(), self.lits.len());
+                self.lits.push((lit.into(), vec![t]));
+            }
+        }
+    }
+
+    fn remove(&mut self, lit: &[u8], slot: u32) {
+        if let Some(&i) = self.by_lit.get(lit) {
+            let list = &mut self.lits[i].1;
+            let was = list.is_empty();
+            remove_target(list, slot);
+            if !was && list.is_empty() {
+                self.stale += 1;
+            }
+        }
+    }
+
+    /// Rebuilds the automaton when the pending tail or the stale part has
+    /// grown past a fraction of it, so that the cost of rebuilding is
+    /// amortised over many changes.
+    fn maintain(&mut self) {
+        let pending = self.lits.len() - self.built;
+        if pending > 256 || self.stale > 256.max(self.built / 2) {
+            self.rebuild();
+        }
+    }
+
+    fn rebuild(&mut self) {
+        self.lits.retain(|(_, p)| !p.is_empty());
+        self.by_lit = self
+            .lits
+            .iter()
+            .enumerate()
+            .map(|(i, (l, _))| (l.clone(), i))
+            .collect();
+        self.stale = 0;
+        self.built = self.lits.len();
+        self.ac = if self.lits.is_empty() {
+            None
+        } else {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(self.lits.iter().map(|(l, _)| &l[..]))
+                .ok()
+        };
+        if self.ac.is_none() {
+            // Building failed (it does not for byte strings of sane size);
+            // everything stays in the directly searched tail.
+            self.built = 0;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lits.is_empty()
+    }
+
+    fn lookup(&self, hay: &[u8], out: &mut Vec<Target>) {
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(hay) {
+                out.extend_from_slice(&self.lits[m.pattern().as_usize()].1);
+            }
+        }
+        for (lit, p) in &self.lits[self.built..] {
+            if !p.is_empty() && contains(hay, lit) {
+                out.extend_from_slice(p);
+            }
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[derive(Default)]
+struct PathIndex {
+    steps: Vec<PathStep>,
+    strs: HashMap<Box<str>, Postings>,
+    ints: HashMap<i64, Postings>,
+    v4: PrefixMap<(u32, u8), Postings>,
+    v6: PrefixMap<(u128, u8), Postings>,
+    n_cidr: usize,
+    subs: Substrings,
+    any: Postings,
+}
+
+impl PathIndex {
+    fn lookup(&self, v: &Value, any_seen: &mut bool, out: &mut Vec<Target>) {
+        if !*any_seen {
+            *any_seen = true;
+            out.extend_from_slice(&self.any);
+        }
+        match v {
+            Value::String(s) => {
+                if let Some(p) = self.strs.get(s.as_str()) {
+                    out.extend_from_slice(p);
+                }
+                if self.n_cidr > 0
+                    && let Some(net) = IpNet::parse(s)
+                {
+                    self.lookup_net(net, out);
+                }
+                if !self.subs.is_empty() {
+                    if s.is_ascii() {
+                        self.subs.lookup(s.as_bytes(), out);
+                    } else {
+                        let nfc: String = s.nfc().collect();
+                        self.subs.lookup(nfc.as_bytes(), out);
+                    }
+                }
+            }
+            Value::Number(n) if !self.ints.is_empty() => {
+                let i = n.as_i64().or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| f as i64)
+                });
+                if let Some(p) = i.and_then(|i| self.ints.get(&i)) {
+                    out.extend_from_slice(p);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every block containing the value's block (STIX 2.1 §9.4, ISSUBSET).
+    fn lookup_net(&self, net: IpNet, out: &mut Vec<Target>) {
+        if net.v6 {
+            for p in self.v6.cover_values(&(net.masked(net.prefix), net.prefix)) {
+                out.extend_from_slice(p);
+            }
+        } else {
+            let addr = u32::try_from(net.masked(net.prefix)).unwrap_or(0);
+            for p in self.v4.cover_values(&(addr, net.prefix)) {
+                out.extend_from_slice(p);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.strs.is_empty()
+            && self.ints.is_empty()
+            && self.n_cidr == 0
+            && self.subs.is_empty()
+            && self.any.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct TypeIndex {
+    paths: Vec<u32>,
+    any: Postings,
+}
+
+/// The index over all loaded brackets.
+#[derive(Default)]
+pub(crate) struct Index {
+    types: HashMap<String, TypeIndex>,
+    paths: Vec<PathIndex>,
+    path_ids: HashMap<(String, Vec<PathStep>), u32>,
+}
+
+fn v4_key(net: &IpNet) -> (u32, u8) {
+    (
+        u32::try_from(net.masked(net.prefix)).unwrap_or(0),
+        net.prefix,
+    )
+}
+
+impl Index {
+    fn path_id(&mut self, ty: &str, steps: &[PathStep]) -> u32 {
+        if let Some(&id) = self.path_ids.get(&(ty.to_string(), steps.to_vec())) {
+            return id;
+        }
+        let id = u32::try_from(self.paths.len()).unwrap_or(u32::MAX);
+        self.paths.push(PathIndex {
+            steps: steps.to_vec(),
+            ..PathIndex::default()
+        });
+        self.path_ids.insert((ty.to_string(), steps.to_vec()), id);
+        self.types.entry(ty.to_string()).or_default().paths.push(id);
+        id
+    }
+
+    pub fn add(&mut self, a: &Anchor, slot: u32, leaf: u16) {
+        match a {
+            Anchor::Type(ty) => self.types.entry(ty.clone()).or_default().any.push(Target {
+                slot,
+                leaf,
+                exact: false,
+            }),
+            Anchor::Path {
+                object_type,
+                steps,
+                key,
+                exact,
+            } => {
+                let id = self.path_id(object_type, steps);
+                let t = Target {
+                    slot,
+                    leaf,
+                    exact: *exact,
+                };
+                let p = &mut self.paths[id as usize];
+                match key {
+                    Key::Str(s) => p.strs.entry(s.clone()).or_default().push(t),
+                    Key::Int(i) => p.ints.entry(*i).or_default().push(t),
+                    Key::Cidr(net) => {
+                        p.n_cidr += 1;
+                        if net.v6 {
+                            p.v6.entry((net.masked(net.prefix), net.prefix))
+                                .or_default()
+                                .push(t);
+                        } else {
+                            p.v4.entry(v4_key(net)).or_default().push(t);
+                        }
+                    }
+                    Key::Substr(b) => p.subs.add(b, t),
+                    Key::Any => p.any.push(t),
+                }
+            }
+        }
+    }
+
+    pub fn remove(&mut self, a: &Anchor, slot: u32) {
+        match a {
+            Anchor::Type(ty) => {
+                if let Some(ti) = self.types.get_mut(ty) {
+                    remove_target(&mut ti.any, slot);
+                }
+            }
+            Anchor::Path {
+                object_type,
+                steps,
+                key,
+                ..
+            } => {
+                let Some(&id) = self.path_ids.get(&(object_type.clone(), steps.clone())) else {
+                    return;
+                };
+                let p = &mut self.paths[id as usize];
+                match key {
+                    Key::Str(s) => {
+                        if let Some(list) = p.strs.get_mut(&**s) {
+                            remove_target(list, slot);
+                            if list.is_empty() {
+                                p.strs.remove(&**s);
+                            }
+                        }
+                    }
+                    Key::Int(i) => {
+                        if let Some(list) = p.ints.get_mut(i) {
+                            remove_target(list, slot);
+                            if list.is_empty() {
+                                p.ints.remove(i);
+                            }
+                        }
+                    }
+                    Key::Cidr(net) => {
+                        let emptied = if net.v6 {
+                            let k = (net.masked(net.prefix), net.prefix);
+                            let e = p.v6.get_mut(&k).map(|l| {
+                                let before = l.len();
+                                remove_target(l, slot);
+                                (before - l.len(), l.is_empty())
+                            });
+                            if let Some((_, true)) = e {
+                                p.v6.remove(&k);
+                            }
+                            e
+                        } else {
+                            let k = v4_key(net);
+                            let e = p.v4.get_mut(&k).map(|l| {
+                                let before = l.len();
+                                remove_target(l, slot);
+                                (before - l.len(), l.is_empty())
+                            });
+                            if let Some((_, true)) = e {
+                                p.v4.remove(&k);
+                            }
+                            e
+                        };
+                        if let Some((n, _)) = emptied {
+                            p.n_cidr = p.n_cidr.saturating_sub(n);
+                        }
+                    }
+                    Key::Substr(b) => p.subs.remove(b, slot),
+                    Key::Any => remove_target(&mut p.any, slot),
+                }
+            }
+        }
+    }
+
+    /// Collects the targets of every anchor that holds for the observation
+    /// (unsorted, possibly repeated).
+    pub fn lookup(&self, ob: &Observation, out: &mut Vec<Target>) {
+        for (_, obj) in &ob.objects {
+            let Some(ty) = obj.get("type").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(ti) = self.types.get(ty) else {
+                continue;
+            };
+            out.extend_from_slice(&ti.any);
+            for &pid in &ti.paths {
+                let p = &self.paths[pid as usize];
+                if p.is_empty() {
+                    continue;
+                }
+                let mut any_seen = false;
+                visit_path(&p.steps, obj, ob, &mut |v| p.lookup(v, &mut any_seen, out));
+            }
+        }
+    }
+
+    /// After a batch of changes: rebuilds the substring automata whose
+    /// directly searched tail or stale part has grown too large. The cost
+    /// of a rebuild is thus paid once per batch, not per indicator.
+    pub fn maintain(&mut self) {
+        for p in &mut self.paths {
+            p.subs.maintain();
+        }
+    }
+
+    /// Rebuilds every substring automaton that has pending entries, so
+    /// that a freshly loaded index searches only automata.
+    pub fn compact(&mut self) {
+        for p in &mut self.paths {
+            if p.subs.built != p.subs.lits.len() || p.subs.stale > 0 {
+                p.subs.rebuild();
+            }
+        }
+    }
+
+    /// Number of registered (type, path) pairs.
+    pub fn path_count(&self) -> usize {
+        self.paths.len()
+    }
+}
