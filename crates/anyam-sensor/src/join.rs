@@ -1,0 +1,258 @@
+//! The Zeek joiner: reunites records Zeek splits across logs (a TLS session and its certificates, a file and its connection) within a bounded delay of log time.
+//!
+//! Two roles meet here. *Providers* are records others refer to: an
+//! `x509.log` certificate (by file id in older Zeek, by fingerprint in
+//! newer) and a `conn.log` connection (by `uid`). *Waiters* are records that
+//! refer to providers: an `ssl.log` session (`cert_chain_fuids` or
+//! `cert_chain_fps`) and a `files.log` file (`conn_uids`).
+//!
+//! Zeek writes each log when its own record completes, so either side can
+//! come first: a connection is logged when it ends, after the files it
+//! carried; a certificate is logged during the handshake, before the
+//! session. Hence:
+//!
+//! - a provider is cached (the last `cache` of them, oldest evicted first);
+//! - a waiter whose references are all cached is completed at once, else it
+//!   waits until log time (the largest `ts` seen so far) passes its own `ts`
+//!   plus `delay`, and is then emitted with what it has;
+//! - a certificate no session claimed within `delay` is emitted on its own,
+//!   once; a connection is always emitted on its own as soon as it is read.
+//!
+//! Memory is bounded by `cache` providers plus the waiters of one `delay`
+//! of log time (and never more than `cache` waiters).
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::Value;
+
+use crate::zeek::Staged;
+
+struct Provided {
+    frag: Vec<Value>,
+    /// A certificate not yet claimed by a session: emitted alone on expiry.
+    alone: Option<Staged>,
+    seq: u64,
+}
+
+struct Waiter {
+    staged: Staged,
+    keys: Vec<String>,
+    got: Vec<Option<Vec<Value>>>,
+    missing: usize,
+}
+
+pub(crate) struct Join {
+    delay: i128,
+    cap: usize,
+    now: i128,
+    seq: u64,
+    cache: HashMap<String, Provided, foldhash::fast::RandomState>,
+    cache_order: VecDeque<(String, u64)>,
+    unclaimed: VecDeque<(String, u64, i128)>,
+    waiting: VecDeque<Option<Waiter>>,
+    /// The id of `waiting[0]`.
+    base: u64,
+    live: usize,
+    index: HashMap<String, Vec<u64>, foldhash::fast::RandomState>,
+}
+
+impl Join {
+    pub fn new(delay_nanos: i128, cap: usize) -> Join {
+        Join {
+            delay: delay_nanos,
+            cap: cap.max(1),
+            now: i128::MIN,
+            seq: 0,
+            cache: HashMap::default(),
+            cache_order: VecDeque::new(),
+            unclaimed: VecDeque::new(),
+            waiting: VecDeque::new(),
+            base: 0,
+            live: 0,
+            index: HashMap::default(),
+        }
+    }
+
+    /// Records and cache entries held now.
+    pub fn size(&self) -> usize {
+        self.cache.len() + self.live
+    }
+
+    /// Advances log time to `ts` and emits whatever expired.
+    pub fn tick(&mut self, ts: i128, out: &mut Vec<Staged>) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        self.expire(out, false);
+    }
+
+    fn expire(&mut self, out: &mut Vec<Staged>, all: bool) {
+        let limit = self.now.saturating_sub(self.delay);
+        while let Some(front) = self.waiting.front() {
+            let due = match front {
+                None => true,
+                Some(w) => all || w.staged.first < limit || self.live > self.cap,
+            };
+            if !due {
+                break;
+            }
+            if let Some(Some(w)) = self.waiting.pop_front() {
+                self.live -= 1;
+                self.finish(w, out);
+            }
+            self.base += 1;
+        }
+        while let Some((_, _, ts)) = self.unclaimed.front() {
+            if !all && *ts >= limit {
+                break;
+            }
+            if let Some((key, seq, _)) = self.unclaimed.pop_front()
+                && let Some(p) = self.cache.get_mut(&key)
+                && p.seq == seq
+                && let Some(s) = p.alone.take()
+            {
+                out.push(s);
+            }
+        }
+    }
+
+    fn finish(&mut self, mut w: Waiter, out: &mut Vec<Staged>) {
+        for (key, got) in w.keys.iter().zip(&w.got) {
+            if got.is_none()
+                && let Some(ids) = self.index.get_mut(key)
+            {
+                let id = self.base;
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
+                    self.index.remove(key);
+                }
+            }
+        }
+        for frag in w.got.into_iter().flatten() {
+            w.staged.objs.append(&frag);
+        }
+        out.push(w.staged);
+    }
+
+    /// Emits every waiter and unclaimed certificate now (end of input, or a
+    /// followed input that has gone quiet).
+    pub fn flush(&mut self, out: &mut Vec<Staged>) {
+        self.expire(out, true);
+    }
+
+    /// Caches a provider. `alone` is the record to emit on its own if no
+    /// waiter claims it within the delay (certificates).
+    pub fn provide(
+        &mut self,
+        key: String,
+        frag: Vec<Value>,
+        alone: Option<Staged>,
+        out: &mut Vec<Staged>,
+    ) {
+        self.seq += 1;
+        let seq = self.seq;
+        let mut claimed = false;
+        if let Some(ids) = self.index.remove(&key) {
+            for id in ids {
+                let Some(slot) = id
+                    .checked_sub(self.base)
+                    .and_then(|i| self.waiting.get_mut(i as usize))
+                else {
+                    continue;
+                };
+                let Some(w) = slot.as_mut() else { continue };
+                for (k, g) in w.keys.iter().zip(w.got.iter_mut()) {
+                    if *k == key && g.is_none() {
+                        *g = Some(frag.clone());
+                        w.missing -= 1;
+                        claimed = true;
+                    }
+                }
+                if w.missing == 0
+                    && let Some(w) = slot.take()
+                {
+                    self.live -= 1;
+                    let mut staged = w.staged;
+                    for f in w.got.into_iter().flatten() {
+                        staged.objs.append(&f);
+                    }
+                    out.push(staged);
+                }
+            }
+        }
+        let alone = if claimed { None } else { alone };
+        if let Some(s) = &alone {
+            self.unclaimed.push_back((key.clone(), seq, s.first));
+        }
+        if let Some(old) = self
+            .cache
+            .insert(key.clone(), Provided { frag, alone, seq })
+            && let Some(s) = old.alone
+        {
+            out.push(s);
+        }
+        self.cache_order.push_back((key, seq));
+        while self.cache.len() > self.cap {
+            let Some((k, s)) = self.cache_order.pop_front() else {
+                break;
+            };
+            if self.cache.get(&k).is_some_and(|p| p.seq == s)
+                && let Some(p) = self.cache.remove(&k)
+                && let Some(a) = p.alone
+            {
+                out.push(a);
+            }
+        }
+        // Stale order entries (re-provided keys) would otherwise pile up.
+        if self.cache_order.len() > 2 * self.cap {
+            let cache = &self.cache;
+            self.cache_order
+                .retain(|(k, s)| cache.get(k).is_some_and(|p| p.seq == *s));
+        }
+    }
+
+    /// Takes a waiter: completes it from the cache when it can, else holds it.
+    pub fn wait(&mut self, mut staged: Staged, keys: Vec<String>, out: &mut Vec<Staged>) {
+        let mut got = Vec::with_capacity(keys.len());
+        let mut missing = 0;
+        for k in &keys {
+            match self.cache.get_mut(k) {
+                Some(p) => {
+                    // Claimed: the certificate is part of this session now.
+                    p.alone = None;
+                    got.push(Some(p.frag.clone()));
+                }
+                None => {
+                    got.push(None);
+                    missing += 1;
+                }
+            }
+        }
+        if missing == 0 {
+            for f in got.into_iter().flatten() {
+                staged.objs.append(&f);
+            }
+            out.push(staged);
+            return;
+        }
+        let id = self.base + self.waiting.len() as u64;
+        for (k, g) in keys.iter().zip(&got) {
+            if g.is_none() {
+                let ids = self.index.entry(k.clone()).or_default();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        self.waiting.push_back(Some(Waiter {
+            staged,
+            keys,
+            got,
+            missing,
+        }));
+        self.live += 1;
+        if self.live > self.cap {
+            self.expire(out, false);
+        }
+    }
+}

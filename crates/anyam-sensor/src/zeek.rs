@@ -1,0 +1,1001 @@
+//! Zeek logs (TSV with `#` headers, or JSON lines) mapped to STIX 2.1 SCOs: conn, dns, http, ssl, x509 and files, joined across logs.
+//!
+//! A record is first read into [`Rec`], a fixed table of the fields this
+//! crate maps (everything else is skipped without being copied), from
+//! either format; then one function per log turns it into objects. TSV
+//! values stay borrowed from the line unless they carry `\xHH` escapes.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::event::{Objects, Traffic, key_of};
+use crate::time::{format_stix, from_float_secs, parse_epoch, parse_iso};
+
+macro_rules! fields {
+    ($($v:ident = $n:literal),* $(,)?) => {
+        /// The Zeek fields this crate reads.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum F { $($v),* }
+        const NAMES: &[&str] = &[$($n),*];
+        fn field(name: &str) -> Option<F> {
+            match name { $($n => Some(F::$v),)* _ => None }
+        }
+    };
+}
+
+fields! {
+    Ts = "ts", Uid = "uid", OrigH = "id.orig_h", OrigP = "id.orig_p", RespH = "id.resp_h",
+    RespP = "id.resp_p", Proto = "proto", Service = "service", Duration = "duration",
+    OrigBytes = "orig_bytes", RespBytes = "resp_bytes", OrigPkts = "orig_pkts",
+    RespPkts = "resp_pkts", Query = "query", Answers = "answers", Method = "method",
+    Host = "host", Uri = "uri", Version = "version", UserAgent = "user_agent",
+    Referrer = "referrer", ServerName = "server_name", Subject = "subject", Issuer = "issuer",
+    IssuerSubject = "issuer_subject", NotValidBefore = "not_valid_before",
+    NotValidAfter = "not_valid_after", CertHash = "cert_hash", CertChainFuids = "cert_chain_fuids",
+    CertChainFps = "cert_chain_fps", Id = "id", Fingerprint = "fingerprint",
+    CertVersion = "certificate.version", CertSerial = "certificate.serial",
+    CertSubject = "certificate.subject", CertIssuer = "certificate.issuer",
+    CertNotBefore = "certificate.not_valid_before", CertNotAfter = "certificate.not_valid_after",
+    CertKeyAlg = "certificate.key_alg", CertSigAlg = "certificate.sig_alg",
+    CertExponent = "certificate.exponent", SanDns = "san.dns", ConnUids = "conn_uids",
+    TxHosts = "tx_hosts", RxHosts = "rx_hosts", MimeType = "mime_type", Filename = "filename",
+    TotalBytes = "total_bytes", Md5 = "md5", Sha1 = "sha1", Sha256 = "sha256", Source = "source",
+    Path = "_path",
+}
+
+const NF: usize = NAMES.len();
+
+impl F {
+    fn name(self) -> &'static str {
+        NAMES.get(self as usize).copied().unwrap_or("?")
+    }
+}
+
+/// One field value, from TSV text or a JSON value.
+#[derive(Debug, Clone)]
+pub(crate) enum V<'a> {
+    S(Cow<'a, str>),
+    U(u64),
+    I(i64),
+    Fl(f64),
+    B(bool),
+    List(Vec<V<'a>>),
+}
+
+impl fmt::Display for V<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            V::S(s) => write!(f, "{s:?}"),
+            V::U(n) => write!(f, "{n}"),
+            V::I(n) => write!(f, "{n}"),
+            V::Fl(n) => write!(f, "{n}"),
+            V::B(b) => write!(f, "{b}"),
+            V::List(_) => f.write_str("a list"),
+        }
+    }
+}
+
+/// The fields of one record that this crate maps.
+pub(crate) struct Rec<'a> {
+    vals: [Option<V<'a>>; NF],
+}
+
+impl<'a> Rec<'a> {
+    fn new() -> Rec<'a> {
+        Rec {
+            vals: [const { None }; NF],
+        }
+    }
+
+    fn get(&self, f: F) -> Option<&V<'a>> {
+        self.vals[f as usize].as_ref()
+    }
+
+    fn set(&mut self, f: F, v: V<'a>) {
+        self.vals[f as usize] = Some(v);
+    }
+
+    /// A string field; an empty string counts as absent.
+    fn str(&self, f: F) -> Option<&str> {
+        match self.get(f) {
+            Some(V::S(s)) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
+    fn time(&self, f: F) -> Result<Option<i128>, String> {
+        let t = match self.get(f) {
+            None => return Ok(None),
+            Some(V::S(s)) => parse_epoch(s).or_else(|| parse_iso(s)),
+            Some(V::Fl(x)) => from_float_secs(*x),
+            Some(V::U(x)) => from_float_secs(*x as f64),
+            Some(V::I(x)) => from_float_secs(*x as f64),
+            Some(_) => None,
+        };
+        match t {
+            Some(t) => Ok(Some(t)),
+            None => Err(self.bad(f, "not a time")),
+        }
+    }
+
+    fn bad(&self, f: F, what: &str) -> String {
+        match self.get(f) {
+            Some(v) => format!("{}: {what}: {v}", f.name()),
+            None => format!("{}: missing", f.name()),
+        }
+    }
+
+    fn count(&self, f: F) -> Result<Option<u64>, String> {
+        match self.get(f) {
+            None => Ok(None),
+            Some(V::U(n)) => Ok(Some(*n)),
+            Some(V::S(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| self.bad(f, "not a count")),
+            Some(V::Fl(x)) if x.fract() == 0.0 && *x >= 0.0 && *x < 1.8e19 => Ok(Some(*x as u64)),
+            Some(_) => Err(self.bad(f, "not a count")),
+        }
+    }
+
+    fn secs(&self, f: F) -> Result<Option<i128>, String> {
+        match self.get(f) {
+            None => Ok(None),
+            Some(V::S(s)) => parse_epoch(s)
+                .map(Some)
+                .ok_or_else(|| self.bad(f, "not an interval")),
+            Some(V::Fl(x)) => from_float_secs(*x)
+                .map(Some)
+                .ok_or_else(|| self.bad(f, "not an interval")),
+            Some(V::U(x)) => Ok(Some(i128::from(*x) * 1_000_000_000)),
+            Some(V::I(x)) => Ok(Some(i128::from(*x) * 1_000_000_000)),
+            Some(_) => Err(self.bad(f, "not an interval")),
+        }
+    }
+
+    fn port(&self, f: F) -> Result<Option<u64>, String> {
+        match self.count(f) {
+            Ok(Some(p)) if p <= 65535 => Ok(Some(p)),
+            Ok(None) => Ok(None),
+            _ => Err(self.bad(f, "not a port number")),
+        }
+    }
+
+    fn ip(&self, f: F) -> Result<Option<IpAddr>, String> {
+        match self.get(f) {
+            None => Ok(None),
+            Some(V::S(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| self.bad(f, "not an IP address")),
+            Some(_) => Err(self.bad(f, "not an IP address")),
+        }
+    }
+
+    /// The strings of a set or vector field (a lone string is a list of one).
+    fn list(&self, f: F) -> Vec<&str> {
+        match self.get(f) {
+            Some(V::List(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    V::S(s) if !s.is_empty() => Some(s.as_ref()),
+                    _ => None,
+                })
+                .collect(),
+            Some(V::S(s)) if !s.is_empty() => vec![s.as_ref()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON: a map visitor that keeps only the mapped fields.
+
+struct FieldKey(Option<F>);
+
+impl<'de> de::Deserialize<'de> for FieldKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KV;
+        impl Visitor<'_> for KV {
+            type Value = FieldKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldKey, E> {
+                Ok(FieldKey(field(v)))
+            }
+        }
+        d.deserialize_str(KV)
+    }
+}
+
+/// A JSON value as a [`V`]; `null` and nested objects become `None`.
+pub(crate) struct OptV<'a>(pub Option<V<'a>>);
+
+impl<'de: 'a, 'a> de::Deserialize<'de> for OptV<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct VV;
+        impl<'de> Visitor<'de> for VV {
+            type Value = OptV<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Zeek field value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(OptV(Some(V::S(Cow::Borrowed(v)))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(OptV(Some(V::S(Cow::Owned(v.to_owned())))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(OptV(Some(V::S(Cow::Owned(v)))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(OptV(Some(V::U(v))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(OptV(Some(V::I(v))))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(OptV(Some(V::Fl(v))))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(OptV(Some(V::B(v))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OptV(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(OptV(v)) = seq.next_element::<OptV<'de>>()? {
+                    items.extend(v);
+                }
+                Ok(OptV(Some(V::List(items))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(OptV(None))
+            }
+        }
+        d.deserialize_any(VV)
+    }
+}
+
+struct RecSeed;
+
+impl<'de> DeserializeSeed<'de> for RecSeed {
+    type Value = Rec<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Rec<'de>, D::Error> {
+        struct RV;
+        impl<'de> Visitor<'de> for RV {
+            type Value = Rec<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Zeek JSON record (an object)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rec<'de>, A::Error> {
+                let mut rec = Rec::new();
+                while let Some(FieldKey(k)) = map.next_key::<FieldKey>()? {
+                    match k {
+                        Some(f) => {
+                            if let OptV(Some(v)) = map.next_value::<OptV<'de>>()? {
+                                rec.set(f, v);
+                            }
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(rec)
+            }
+        }
+        d.deserialize_map(RV)
+    }
+}
+
+fn parse_json(line: &str) -> Result<Rec<'_>, String> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let rec = RecSeed
+        .deserialize(&mut de)
+        .and_then(|r| de.end().map(|()| r))
+        .map_err(|e| format!("not a JSON record: {e}"))?;
+    Ok(rec)
+}
+
+// ---------------------------------------------------------------------------
+// TSV headers.
+
+/// The logs this crate maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Log {
+    Conn,
+    Dns,
+    Http,
+    Ssl,
+    X509,
+    Files,
+}
+
+/// The log a name designates; `Err` carries the name of a log not mapped.
+fn log_named(name: &str) -> Result<Log, &str> {
+    Ok(match name {
+        "conn" => Log::Conn,
+        "dns" => Log::Dns,
+        "http" => Log::Http,
+        "ssl" => Log::Ssl,
+        "x509" => Log::X509,
+        "files" => Log::Files,
+        other => return Err(other),
+    })
+}
+
+/// The log a file holds, by its name: `conn.log`,
+/// `conn.2026-01-01-00-00-00.log.gz`, `conn_20260101.log` … all say `conn`.
+pub(crate) fn log_of_file(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.split(['.', '_']).next()?;
+    (!stem.is_empty()).then(|| stem.to_string())
+}
+
+/// Decodes Zeek's `\xHH` escapes (used for separators and non-printable
+/// bytes inside values); other backslashes are data.
+fn unescape(s: &str) -> Cow<'_, str> {
+    if !s.contains("\\x") {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    let hex = |c: u8| (c as char).to_digit(16);
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1] == b'x'
+            && let (Some(h), Some(l)) = (hex(b[i + 2]), hex(b[i + 3]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The header state of one TSV file; a new `#fields` starts a new block.
+pub(crate) struct Header {
+    sep: String,
+    set_sep: String,
+    empty: String,
+    unset: String,
+    path: Option<String>,
+    cols: Vec<Option<F>>,
+    container: Vec<bool>,
+    names: usize,
+    has_fields: bool,
+}
+
+impl Default for Header {
+    fn default() -> Header {
+        Header {
+            sep: "\t".into(),
+            set_sep: ",".into(),
+            empty: "(empty)".into(),
+            unset: "-".into(),
+            path: None,
+            cols: Vec::new(),
+            container: Vec::new(),
+            names: 0,
+            has_fields: false,
+        }
+    }
+}
+
+fn is_container(ty: &str) -> bool {
+    ty.starts_with("set[") || ty.starts_with("table[") || ty.starts_with("vector[")
+}
+
+/// Fields that are sets or vectors, for TSV without `#types`.
+fn default_container(f: F) -> bool {
+    matches!(
+        f,
+        F::Answers
+            | F::CertChainFuids
+            | F::CertChainFps
+            | F::SanDns
+            | F::ConnUids
+            | F::TxHosts
+            | F::RxHosts
+    )
+}
+
+impl Header {
+    /// Reads one `#` line. Returns an error for a malformed header.
+    fn line(&mut self, line: &str) -> Result<(), String> {
+        if let Some(rest) = line.strip_prefix("#separator") {
+            // The separator line itself is separated by a space (Zeek's
+            // ASCII writer), its value hex-escaped: `#separator \x09`.
+            let v = unescape(rest.trim_start_matches([' ', '\t']));
+            if v.is_empty() {
+                return Err(format!("#separator: no separator: {rest:?}"));
+            }
+            self.sep = v.into_owned();
+            return Ok(());
+        }
+        let mut parts = line.split(self.sep.as_str());
+        let key = parts.next().unwrap_or("");
+        let rest: Vec<&str> = parts.collect();
+        let one = || rest.first().map(|s| unescape(s).into_owned());
+        match key {
+            "#set_separator" => {
+                self.set_sep = one().filter(|s| !s.is_empty()).ok_or_else(|| {
+                    format!("#set_separator: no value: {line:?}")
+                })?;
+            }
+            "#empty_field" => self.empty = one().unwrap_or_default(),
+            "#unset_field" => self.unset = one().unwrap_or_default(),
+            "#path" => self.path = one(),
+            "#fields" => {
+                if rest.is_empty() {
+                    return Err(format!("#fields: no field names: {line:?}"));
+                }
+                self.cols = rest.iter().map(|n| field(n)).collect();
+                self.container = self
+                    .cols
+                    .iter()
+                    .map(|f| f.is_some_and(default_container))
+                    .collect();
+                self.names = rest.len();
+                self.has_fields = true;
+            }
+            "#types" => {
+                if rest.len() != self.names {
+                    return Err(format!(
+                        "#types: {} types for {} fields",
+                        rest.len(),
+                        self.names
+                    ));
+                }
+                for (i, t) in rest.iter().enumerate() {
+                    if let Some(c) = self.container.get_mut(i) {
+                        *c = is_container(t);
+                    }
+                }
+            }
+            // `#open`, `#close` and unknown headers carry nothing to map.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn parse<'a>(&self, line: &'a str) -> Result<Rec<'a>, String> {
+        if !self.has_fields {
+            return Err("data line before any #fields header".into());
+        }
+        let mut rec = Rec::new();
+        let mut n = 0;
+        for (i, text) in line.split(self.sep.as_str()).enumerate() {
+            n = i + 1;
+            let Some(Some(f)) = self.cols.get(i) else {
+                continue;
+            };
+            if text == self.unset {
+                continue;
+            }
+            let v = if self.container.get(i).copied().unwrap_or(false) {
+                if text == self.empty {
+                    V::List(Vec::new())
+                } else {
+                    V::List(
+                        text.split(self.set_sep.as_str())
+                            .map(|t| V::S(unescape(t)))
+                            .collect(),
+                    )
+                }
+            } else if text == self.empty {
+                V::S(Cow::Borrowed(""))
+            } else {
+                V::S(unescape(text))
+            };
+            rec.set(*f, v);
+        }
+        if n != self.names {
+            return Err(format!(
+                "expected {} tab-separated fields (per #fields), found {n}",
+                self.names
+            ));
+        }
+        Ok(rec)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Mapping.
+
+/// An event under construction: its time and objects, and where it was read.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    pub first: i128,
+    pub last: i128,
+    pub objs: Objects,
+    pub file: Arc<str>,
+    pub line: u64,
+}
+
+/// One mapped record, before joining.
+pub(crate) enum Mapped {
+    /// Complete on its own (dns, http, files that carry their connection).
+    Ready(Staged),
+    /// A connection: emitted, and cached under its `uid` for files.
+    Conn(Staged, Option<String>),
+    /// Refers to providers by these keys (ssl → certificates, files → conn).
+    Wait(Staged, Vec<String>),
+    /// A certificate, provided under this key.
+    Cert(Staged, Option<String>),
+    /// A well-formed record of a log not mapped.
+    Skip(String),
+}
+
+impl Mapped {
+    pub fn time(&self) -> Option<i128> {
+        match self {
+            Mapped::Ready(s) | Mapped::Conn(s, _) | Mapped::Wait(s, _) | Mapped::Cert(s, _) => {
+                Some(s.first)
+            }
+            Mapped::Skip(_) => None,
+        }
+    }
+}
+
+/// Join keys live in one cache: prefixes keep connections and certificates apart.
+pub(crate) fn conn_key(uid: &str) -> String {
+    format!("c:{uid}")
+}
+
+pub(crate) fn cert_key(k: &str) -> String {
+    format!("x:{k}")
+}
+
+fn s(v: &str) -> Value {
+    Value::String(v.to_string())
+}
+
+/// The application protocol names used in `protocols`: lowercase (STIX 2.1
+/// §6.12), and Zeek's `ssl` analyzer called `tls`, as Suricata does.
+fn app_name(service: &str) -> String {
+    let lower = service.to_ascii_lowercase();
+    match lower.as_str() {
+        "ssl" => "tls".to_string(),
+        _ => lower,
+    }
+}
+
+/// Adds a network-traffic (STIX 2.1 §6.12) for the connection tuple of `r`,
+/// with its addresses; `None` when the record has no addresses.
+fn net(r: &Rec<'_>, objs: &mut Objects, apps: &[String]) -> Result<Option<usize>, String> {
+    let src = r.ip(F::OrigH)?;
+    let dst = r.ip(F::RespH)?;
+    let (sp, dp) = (r.port(F::OrigP)?, r.port(F::RespP)?);
+    if src.is_none() && dst.is_none() {
+        return Ok(None);
+    }
+    let proto = r
+        .str(F::Proto)
+        .map(str::to_ascii_lowercase)
+        .filter(|p| p != "unknown_transport");
+    Ok(Some(objs.traffic(Traffic {
+        src,
+        dst,
+        src_port: sp,
+        dst_port: dp,
+        proto,
+        apps,
+    })))
+}
+
+fn hash_name(hex: &str) -> Option<&'static str> {
+    if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    match hex.len() {
+        32 => Some("MD5"),
+        40 => Some("SHA-1"),
+        64 => Some("SHA-256"),
+        _ => None,
+    }
+}
+
+/// An x509-certificate (STIX 2.1 §6.18) from an x509.log record.
+fn cert_from_x509(r: &Rec<'_>) -> Result<Map<String, Value>, String> {
+    let mut m = Map::new();
+    m.insert("type".into(), s("x509-certificate"));
+    if let Some(fp) = r.str(F::Fingerprint) {
+        let fp: String = fp.chars().filter(|c| *c != ':').collect();
+        match hash_name(&fp) {
+            Some(h) => {
+                let mut hashes = Map::new();
+                hashes.insert(h.into(), Value::String(fp.to_ascii_lowercase()));
+                m.insert("hashes".into(), Value::Object(hashes));
+            }
+            None => return Err(r.bad(F::Fingerprint, "not an MD5, SHA-1 or SHA-256 digest")),
+        }
+    }
+    if let Some(v) = r.count(F::CertVersion)? {
+        m.insert("version".into(), Value::String(v.to_string()));
+    }
+    for (f, k) in [
+        (F::CertSerial, "serial_number"),
+        (F::CertSigAlg, "signature_algorithm"),
+        (F::CertIssuer, "issuer"),
+        (F::CertSubject, "subject"),
+        (F::CertKeyAlg, "subject_public_key_algorithm"),
+    ] {
+        if let Some(v) = r.str(f) {
+            m.insert(k.into(), s(v));
+        }
+    }
+    for (f, k) in [
+        (F::CertNotBefore, "validity_not_before"),
+        (F::CertNotAfter, "validity_not_after"),
+    ] {
+        if let Some(t) = r.time(f)? {
+            m.insert(k.into(), Value::String(format_stix(t)));
+        }
+    }
+    if let Some(e) = r.count(F::CertExponent)? {
+        m.insert("subject_public_key_exponent".into(), e.into());
+    }
+    let sans = r.list(F::SanDns);
+    if !sans.is_empty() {
+        let text = sans
+            .iter()
+            .map(|d| format!("DNS:{d}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut ext = Map::new();
+        ext.insert("subject_alternative_name".into(), Value::String(text));
+        m.insert("x509_v3_extensions".into(), Value::Object(ext));
+    }
+    Ok(m)
+}
+
+/// The certificate an ssl.log record describes itself (older Zeek logged
+/// subject, issuer, validity and an MD5 `cert_hash` in ssl.log).
+fn cert_from_ssl(r: &Rec<'_>) -> Result<Option<Map<String, Value>>, String> {
+    let mut m = Map::new();
+    if let Some(v) = r.str(F::Subject) {
+        m.insert("subject".into(), s(v));
+    }
+    if let Some(v) = r.str(F::Issuer).or_else(|| r.str(F::IssuerSubject)) {
+        m.insert("issuer".into(), s(v));
+    }
+    for (f, k) in [
+        (F::NotValidBefore, "validity_not_before"),
+        (F::NotValidAfter, "validity_not_after"),
+    ] {
+        if let Some(t) = r.time(f)? {
+            m.insert(k.into(), Value::String(format_stix(t)));
+        }
+    }
+    if let Some(h) = r.str(F::CertHash)
+        && let Some(name) = hash_name(h)
+    {
+        let mut hashes = Map::new();
+        hashes.insert(name.into(), Value::String(h.to_ascii_lowercase()));
+        m.insert("hashes".into(), Value::Object(hashes));
+    }
+    if m.is_empty() {
+        return Ok(None);
+    }
+    m.insert("type".into(), s("x509-certificate"));
+    Ok(Some(m))
+}
+
+fn http(r: &Rec<'_>, objs: &mut Objects) -> Result<(), String> {
+    let nt = net(r, objs, &["http".to_string()])?;
+    let host = r.str(F::Host);
+    if let Some(h) = host {
+        let name = h.rsplit_once(':').map_or(h, |(n, p)| {
+            if p.bytes().all(|c| c.is_ascii_digit()) {
+                n
+            } else {
+                h
+            }
+        });
+        objs.domain(name);
+    }
+    let uri = r.str(F::Uri);
+    if let Some(u) = uri {
+        let url = if u.starts_with("http://") || u.starts_with("https://") {
+            Some(u.to_string())
+        } else if let Some(h) = host {
+            let port = r.port(F::RespP)?;
+            let port_part = match port {
+                Some(p) if p != 80 && !h.contains(':') => format!(":{p}"),
+                _ => String::new(),
+            };
+            let slash = if u.starts_with('/') { "" } else { "/" };
+            Some(format!("http://{h}{port_part}{slash}{u}"))
+        } else {
+            None
+        };
+        if let Some(url) = url {
+            objs.url(&url);
+        }
+    }
+    if let (Some(nt), Some(method), Some(u)) = (nt, r.str(F::Method), uri) {
+        // http-request-ext (STIX 2.1 §6.12.2): the request line and headers.
+        let mut ext = Map::new();
+        ext.insert("request_method".into(), s(method));
+        ext.insert("request_value".into(), s(u));
+        if let Some(v) = r.str(F::Version) {
+            ext.insert(
+                "request_version".into(),
+                Value::String(format!("http/{}", v.to_ascii_lowercase())),
+            );
+        }
+        let mut headers = Map::new();
+        for (f, name) in [
+            (F::Host, "Host"),
+            (F::UserAgent, "User-Agent"),
+            (F::Referrer, "Referer"),
+        ] {
+            if let Some(v) = r.str(f) {
+                headers.insert(name.into(), s(v));
+            }
+        }
+        if !headers.is_empty() {
+            ext.insert("request_header".into(), Value::Object(headers));
+        }
+        if let Some(m) = objs.get_mut(nt) {
+            let mut exts = Map::new();
+            exts.insert("http-request-ext".into(), Value::Object(ext));
+            m.insert("extensions".into(), Value::Object(exts));
+        }
+    }
+    Ok(())
+}
+
+/// Maps one record of `log`.
+pub(crate) fn map(
+    log: Log,
+    r: &Rec<'_>,
+    file: &Arc<str>,
+    line: u64,
+) -> Result<Mapped, String> {
+    let ts = r.time(F::Ts)?.ok_or_else(|| r.bad(F::Ts, "missing"))?;
+    let mut st = Staged {
+        first: ts,
+        last: ts,
+        objs: Objects::default(),
+        file: file.clone(),
+        line,
+    };
+    let objs = &mut st.objs;
+    match log {
+        Log::Conn => {
+            let apps: Vec<String> = r
+                .list(F::Service)
+                .iter()
+                .flat_map(|s| s.split(','))
+                .filter(|s| !s.is_empty())
+                .map(app_name)
+                .collect();
+            let Some(nt) = net(r, objs, &apps)? else {
+                return Err(r.bad(F::OrigH, "missing"));
+            };
+            let dur = r.secs(F::Duration)?;
+            let counts = [
+                (F::OrigBytes, "src_byte_count"),
+                (F::RespBytes, "dst_byte_count"),
+                (F::OrigPkts, "src_packets"),
+                (F::RespPkts, "dst_packets"),
+            ];
+            let mut vals = Vec::with_capacity(4);
+            for (f, k) in counts {
+                if let Some(n) = r.count(f)? {
+                    vals.push((k, n));
+                }
+            }
+            if let Some(m) = objs.get_mut(nt) {
+                m.insert("start".into(), Value::String(format_stix(ts)));
+                if let Some(d) = dur {
+                    m.insert("end".into(), Value::String(format_stix(ts + d)));
+                }
+                for (k, n) in vals {
+                    m.insert(k.into(), n.into());
+                }
+            }
+            if let Some(d) = dur {
+                st.last = ts + d.max(0);
+            }
+            let uid = r.str(F::Uid).map(conn_key);
+            Ok(Mapped::Conn(st, uid))
+        }
+        Log::Dns => {
+            net(r, objs, &["dns".to_string()])?;
+            if let Some(q) = r.str(F::Query)
+                && let Some(qi) = objs.domain(q)
+            {
+                let mut refs = Vec::new();
+                for a in r.list(F::Answers) {
+                    let i = match a.parse::<IpAddr>() {
+                        Ok(ip) => Some(objs.ip(ip)),
+                        Err(_) => objs.domain(a),
+                    };
+                    if let Some(i) = i
+                        && i != qi
+                        && !refs.contains(&key_of(i))
+                    {
+                        refs.push(key_of(i));
+                    }
+                }
+                if !refs.is_empty()
+                    && let Some(m) = objs.get_mut(qi)
+                {
+                    m.insert("resolves_to_refs".into(), Value::Array(refs));
+                }
+            }
+            Ok(Mapped::Ready(st))
+        }
+        Log::Http => {
+            http(r, objs)?;
+            Ok(Mapped::Ready(st))
+        }
+        Log::Ssl => {
+            net(r, objs, &["tls".to_string()])?;
+            if let Some(sni) = r.str(F::ServerName) {
+                objs.domain(sni);
+            }
+            let fps = r.list(F::CertChainFps);
+            let chain = if fps.is_empty() {
+                r.list(F::CertChainFuids)
+            } else {
+                fps
+            };
+            if chain.is_empty() {
+                if let Some(c) = cert_from_ssl(r)? {
+                    objs.push(c);
+                }
+                return Ok(Mapped::Ready(st));
+            }
+            let keys = chain.iter().map(|k| cert_key(k)).collect();
+            Ok(Mapped::Wait(st, keys))
+        }
+        Log::X509 => {
+            let c = cert_from_x509(r)?;
+            if c.len() == 1 {
+                return Ok(Mapped::Skip("zeek x509 without certificate fields".into()));
+            }
+            objs.push(c);
+            let key = r.str(F::Fingerprint).or_else(|| r.str(F::Id)).map(cert_key);
+            Ok(Mapped::Cert(st, key))
+        }
+        Log::Files => {
+            let mut m = Map::new();
+            m.insert("type".into(), s("file"));
+            let mut hashes = Map::new();
+            for (f, name, len) in [
+                (F::Md5, "MD5", 32),
+                (F::Sha1, "SHA-1", 40),
+                (F::Sha256, "SHA-256", 64),
+            ] {
+                if let Some(h) = r.str(f) {
+                    if h.len() != len || !h.bytes().all(|c| c.is_ascii_hexdigit()) {
+                        return Err(r.bad(f, &format!("not a {name} digest")));
+                    }
+                    hashes.insert(name.into(), Value::String(h.to_ascii_lowercase()));
+                }
+            }
+            if !hashes.is_empty() {
+                m.insert("hashes".into(), Value::Object(hashes));
+            }
+            if let Some(n) = r.str(F::Filename) {
+                m.insert("name".into(), s(n));
+            }
+            if m.len() == 1 {
+                return Ok(Mapped::Skip("zeek files without hashes or name".into()));
+            }
+            if let Some(n) = r.count(F::TotalBytes)? {
+                m.insert("size".into(), n.into());
+            }
+            if let Some(t) = r.str(F::MimeType) {
+                m.insert("mime_type".into(), s(t));
+            }
+            objs.push(m);
+            // Zeek 5 and later log the connection in files.log itself.
+            let app: Vec<String> = r.str(F::Source).map(app_name).into_iter().collect();
+            if net(r, objs, &app)?.is_some() {
+                return Ok(Mapped::Ready(st));
+            }
+            let uid = r.str(F::Uid).or_else(|| r.list(F::ConnUids).first().copied());
+            for f in [F::TxHosts, F::RxHosts] {
+                for h in r.list(f) {
+                    match h.parse::<IpAddr>() {
+                        Ok(ip) => {
+                            objs.ip(ip);
+                        }
+                        Err(_) => return Err(r.bad(f, "not a list of IP addresses")),
+                    }
+                }
+            }
+            match uid {
+                Some(u) => Ok(Mapped::Wait(st, vec![conn_key(u)])),
+                None => Ok(Mapped::Ready(st)),
+            }
+        }
+    }
+}
+
+/// Reads one line of a Zeek log: a header (updates `h`, returns `None`), a
+/// JSON record or a TSV record.
+pub(crate) fn read_line(
+    h: &mut Header,
+    default_log: Option<&str>,
+    text: &str,
+    file: &Arc<str>,
+    line: u64,
+) -> Option<Result<Mapped, String>> {
+    if text.is_empty() {
+        return None;
+    }
+    if text.starts_with('#') {
+        return h.line(text).err().map(Err);
+    }
+    let (rec, path_hint) = if text.starts_with('{') {
+        match parse_json(text) {
+            Ok(r) => (r, None),
+            Err(e) => return Some(Err(e)),
+        }
+    } else {
+        match h.parse(text) {
+            Ok(r) => (r, h.path.as_deref()),
+            Err(e) => return Some(Err(e)),
+        }
+    };
+    let name = rec.str(F::Path).or(path_hint).or(default_log);
+    let Some(name) = name else {
+        return Some(Ok(Mapped::Skip(
+            "zeek record of an unknown log (no _path, #path or log file name)".into(),
+        )));
+    };
+    match log_named(name) {
+        Ok(log) => Some(map(log, &rec, file, line)),
+        Err(other) => Some(Ok(Mapped::Skip(format!("zeek {other}")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes() {
+        for (i, o) in [
+            ("plain", "plain"),
+            ("a\\x09b", "a\tb"),
+            ("a\\x2cb", "a,b"),
+            ("end\\x4", "end\\x4"),
+            ("O=A\\, Inc.", "O=A\\, Inc."),
+        ] {
+            assert_eq!(unescape(i), o);
+        }
+    }
+
+    #[test]
+    fn file_names() {
+        for (n, l) in [
+            ("conn.log", "conn"),
+            ("/x/y/conn.2026-01-01-00-00-00.log.gz", "conn"),
+            ("ssl_20260101.log", "ssl"),
+        ] {
+            assert_eq!(log_of_file(Path::new(n)).as_deref(), Some(l));
+        }
+    }
+}
