@@ -49,7 +49,7 @@ impl Default for Options {
         Options {
             max_window_secs: 3600,
             max_buffered_per_pattern: 10_000,
-            compile_cache: 100_000,
+            compile_cache: 10_000,
             validity: Validity::ObservationTime,
         }
     }
@@ -106,9 +106,8 @@ struct Entry {
     window: Option<i128>,
 }
 
-/// A pattern compiled and analysed, ready to load.
+/// A pattern checked and analysed, ready to load.
 struct Prepared {
-    matcher: Matcher,
     /// (bracket number, anchor).
     anchors: Vec<(u16, Anchor)>,
     window: Option<i128>,
@@ -209,10 +208,10 @@ impl<T: Clone> Engine<T> {
         };
         let p = anyam_pattern::parse(&ind.info.pattern, StixVersion::V2_1)
             .map_err(|e| bad(e.to_string()))?;
-        let m = Matcher::from_pattern(&p, StixVersion::V2_1).map_err(|e| bad(e.to_string()))?;
+        Matcher::check(&p, StixVersion::V2_1).map_err(|e| bad(e.to_string()))?;
         let mut ls = Vec::new();
         leaves(&p.root, &mut ls);
-        if ls.len() != m.leaf_count() || ls.len() > usize::from(u16::MAX) {
+        if ls.len() > usize::from(u16::MAX) {
             return Err(bad(format!(
                 "pattern has {} observation expressions; at most {} are supported",
                 ls.len(),
@@ -226,7 +225,6 @@ impl<T: Clone> Engine<T> {
             }
         }
         Ok(Prepared {
-            matcher: m,
             anchors: out,
             window: window(&p, self.max_window()),
         })
@@ -243,11 +241,7 @@ impl<T: Clone> Engine<T> {
         {
             return Ok(Change::Unchanged);
         }
-        let Prepared {
-            matcher,
-            anchors,
-            window,
-        } = self.prepare(&ind)?;
+        let Prepared { anchors, window } = self.prepare(&ind)?;
         let replaced = self.remove(&ind.info.id);
         if let Some(c) = ind.info.created_by_ref.take() {
             let interned = match self.creators.get(&c) {
@@ -269,9 +263,8 @@ impl<T: Clone> Engine<T> {
         for (leaf, a) in &anchors {
             self.index.add(a, slot, *leaf);
         }
-        if self.cache.len() < self.opts.compile_cache {
-            self.cache.insert(slot, matcher);
-        }
+        // Candidates are compiled on demand into a bounded cache, which
+        // keeps memory per indicator small and loading fast.
         self.by_id.insert(ind.info.id.clone(), slot);
         if window.is_some() {
             self.stats.multi_observation += 1;

@@ -163,6 +163,9 @@ pub struct Matcher {
     leaves: Vec<Cmp>,
     root: Node,
     budget: u64,
+    /// Set while [`Matcher::check`] runs: regular expressions are only
+    /// checked, not compiled.
+    check_only: bool,
 }
 
 fn compile_err(msg: String) -> Error {
@@ -201,9 +204,26 @@ impl Matcher {
             leaves: Vec::new(),
             root: Node::Or(Vec::new()),
             budget: DEFAULT_BUDGET,
+            check_only: false,
         };
         m.root = m.obs(&p.root)?;
         Ok(m)
+    }
+
+    /// Whether [`Matcher::from_pattern`] would succeed, at a fraction of
+    /// its cost: `MATCHES` expressions are checked for syntax rather than
+    /// compiled (compiling one can take a hundred times longer than
+    /// parsing it). A loader of many patterns uses this to refuse bad ones
+    /// early and compiles the others when they are first needed.
+    pub fn check(p: &Pattern, version: StixVersion) -> Result<(), Error> {
+        let mut m = Matcher {
+            version,
+            leaves: Vec::new(),
+            root: Node::Or(Vec::new()),
+            budget: DEFAULT_BUDGET,
+            check_only: true,
+        };
+        m.obs(&p.root).map(|_| ())
     }
 
     /// Sets the step budget of the binding search.
@@ -275,7 +295,11 @@ impl Matcher {
             ComparisonExpr::Test(t) => Cmp::Test(Box::new(Test {
                 path: t.path.clone(),
                 negated: t.negated,
-                op: op(&t.op)?,
+                op: if self.check_only {
+                    check_op(&t.op)?
+                } else {
+                    op(&t.op)?
+                },
             })),
         })
     }
@@ -419,6 +443,23 @@ impl Matcher {
             }
         }
         Ok(out)
+    }
+}
+
+/// [`op`] without compiling regular expressions (see [`Matcher::check`]).
+fn check_op(o: &CompOp) -> Result<Op, Error> {
+    match o {
+        CompOp::Matches(s) => {
+            if !crate::regex_dialect::syntax_ok(s) {
+                // Not for the linear engine: only compiling tells whether
+                // the backtracking one takes it.
+                Compiled::new(s)
+                    .map_err(|e| compile_err(format!("MATCHES regex does not compile: {e}")))?;
+            }
+            Ok(Op::Exists)
+        }
+        CompOp::Like(_) => Ok(Op::Exists),
+        other => op(other),
     }
 }
 

@@ -238,6 +238,17 @@ impl Compiled {
     }
 }
 
+/// Whether a `MATCHES` operand is valid for the linear-time engine, by
+/// parsing alone. `false` does not mean invalid: the pattern may need the
+/// backtracking engine.
+pub fn syntax_ok(pattern: &str) -> bool {
+    let nfc: String = pattern.nfc().collect();
+    regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(&translate(&nfc, false))
+        .is_ok()
+}
+
 /// Substrings of which every text value a `MATCHES` operand matches
 /// contains at least one, or `None` when no useful set is known (the
 /// pattern needs the backtracking engine, may match the empty string, or
