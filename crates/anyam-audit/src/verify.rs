@@ -77,13 +77,14 @@ pub enum Problem {
     UntrustedKey(String),
     /// The head is older or smaller than the head before it.
     OutOfOrder,
-    /// The root of the first `tree_size` entries is not the head's root.
-    /// Every entry before `tree_size` was checked against its stored leaf
-    /// hash and cache, so the entries, their hashes and the cache were all
-    /// rewritten consistently: the change lies in
-    /// `since..tree_size`, where `since` is the size of the last head
-    /// that matched (or was forged/signed wrongly, if every entry is fine).
-    RootMismatch { since: u64 },
+    /// The root of the first `until` entries is not the head's root.
+    /// Every one of those entries agreed with its stored leaf hash and the
+    /// tree cache, so either entries, hashes and cache were all rewritten
+    /// consistently — then the change lies in `since..until`, `since`
+    /// being the size of the last head that matched — or the head itself
+    /// was made wrongly by a holder of a trusted key. Without an authentic
+    /// record below the signed root nothing narrows it further.
+    RootMismatch { since: u64, until: u64 },
     /// A stored head row cannot be read at all.
     UnreadableHead(String),
 }
@@ -124,9 +125,10 @@ impl fmt::Display for Tampered {
             Problem::BadSignature => f.write_str("the signature does not verify"),
             Problem::UntrustedKey(k) => write!(f, "signed by an untrusted key {k}"),
             Problem::OutOfOrder => f.write_str("older or smaller than the head before it"),
-            Problem::RootMismatch { since } => write!(
+            Problem::RootMismatch { since, until } => write!(
                 f,
-                "root does not match the log; entries {since} onwards were rewritten, hashes and all, or the head is forged"
+                "the root does not match the log: an entry in {since}..{until} was rewritten \
+                 along with its hashes, or the head was signed wrongly"
             ),
             Problem::UnreadableHead(e) => write!(f, "unreadable head row ({e})"),
         }
@@ -257,6 +259,7 @@ pub fn verify_with(
                     Some(r.clone()),
                     Problem::RootMismatch {
                         since: matched_size,
+                        until: count,
                     },
                 ));
             }
@@ -285,30 +288,6 @@ pub fn verify_with(
                 None,
                 Problem::WrongSeq { found: entry.seq },
             ));
-        }
-        // The partner index rows of this entry.
-        let mut want: Vec<&str> = entry.event.parties.iter().map(String::as_str).collect();
-        want.sort_unstable();
-        want.dedup();
-        let mut got: Vec<String> = Vec::new();
-        while let Some((s, _)) = parties.peek()? {
-            let s = *s;
-            if s > count as i64 {
-                break;
-            }
-            let Some((_, p)) = parties.take() else { break };
-            if s < count as i64 {
-                // A row for an entry that does not exist.
-                return Err(tampered(
-                    Some(s.max(0) as u64),
-                    None,
-                    Problem::PartiesIndexMismatch,
-                ));
-            }
-            got.push(p);
-        }
-        if want != got {
-            return Err(tampered(Some(count), None, Problem::PartiesIndexMismatch));
         }
         // The cache rows completed by this leaf: heights 0 up to the number
         // of trailing zeros of count + 1.
@@ -344,6 +323,30 @@ pub fn verify_with(
                 }
                 _ => break,
             }
+        }
+        // The partner index rows of this entry.
+        let mut want: Vec<&str> = entry.event.parties.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        want.dedup();
+        let mut got: Vec<String> = Vec::new();
+        while let Some((s, _)) = parties.peek()? {
+            let s = *s;
+            if s > count as i64 {
+                break;
+            }
+            let Some((_, p)) = parties.take() else { break };
+            if s < count as i64 {
+                // A row for an entry that does not exist.
+                return Err(tampered(
+                    Some(s.max(0) as u64),
+                    None,
+                    Problem::PartiesIndexMismatch,
+                ));
+            }
+            got.push(p);
+        }
+        if want != got {
+            return Err(tampered(Some(count), None, Problem::PartiesIndexMismatch));
         }
         count += 1;
         check_heads(count, &frontier, &mut next_check)?;
