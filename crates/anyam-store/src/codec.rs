@@ -31,9 +31,21 @@ pub(crate) fn decode_cursor(token: &str) -> Result<Micros> {
 }
 
 fn check_byte(v: u64) -> u8 {
-    // A keyed fold, not a security measure: the token grants nothing.
-    let x = v.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5_5A5A_C3C3_3C3C;
-    (x >> 56) as u8 ^ (x >> 17) as u8
+    // CRC-8 (polynomial x^8 + x^2 + x + 1) over the value's bytes: it
+    // detects every error burst of up to 8 bits, so every mistyped digit of
+    // the token. Not a security measure: the token grants nothing.
+    let mut crc: u8 = 0xA5;
+    for b in v.to_be_bytes() {
+        crc ^= b;
+        for _ in 0..8 {
+            crc = if crc & 0x80 != 0 {
+                (crc << 1) ^ 0x07
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
 }
 
 /// Render microseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`,
@@ -79,6 +91,24 @@ pub(crate) fn now_micros() -> Micros {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_mistyped_digit_is_caught() {
+        for v in [0i64, 1, 1_700_000_000_123_456, 1_767_225_600_000_001, i64::MAX] {
+            let good = encode_cursor(v).into_bytes();
+            for pos in 0..good.len() {
+                for d in b"0123456789abcdef" {
+                    if *d == good[pos] {
+                        continue;
+                    }
+                    let mut t = good.clone();
+                    t[pos] = *d;
+                    let t = String::from_utf8(t).unwrap();
+                    assert!(decode_cursor(&t).is_err(), "{t}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {

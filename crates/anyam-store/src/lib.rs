@@ -279,6 +279,23 @@ pub trait Store: Send + Sync + 'static {
     fn set_grant(&self, g: &Grant) -> Result<()>;
     fn grants(&self, org: Option<&str>) -> Result<Vec<Grant>>;
 
+    // --- Indicators, for detection ---------------------------------------
+
+    /// The newest entry of the indicator change sequence (0 when empty).
+    fn indicator_seq(&self) -> Result<i64>;
+    /// Entries of the indicator change sequence after `after`, oldest
+    /// first, at most `limit`: (sequence number, indicator id). An id may
+    /// appear several times.
+    fn indicator_changes(&self, after: i64, limit: usize) -> Result<Vec<(i64, String)>>;
+    /// The newest stored version of an object, over all collections (by
+    /// version, then by date added), as stored.
+    fn latest_version(&self, id: &str) -> Result<Option<String>>;
+    /// Calls `f` with the newest version of every stored indicator (over
+    /// all collections) and returns the change sequence number this
+    /// snapshot includes, so that a follower continues from it. Runs in one
+    /// read transaction.
+    fn latest_indicators(&self, f: &mut dyn FnMut(&str)) -> Result<i64>;
+
     // --- Node metadata and maintenance -----------------------------------
 
     fn meta(&self, key: &str) -> Result<Option<String>>;

@@ -12,7 +12,7 @@ use crate::{Ctx, Result, StoreError};
 
 /// Every migration, oldest first. `MIGRATIONS.len()` is the schema version
 /// this program writes.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this program understands.
 pub(crate) fn supported() -> i64 {
@@ -126,6 +126,30 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+"#;
+
+/// Version 2: a change sequence of indicators, for detection engines that
+/// follow the store (in the server's process or another one).
+///
+/// Triggers write it in the same transaction as the object change, so no
+/// code path can change an indicator without a sequence entry, and a reader
+/// sees entries exactly for the changes it can see. `AUTOINCREMENT` keeps
+/// sequence numbers from ever being reused, even after the newest row is
+/// deleted. An entry names only the id: a follower reads the id's newest
+/// version again, which covers new versions, revocations and deletions
+/// alike.
+const V2: &str = r#"
+CREATE TABLE indicator_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id  TEXT NOT NULL
+);
+CREATE TRIGGER indicator_added AFTER INSERT ON objects
+    WHEN NEW.type = 'indicator'
+    BEGIN INSERT INTO indicator_changes (id) VALUES (NEW.id); END;
+CREATE TRIGGER indicator_deleted AFTER DELETE ON objects
+    WHEN OLD.type = 'indicator'
+    BEGIN INSERT INTO indicator_changes (id) VALUES (OLD.id); END;
+CREATE INDEX objects_by_type ON objects(type, id) WHERE type = 'indicator';
 "#;
 
 /// Bring `conn` up to the newest schema, or refuse a file written by a newer

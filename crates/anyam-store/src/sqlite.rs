@@ -548,6 +548,80 @@ impl Store for SqliteStore {
         }
     }
 
+    fn indicator_seq(&self) -> Result<i64> {
+        let r = self.reader()?;
+        r.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM indicator_changes")
+            .ctx("preparing indicator sequence")?
+            .query_row([], |r| r.get(0))
+            .ctx("reading indicator sequence")
+    }
+
+    fn indicator_changes(&self, after: i64, limit: usize) -> Result<Vec<(i64, String)>> {
+        let r = self.reader()?;
+        let mut st = r
+            .prepare_cached(
+                "SELECT seq, id FROM indicator_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .ctx("preparing indicator changes")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = st
+            .query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("reading indicator changes")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .ctx("reading indicator changes")
+    }
+
+    fn latest_version(&self, id: &str) -> Result<Option<String>> {
+        let r = self.reader()?;
+        // One probe of the (cid, id, version_micros) index per collection.
+        let mut st = r
+            .prepare_cached(
+                "SELECT o.raw FROM collections c JOIN objects o
+                   ON o.rid = (SELECT rid FROM objects WHERE cid = c.cid AND id = ?1
+                               ORDER BY version_micros DESC, date_added DESC LIMIT 1)
+                 ORDER BY o.version_micros DESC, o.date_added DESC LIMIT 1",
+            )
+            .ctx("preparing latest version")?;
+        st.query_row([id], |r| r.get(0))
+            .optional()
+            .ctx("reading latest version")
+    }
+
+    fn latest_indicators(&self, f: &mut dyn FnMut(&str)) -> Result<i64> {
+        let r = self.reader()?;
+        let tx = r
+            .unchecked_transaction()
+            .ctx("starting the indicator snapshot")?;
+        let seq: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM indicator_changes",
+                [],
+                |r| r.get(0),
+            )
+            .ctx("reading indicator sequence")?;
+        {
+            let mut st = tx
+                .prepare(
+                    "SELECT id, raw FROM objects WHERE type = 'indicator'
+                     ORDER BY id, version_micros DESC, date_added DESC",
+                )
+                .ctx("preparing the indicator snapshot")?;
+            let mut rows = st.query([]).ctx("reading indicators")?;
+            let mut last: Option<String> = None;
+            while let Some(row) = rows.next().ctx("reading indicators")? {
+                let id: String = row.get(0).ctx("reading indicators")?;
+                if last.as_deref() == Some(id.as_str()) {
+                    continue;
+                }
+                let raw: String = row.get(1).ctx("reading indicators")?;
+                f(&raw);
+                last = Some(id);
+            }
+        }
+        tx.commit().ctx("ending the indicator snapshot")?;
+        Ok(seq)
+    }
+
     fn put_status(&self, s: &Status) -> Result<()> {
         let body = serde_json::to_string(s)
             .map_err(|e| StoreError::Backend(format!("encoding status: {e}")))?;

@@ -2066,3 +2066,70 @@ mod oracle {
         }
     }
 }
+
+#[test]
+fn indicator_change_sequence_follows_every_write() {
+    let (_d, s) = fresh();
+    let other = "0c5a6fd5-52a1-4bde-9a3f-3b2f6f0e2a11";
+    s.create_collection(&Collection {
+        id: other.into(),
+        api_root: "root".into(),
+        title: "B".into(),
+        description: None,
+        alias: None,
+    })
+    .unwrap();
+    assert_eq!(s.indicator_seq().unwrap(), 0);
+    s.put_objects(COLL, &[obj("indicator--a", 1), obj("indicator--b", 1)])
+        .unwrap();
+    // Other types do not enter the sequence.
+    s.put_objects(
+        COLL,
+        &[obj_full("malware--m", "malware", "2.1", Some(1), "a")],
+    )
+    .unwrap();
+    s.put_objects(other, &[obj("indicator--a", 5)]).unwrap();
+    // An idempotent re-post changes nothing and logs nothing.
+    s.put_objects(COLL, &[obj("indicator--b", 1)]).unwrap();
+    let ids = |v: Vec<(i64, String)>| v.into_iter().map(|(_, id)| id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.indicator_changes(0, 100).unwrap()),
+        ["indicator--a", "indicator--b", "indicator--a"]
+    );
+    let seq = s.indicator_seq().unwrap();
+    // The newest version over all collections wins.
+    assert!(
+        s.latest_version("indicator--a")
+            .unwrap()
+            .unwrap()
+            .contains("v5")
+    );
+    let mut seen = Vec::new();
+    assert_eq!(
+        s.latest_indicators(&mut |raw| seen.push(raw.to_string()))
+            .unwrap(),
+        seq
+    );
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen[0].contains("indicator--a") && seen[0].contains("v5"),
+        "{seen:?}"
+    );
+    // A deletion is a change too; the id's newest version is then the older one.
+    s.delete_object(other, "indicator--a", &[], &[]).unwrap();
+    let after = s.indicator_changes(seq, 100).unwrap();
+    assert_eq!(ids(after.clone()), ["indicator--a"]);
+    assert!(after[0].0 > seq);
+    assert!(
+        s.latest_version("indicator--a")
+            .unwrap()
+            .unwrap()
+            .contains("v1")
+    );
+    s.delete_object(COLL, "indicator--a", &[], &[]).unwrap();
+    assert_eq!(s.latest_version("indicator--a").unwrap(), None);
+    // Sequence numbers are never reused, even after the newest row goes.
+    let last = s.indicator_seq().unwrap();
+    s.put_objects(COLL, &[obj("indicator--c", 1)]).unwrap();
+    assert!(s.indicator_seq().unwrap() > last);
+}
