@@ -231,7 +231,7 @@ fn hashes(pairs: &[(&str, &str, usize, Option<&str>)]) -> Result<Map<String, Val
             // Suricata writes fingerprints as colon-separated hex pairs.
             let h: String = raw.chars().filter(|c| *c != ':').collect();
             if h.len() != *len || !h.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return Err(format!("{field}: not a {name} digest: {raw:?}"));
+                return Err(format!("{field}: not a hex {name} digest: {raw:?}"));
             }
             m.insert((*name).into(), Value::String(h.to_ascii_lowercase()));
         }
@@ -252,7 +252,8 @@ const KINDS: &[&str] = &["flow", "dns", "http", "tls", "fileinfo", "alert"];
 
 /// Reads one EVE line.
 pub(crate) fn read_line(text: &str) -> Result<Eved, String> {
-    let e: Eve<'_> = serde_json::from_str(text).map_err(|err| format!("not an EVE record: {err}"))?;
+    let e: Eve<'_> =
+        serde_json::from_str(text).map_err(|err| format!("not an EVE record: {err}"))?;
     let Some(kind) = nonempty(&e.event_type) else {
         return Err("event_type: missing".into());
     };
@@ -325,7 +326,7 @@ pub(crate) fn read_line(text: &str) -> Result<Eved, String> {
         dns(d, &mut objs)?;
     }
     if let Some(h) = &e.http {
-        http(h, nt, dp, &mut objs)?;
+        http(h, nt, &mut objs)?;
     }
     if let Some(t) = &e.tls {
         tls(t, &mut objs)?;
@@ -395,13 +396,16 @@ fn dns(d: &Dns<'_>, objs: &mut Objects) -> Result<(), String> {
     Ok(())
 }
 
-fn http(h: &Http<'_>, nt: usize, dp: Option<u64>, objs: &mut Objects) -> Result<(), String> {
+fn http(h: &Http<'_>, nt: usize, objs: &mut Objects) -> Result<(), String> {
     let host = nonempty(&h.hostname);
     if let Some(name) = host {
         objs.domain(name);
     }
     let path = nonempty(&h.url);
-    let port = port("http.http_port", &h.http_port)?.or(dp);
+    // Suricata logs the Host header's port apart (`http_port`) when the
+    // client gave one; the flow's ports say nothing about the URL (a
+    // fileinfo record may run server to client).
+    let port = port("http.http_port", &h.http_port)?;
     if let Some(u) = path {
         let url = if u.starts_with("http://") || u.starts_with("https://") {
             Some(u.to_string())
@@ -457,12 +461,7 @@ fn tls(t: &Tls<'_>, objs: &mut Objects) -> Result<(), String> {
         objs.domain(sni);
     }
     let mut m = Map::new();
-    let h = hashes(&[(
-        "tls.fingerprint",
-        "SHA-1",
-        40,
-        nonempty(&t.fingerprint),
-    )])?;
+    let h = hashes(&[("tls.fingerprint", "SHA-1", 40, nonempty(&t.fingerprint))])?;
     if !h.is_empty() {
         m.insert("hashes".into(), Value::Object(h));
     }
@@ -517,4 +516,3 @@ fn fileinfo(f: &FileInfo<'_>, objs: &mut Objects) -> Result<(), String> {
     objs.push(m);
     Ok(())
 }
-

@@ -181,8 +181,34 @@ impl Objects {
         is_domain(name).then(|| self.valued("domain-name", name))
     }
 
+    /// A `url` (STIX 2.1 §6.15). Sensors log request targets as sent, and
+    /// clients do send spaces and raw bytes; RFC 3986 §2.1 percent-encodes
+    /// them, so the value is a URL indicators can name.
     pub fn url(&mut self, url: &str) -> usize {
-        self.valued("url", url)
+        let clean = url.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+                )
+        });
+        if clean {
+            return self.valued("url", url);
+        }
+        let mut enc = String::with_capacity(url.len() + 8);
+        for b in url.bytes() {
+            if b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+                )
+            {
+                enc.push(b as char);
+            } else {
+                enc.push_str(&format!("%{b:02X}"));
+            }
+        }
+        self.valued("url", &enc)
     }
 
     /// Adds a network-traffic (STIX 2.1 §6.12) and its addresses; returns
@@ -245,13 +271,34 @@ impl Objects {
         nt
     }
 
-    /// Appends another observation's objects, renumbering their references
-    /// (used by the Zeek joins).
+    /// Appends another observation's objects (used by the Zeek joins),
+    /// renumbering their references. Plain addresses, domain names and
+    /// URLs already present are reused rather than repeated: a file and its
+    /// connection name the same hosts.
     pub fn append(&mut self, frag: &[Value]) {
-        let offset = self.list.len();
+        let base = self.list.len();
+        let mut next = base;
+        let mut map = Vec::with_capacity(frag.len());
         for obj in frag {
+            let plain = obj.as_object().is_some_and(|m| m.len() == 2);
+            let found = match (
+                obj.get("type").and_then(Value::as_str),
+                obj.get("value").and_then(Value::as_str),
+            ) {
+                (Some(t), Some(v)) if plain => self.find_value(t, v),
+                _ => None,
+            };
+            map.push(found.unwrap_or_else(|| {
+                next += 1;
+                next - 1
+            }));
+        }
+        for (j, obj) in frag.iter().enumerate() {
+            if map[j] < base {
+                continue;
+            }
             let mut obj = obj.clone();
-            renumber(&mut obj, offset);
+            renumber(&mut obj, &map);
             let i = self.list.len();
             self.list.push((i.to_string(), obj));
         }
@@ -266,32 +313,32 @@ fn is_ref_key(k: &str) -> bool {
     k.ends_with("_ref") || k.ends_with("_refs")
 }
 
-/// Adds `offset` to every embedded reference key in `v`.
-fn renumber(v: &mut Value, offset: usize) {
+/// Maps every embedded reference key `n` in `v` to `map[n]`.
+fn renumber(v: &mut Value, map: &[usize]) {
     if let Value::Object(m) = v {
         for (k, val) in m.iter_mut() {
             if is_ref_key(k) {
                 match val {
-                    Value::String(s) => shift(s, offset),
+                    Value::String(s) => shift(s, map),
                     Value::Array(a) => {
                         for x in a {
                             if let Value::String(s) = x {
-                                shift(s, offset);
+                                shift(s, map);
                             }
                         }
                     }
                     _ => {}
                 }
             } else {
-                renumber(val, offset);
+                renumber(val, map);
             }
         }
     }
 }
 
-fn shift(s: &mut String, offset: usize) {
-    if let Ok(n) = s.parse::<usize>() {
-        *s = (n + offset).to_string();
+fn shift(s: &mut String, map: &[usize]) {
+    if let Some(m) = s.parse::<usize>().ok().and_then(|n| map.get(n)) {
+        *s = m.to_string();
     }
 }
 
@@ -382,7 +429,11 @@ impl Event {
         }
         let ids: Vec<String> = ids.into_iter().flatten().collect();
         let mut out = Vec::with_capacity(scos.len() + 1);
-        let created = format_stix(opts.created.unwrap_or_else(crate::time::wall_clock));
+        // `created` and `modified` must carry at least milliseconds (STIX 2.1 §3.2).
+        let mut created = format_stix(opts.created.unwrap_or_else(crate::time::wall_clock));
+        if !created.contains('.') {
+            created.insert_str(created.len() - 1, ".000");
+        }
         let mut od = Map::new();
         od.insert("type".into(), "observed-data".into());
         od.insert("spec_version".into(), "2.1".into());
@@ -451,6 +502,7 @@ fn rewrite_refs(v: &mut Value, f: &mut dyn FnMut(&str) -> Option<String>) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -473,12 +525,16 @@ mod tests {
     fn append_renumbers_refs() {
         let mut o = Objects::default();
         o.domain("a.example");
+        o.ip("192.0.2.9".parse().unwrap());
         o.append(&[
             serde_json::json!({"type": "ipv4-addr", "value": "192.0.2.1"}),
-            serde_json::json!({"type": "network-traffic", "src_ref": "0", "protocols": ["tcp"],
-                "extensions": {"x": {"body_ref": "0"}}}),
+            serde_json::json!({"type": "ipv4-addr", "value": "192.0.2.9"}),
+            serde_json::json!({"type": "network-traffic", "src_ref": "0", "dst_ref": "1",
+                "protocols": ["tcp"], "extensions": {"x": {"body_ref": "0"}}}),
         ]);
-        assert_eq!(o.list[2].1["src_ref"], "1");
-        assert_eq!(o.list[2].1["extensions"]["x"]["body_ref"], "1");
+        assert_eq!(o.list.len(), 4, "192.0.2.9 is reused");
+        assert_eq!(o.list[3].1["src_ref"], "2");
+        assert_eq!(o.list[3].1["dst_ref"], "1");
+        assert_eq!(o.list[3].1["extensions"]["x"]["body_ref"], "2");
     }
 }

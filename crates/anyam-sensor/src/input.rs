@@ -296,7 +296,11 @@ impl Input {
         };
         let mut reports: Vec<Record> = Vec::new();
         let mut progress = false;
-        for f in z.files.iter_mut().filter(|f| !f.ended && f.peeked.is_none()) {
+        for f in z
+            .files
+            .iter_mut()
+            .filter(|f| !f.ended && f.peeked.is_none())
+        {
             loop {
                 let file = f.src.file().clone();
                 let line = match Self::poll(f.src.as_mut(), &mut self.buf, &self.counters) {

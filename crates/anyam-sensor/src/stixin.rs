@@ -28,7 +28,9 @@ pub(crate) fn read_line(text: &str, now: impl FnOnce() -> i128) -> Result<Stixed
         Value::Array(_) => v,
         Value::Object(_) => match type_of(&v) {
             Some("bundle" | "observed-data") => v,
-            Some(ty) if anyam_stix::deterministic_sco_id(ty, &Value::Object(Map::new())).is_ok() => {
+            Some(ty)
+                if anyam_stix::deterministic_sco_id(ty, &Value::Object(Map::new())).is_ok() =>
+            {
                 bare_sco(v, now)?
             }
             Some(ty) => return Ok(Stixed::Skip(format!("stix {ty}"))),

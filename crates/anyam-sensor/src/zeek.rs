@@ -135,10 +135,7 @@ impl<'a> Rec<'a> {
         match self.get(f) {
             None => Ok(None),
             Some(V::U(n)) => Ok(Some(*n)),
-            Some(V::S(s)) => s
-                .parse()
-                .map(Some)
-                .map_err(|_| self.bad(f, "not a count")),
+            Some(V::S(s)) => s.parse().map(Some).map_err(|_| self.bad(f, "not a count")),
             Some(V::Fl(x)) if x.fract() == 0.0 && *x >= 0.0 && *x < 1.8e19 => Ok(Some(*x as u64)),
             Some(_) => Err(self.bad(f, "not a count")),
         }
@@ -434,9 +431,9 @@ impl Header {
         let one = || rest.first().map(|s| unescape(s).into_owned());
         match key {
             "#set_separator" => {
-                self.set_sep = one().filter(|s| !s.is_empty()).ok_or_else(|| {
-                    format!("#set_separator: no value: {line:?}")
-                })?;
+                self.set_sep = one()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| format!("#set_separator: no value: {line:?}"))?;
             }
             "#empty_field" => self.empty = one().unwrap_or_default(),
             "#unset_field" => self.unset = one().unwrap_or_default(),
@@ -585,10 +582,16 @@ fn net(r: &Rec<'_>, objs: &mut Objects, apps: &[String]) -> Result<Option<usize>
     if src.is_none() && dst.is_none() {
         return Ok(None);
     }
+    // http.log and ssl.log have no `proto` field: their analyzers run over TCP.
+    let implied = apps
+        .iter()
+        .any(|a| a == "http" || a == "tls")
+        .then(|| "tcp".to_string());
     let proto = r
         .str(F::Proto)
         .map(str::to_ascii_lowercase)
-        .filter(|p| p != "unknown_transport");
+        .filter(|p| p != "unknown_transport")
+        .or(implied);
     Ok(Some(objs.traffic(Traffic {
         src,
         dst,
@@ -714,16 +717,13 @@ fn http(r: &Rec<'_>, objs: &mut Objects) -> Result<(), String> {
     if let Some(u) = uri {
         let url = if u.starts_with("http://") || u.starts_with("https://") {
             Some(u.to_string())
-        } else if let Some(h) = host {
-            let port = r.port(F::RespP)?;
-            let port_part = match port {
-                Some(p) if p != 80 && !h.contains(':') => format!(":{p}"),
-                _ => String::new(),
-            };
-            let slash = if u.starts_with('/') { "" } else { "/" };
-            Some(format!("http://{h}{port_part}{slash}{u}"))
         } else {
-            None
+            // The Host header carries the port when it is not the default,
+            // so host + target is the URL the client asked for.
+            host.map(|h| {
+                let slash = if u.starts_with('/') { "" } else { "/" };
+                format!("http://{h}{slash}{u}")
+            })
         };
         if let Some(url) = url {
             objs.url(&url);
@@ -763,12 +763,7 @@ fn http(r: &Rec<'_>, objs: &mut Objects) -> Result<(), String> {
 }
 
 /// Maps one record of `log`.
-pub(crate) fn map(
-    log: Log,
-    r: &Rec<'_>,
-    file: &Arc<str>,
-    line: u64,
-) -> Result<Mapped, String> {
+pub(crate) fn map(log: Log, r: &Rec<'_>, file: &Arc<str>, line: u64) -> Result<Mapped, String> {
     let ts = r.time(F::Ts)?.ok_or_else(|| r.bad(F::Ts, "missing"))?;
     let mut st = Staged {
         first: ts,
@@ -888,7 +883,7 @@ pub(crate) fn map(
             ] {
                 if let Some(h) = r.str(f) {
                     if h.len() != len || !h.bytes().all(|c| c.is_ascii_hexdigit()) {
-                        return Err(r.bad(f, &format!("not a {name} digest")));
+                        return Err(r.bad(f, &format!("not a hex {name} digest")));
                     }
                     hashes.insert(name.into(), Value::String(h.to_ascii_lowercase()));
                 }
@@ -914,7 +909,9 @@ pub(crate) fn map(
             if net(r, objs, &app)?.is_some() {
                 return Ok(Mapped::Ready(st));
             }
-            let uid = r.str(F::Uid).or_else(|| r.list(F::ConnUids).first().copied());
+            let uid = r
+                .str(F::Uid)
+                .or_else(|| r.list(F::ConnUids).first().copied());
             for f in [F::TxHosts, F::RxHosts] {
                 for h in r.list(f) {
                     match h.parse::<IpAddr>() {
