@@ -5,6 +5,7 @@
 
 mod admin;
 mod config;
+mod detect;
 mod identity;
 mod node;
 mod serve;
@@ -69,6 +70,9 @@ enum Command {
     /// Manage organizations' read/write grants on collections.
     #[command(subcommand)]
     Grant(admin::GrantCmd),
+    /// Match sensor events (Zeek, Suricata EVE, STIX) against every
+    /// indicator and write alerts as JSON lines.
+    Detect(detect::DetectArgs),
     /// STIX patterning: validate, match and check patterns.
     #[command(subcommand)]
     Pattern(transfer::PatternCmd),
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Collection(c) => admin::collection(c),
         Command::Grant(c) => admin::grant(c),
         Command::Pattern(c) => transfer::pattern(c),
+        Command::Detect(a) => detect::run(a),
     };
     match result {
         Ok(code) => code,

@@ -51,7 +51,7 @@ struct Container<'a> {
 /// Split the input into object texts: a bundle or TAXII envelope (one JSON
 /// object with an `objects` list), a JSON array of objects, one bare
 /// object, or JSON lines (one object per line).
-fn split_objects(text: &str) -> Result<Vec<(usize, &str)>> {
+pub(crate) fn split_objects(text: &str) -> Result<Vec<(usize, &str)>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let list: Vec<&RawValue> =
