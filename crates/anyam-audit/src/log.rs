@@ -29,8 +29,9 @@ pub enum Synchronous {
     Full,
     /// `PRAGMA synchronous=NORMAL`: fsync only at checkpoints. Survives a
     /// process crash; a power loss may drop the latest commits (never
-    /// corrupts the file). Entries dropped this way after a signed head
-    /// show up in `verify` as truncation.
+    /// corrupts the file). The WAL keeps commits in order, so a lost head
+    /// goes with the entries it covered; if that head had already been
+    /// handed to a partner, their copy shows the loss as truncation.
     Normal,
 }
 

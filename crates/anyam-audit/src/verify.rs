@@ -176,8 +176,13 @@ fn tampered(first_bad_entry: Option<u64>, head: Option<HeadRef>, problem: Proble
 /// What cannot be caught from the file alone: removing the newest entries
 /// together with every head, cache node and index row that covers them,
 /// the newest heads included. The remaining log is a valid older log.
-/// That is caught by anyone holding a later head: pass it in `known`, or
-/// let partners check consistency against the heads they received.
+/// Likewise, the stored heads are the file's only anchors: whoever
+/// removes every head covering an entry can then rewrite that entry, its
+/// hashes and the cache undetected. Both are caught by anyone holding a
+/// later head: pass it in `known`, or let partners check consistency
+/// against the heads they received. Entries appended after the latest
+/// head are checked only for internal agreement (leaf hash, cache) until
+/// the next head signs them ([`Report::unsigned_entries`]).
 pub fn verify_with(
     log: &AuditLog,
     trusted: &TrustedKeys,
