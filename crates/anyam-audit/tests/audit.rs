@@ -747,6 +747,27 @@ fn the_appender_commits_from_many_threads() {
     }
 }
 
+#[test]
+fn the_appender_reports_failed_batches() {
+    let f = fixture(6, &[]);
+    assert!(matches!(
+        read_only(&f.path).appender(AppenderOptions::default()),
+        Err(AuditError::ReadOnly)
+    ));
+    let log = AuditLog::open(&f.path, AuditOptions::default()).unwrap();
+    let appender = log.appender(AppenderOptions::default()).unwrap();
+    assert_eq!(appender.append(event(6)).wait().unwrap(), 6);
+    appender.flush().unwrap();
+    // Rows cut behind the writer: the next batch fails as a whole, its
+    // receipts and the next flush say so, and nothing is written.
+    delete_from(&raw(&f.path), 5);
+    let r = appender.append(event(7));
+    assert!(matches!(r.wait(), Err(AuditError::Appender(_))));
+    assert!(appender.flush().is_err());
+    appender.flush().unwrap();
+    assert_eq!(log.size().unwrap(), 5);
+}
+
 fn export_fixture() -> (Fixture, AuditLog) {
     let f = fixture(N, HEADS);
     let log = AuditLog::open(&f.path, AuditOptions::default()).unwrap();
