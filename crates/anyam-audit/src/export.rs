@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::log::{consistency_proof, inclusion_proof, mth, read_heads, to_sql};
-use crate::merkle::{self, ProofError};
+use crate::merkle;
 use crate::{AuditError, AuditLog, Entry, Hash, SignedTreeHead, TrustedKeys};
 
 /// The `format` of exports this build writes and reads.
@@ -139,7 +139,7 @@ impl AuditLog {
     }
 }
 
-fn rejected(what: String, e: ProofError) -> AuditError {
+fn rejected(what: String, e: AuditError) -> AuditError {
     AuditError::Rejected(format!("{what}: {e}"))
 }
 

@@ -67,7 +67,7 @@ pub use export::{
 };
 pub use head::{HEAD_SIGNATURE_CONTEXT, SignedTreeHead, TreeHead, TrustedKeys, key_id};
 pub use log::{AuditLog, AuditOptions, Synchronous};
-pub use merkle::ProofError;
+pub use merkle::ProofFailure;
 pub use verify::{HeadRef, Problem, Report, Tampered, verify, verify_with};
 
 /// Everything that can go wrong in this crate.
@@ -83,8 +83,9 @@ pub enum AuditError {
     BadSignature,
     #[error("the head is signed by key {0}, which is not trusted")]
     UntrustedKey(String),
-    #[error(transparent)]
-    Proof(#[from] ProofError),
+    /// A Merkle proof does not verify, or was asked for impossible sizes.
+    #[error("{0}")]
+    Proof(ProofFailure),
     #[error("no signed head{}", .0.map(|s| format!(" of tree size {s}")).unwrap_or_default())]
     NoSuchHead(Option<u64>),
     /// Input that is not what it should be (a hash, a size, a leaf).

@@ -12,7 +12,9 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::Hash;
+use std::fmt;
+
+use crate::{AuditError, Hash};
 
 /// RFC 9162 §2.1.1: the hash of a leaf, `SHA-256(0x00 || leaf)`. The
 /// prefix byte keeps leaves and interior nodes apart, so that no interior
@@ -68,11 +70,11 @@ fn slice_mth(leaves: &[Hash]) -> Hash {
 /// starting at leaf `index << level` (level 0 is the leaf hash). Any range
 /// of the RFC's recursion is a run of such subtrees, biggest first,
 /// combined from the right (RFC 9162 §2.1.1 with k taken repeatedly).
-pub fn mth_from_perfect<E>(
+pub fn mth_from_perfect(
     start: u64,
     end: u64,
-    perfect: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
-) -> Result<Hash, E> {
+    perfect: &mut impl FnMut(u32, u64) -> Result<Hash, AuditError>,
+) -> Result<Hash, AuditError> {
     if start >= end {
         return Ok(empty_root());
     }
@@ -87,43 +89,61 @@ pub fn mth_from_perfect<E>(
     Ok(node_hash(&left, &right))
 }
 
-/// Why a proof was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProofError {
-    #[error("leaf index {index} is not below tree size {size}")]
+/// Why a proof was refused or could not be made; carried by
+/// [`AuditError::Proof`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProofFailure {
     IndexOutOfRange { index: u64, size: u64 },
-    #[error("tree size {first} is larger than tree size {second}")]
     SizesOutOfOrder { first: u64, second: u64 },
-    #[error("the proof has the wrong number of hashes")]
     WrongLength,
-    #[error("the proof does not lead to the expected root hash")]
     RootMismatch,
+}
+
+impl fmt::Display for ProofFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProofFailure::IndexOutOfRange { index, size } => {
+                write!(f, "leaf index {index} is not below tree size {size}")
+            }
+            ProofFailure::SizesOutOfOrder { first, second } => {
+                write!(f, "tree size {first} is larger than tree size {second}")
+            }
+            ProofFailure::WrongLength => f.write_str("the proof has the wrong number of hashes"),
+            ProofFailure::RootMismatch => {
+                f.write_str("the proof does not lead to the expected root hash")
+            }
+        }
+    }
+}
+
+fn fail<T>(why: ProofFailure) -> Result<T, AuditError> {
+    Err(AuditError::Proof(why))
 }
 
 /// RFC 9162 §2.1.3.1: the inclusion path PATH(m, D[0:n]) of leaf `index`
 /// in the tree of the first `size` leaves, leaf side first.
-pub fn inclusion_proof_with<E>(
+pub fn inclusion_proof_with(
     index: u64,
     size: u64,
-    mth: &mut impl FnMut(u64, u64) -> Result<Hash, E>,
-) -> Result<Result<Vec<Hash>, ProofError>, E> {
+    mth: &mut impl FnMut(u64, u64) -> Result<Hash, AuditError>,
+) -> Result<Vec<Hash>, AuditError> {
     if index >= size {
-        return Ok(Err(ProofError::IndexOutOfRange { index, size }));
+        return fail(ProofFailure::IndexOutOfRange { index, size });
     }
     let mut path = Vec::new();
     path_rec(index, 0, size, mth, &mut path)?;
-    Ok(Ok(path))
+    Ok(path)
 }
 
 /// PATH(m, D[start:end]): recurse into the half holding m, then append the
 /// other half's MTH, so the result lists siblings from the leaf upwards.
-fn path_rec<E>(
+fn path_rec(
     m: u64,
     start: u64,
     end: u64,
-    mth: &mut impl FnMut(u64, u64) -> Result<Hash, E>,
+    mth: &mut impl FnMut(u64, u64) -> Result<Hash, AuditError>,
     out: &mut Vec<Hash>,
-) -> Result<(), E> {
+) -> Result<(), AuditError> {
     let n = end - start;
     if n <= 1 {
         return Ok(());
@@ -142,31 +162,31 @@ fn path_rec<E>(
 /// RFC 9162 §2.1.4.1: the consistency proof PROOF(m, D[0:n]) between the
 /// tree of the first `first` leaves and that of the first `second`. Empty
 /// when `first` is 0 or equal to `second` (nothing to prove).
-pub fn consistency_proof_with<E>(
+pub fn consistency_proof_with(
     first: u64,
     second: u64,
-    mth: &mut impl FnMut(u64, u64) -> Result<Hash, E>,
-) -> Result<Result<Vec<Hash>, ProofError>, E> {
+    mth: &mut impl FnMut(u64, u64) -> Result<Hash, AuditError>,
+) -> Result<Vec<Hash>, AuditError> {
     if first > second {
-        return Ok(Err(ProofError::SizesOutOfOrder { first, second }));
+        return fail(ProofFailure::SizesOutOfOrder { first, second });
     }
     let mut proof = Vec::new();
     if first > 0 && first < second {
         subproof_rec(first, 0, second, true, mth, &mut proof)?;
     }
-    Ok(Ok(proof))
+    Ok(proof)
 }
 
 /// SUBPROOF(m, D[start:end], b) of RFC 9162 §2.1.4.1. `b` says whether the
 /// subtree is the old tree's root itself, whose hash the verifier knows.
-fn subproof_rec<E>(
+fn subproof_rec(
     m: u64,
     start: u64,
     end: u64,
     known: bool,
-    mth: &mut impl FnMut(u64, u64) -> Result<Hash, E>,
+    mth: &mut impl FnMut(u64, u64) -> Result<Hash, AuditError>,
     out: &mut Vec<Hash>,
-) -> Result<(), E> {
+) -> Result<(), AuditError> {
     let n = end - start;
     if m == n {
         if !known {
@@ -185,26 +205,25 @@ fn subproof_rec<E>(
     Ok(())
 }
 
-fn slice_source(leaves: &[Hash]) -> impl FnMut(u64, u64) -> Result<Hash, std::convert::Infallible> {
-    move |start, end| Ok(root(&leaves[start as usize..end as usize]))
+fn slice_source(leaves: &[Hash]) -> impl FnMut(u64, u64) -> Result<Hash, AuditError> {
+    move |start, end| {
+        leaves
+            .get(start as usize..end as usize)
+            .map(root)
+            .ok_or_else(|| AuditError::Malformed(format!("no leaves {start}..{end}")))
+    }
 }
 
 /// [`inclusion_proof_with`] over a list of leaf hashes; the tree size is
 /// the list's length.
-pub fn inclusion_proof(index: u64, leaves: &[Hash]) -> Result<Vec<Hash>, ProofError> {
-    match inclusion_proof_with(index, leaves.len() as u64, &mut slice_source(leaves)) {
-        Ok(r) => r,
-        Err(never) => match never {},
-    }
+pub fn inclusion_proof(index: u64, leaves: &[Hash]) -> Result<Vec<Hash>, AuditError> {
+    inclusion_proof_with(index, leaves.len() as u64, &mut slice_source(leaves))
 }
 
 /// [`consistency_proof_with`] over a list of leaf hashes: from the tree of
 /// the first `first` leaves to the tree of all of them.
-pub fn consistency_proof(first: u64, leaves: &[Hash]) -> Result<Vec<Hash>, ProofError> {
-    match consistency_proof_with(first, leaves.len() as u64, &mut slice_source(leaves)) {
-        Ok(r) => r,
-        Err(never) => match never {},
-    }
+pub fn consistency_proof(first: u64, leaves: &[Hash]) -> Result<Vec<Hash>, AuditError> {
+    consistency_proof_with(first, leaves.len() as u64, &mut slice_source(leaves))
 }
 
 /// Shift `fn` and `sn` right together until `fn`'s low bit is set or it
@@ -225,16 +244,16 @@ pub fn verify_inclusion(
     size: u64,
     proof: &[Hash],
     root: &Hash,
-) -> Result<(), ProofError> {
+) -> Result<(), AuditError> {
     if index >= size {
-        return Err(ProofError::IndexOutOfRange { index, size });
+        return fail(ProofFailure::IndexOutOfRange { index, size });
     }
     let mut f = index;
     let mut s = size - 1;
     let mut r = *leaf;
     for p in proof {
         if s == 0 {
-            return Err(ProofError::WrongLength);
+            return fail(ProofFailure::WrongLength);
         }
         if f & 1 == 1 || f == s {
             r = node_hash(p, &r);
@@ -248,10 +267,10 @@ pub fn verify_inclusion(
         s >>= 1;
     }
     if s != 0 {
-        return Err(ProofError::WrongLength);
+        return fail(ProofFailure::WrongLength);
     }
     if r != *root {
-        return Err(ProofError::RootMismatch);
+        return fail(ProofFailure::RootMismatch);
     }
     Ok(())
 }
@@ -267,33 +286,33 @@ pub fn verify_consistency(
     first_root: &Hash,
     second_root: &Hash,
     proof: &[Hash],
-) -> Result<(), ProofError> {
+) -> Result<(), AuditError> {
     if first > second {
-        return Err(ProofError::SizesOutOfOrder { first, second });
+        return fail(ProofFailure::SizesOutOfOrder { first, second });
     }
     if first == 0 {
         if !proof.is_empty() {
-            return Err(ProofError::WrongLength);
+            return fail(ProofFailure::WrongLength);
         }
         return if *first_root == empty_root() {
             Ok(())
         } else {
-            Err(ProofError::RootMismatch)
+            fail(ProofFailure::RootMismatch)
         };
     }
     if first == second {
         if !proof.is_empty() {
-            return Err(ProofError::WrongLength);
+            return fail(ProofFailure::WrongLength);
         }
         return if first_root == second_root {
             Ok(())
         } else {
-            Err(ProofError::RootMismatch)
+            fail(ProofFailure::RootMismatch)
         };
     }
     // Step 1: a non-trivial proof is never empty.
     if proof.is_empty() {
-        return Err(ProofError::WrongLength);
+        return fail(ProofFailure::WrongLength);
     }
     // Step 2: when the old tree is a perfect subtree of the new one, its
     // root is the first node of the path and the proof leaves it out.
@@ -315,7 +334,7 @@ pub fn verify_consistency(
     // Step 6.
     for c in &path[1..] {
         if s == 0 {
-            return Err(ProofError::WrongLength);
+            return fail(ProofFailure::WrongLength);
         }
         if f & 1 == 1 || f == s {
             fr = node_hash(c, &fr);
@@ -331,10 +350,10 @@ pub fn verify_consistency(
     }
     // Step 7.
     if s != 0 {
-        return Err(ProofError::WrongLength);
+        return fail(ProofFailure::WrongLength);
     }
     if fr != *first_root || sr != *second_root {
-        return Err(ProofError::RootMismatch);
+        return fail(ProofFailure::RootMismatch);
     }
     Ok(())
 }
@@ -351,12 +370,12 @@ mod tests {
     }
 
     /// The perfect-subtree source over a list, as the stored tree sees it.
-    fn perfect_of(leaves: &[Hash]) -> impl FnMut(u32, u64) -> Result<Hash, ()> + '_ {
+    fn perfect_of(leaves: &[Hash]) -> impl FnMut(u32, u64) -> Result<Hash, AuditError> + '_ {
         move |level, index| {
             let start = (index << level) as usize;
             let end = start + (1usize << level);
             if end > leaves.len() {
-                return Err(());
+                return Err(AuditError::Damaged("no such subtree".into()));
             }
             Ok(root(&leaves[start..end]))
         }
@@ -444,7 +463,6 @@ mod tests {
             // The stored-tree path gives the same proof.
             let mut perfect = perfect_of(&l);
             let p2 = inclusion_proof_with(i, n, &mut |s, e| mth_from_perfect(s, e, &mut perfect))
-                .unwrap()
                 .unwrap();
             prop_assert_eq!(&p, &p2);
             // A wrong leaf, index, size, root or any altered proof hash fails.
@@ -486,7 +504,6 @@ mod tests {
             prop_assert!(verify_consistency(m, n, &r1, &r2, &p).is_ok());
             let mut perfect = perfect_of(&l);
             let p2 = consistency_proof_with(m, n, &mut |s, e| mth_from_perfect(s, e, &mut perfect))
-                .unwrap()
                 .unwrap();
             prop_assert_eq!(&p, &p2);
             let other = leaf_hash(b"other");
