@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from support import anyam_bin, indicator, post_envelope
+from support import anyam_bin, assert_stix_valid, indicator, post_envelope
 
 ZEEK_HEADER = "\n".join(
     [
@@ -138,6 +138,40 @@ def test_indicators_posted_over_taxii_match_sensor_logs(detect_node, tmp_path):
     assert summary["malformed"] == 2
     assert summary["hits"] == 4
     assert summary["indicators"]["loaded"] == 5
+
+    # The hits are sightings in the node, read back with the TAXII client.
+    sid = summary["sightings"]["collection"]
+    objects = n.collection(sid).get_objects()["objects"]
+    sightings = {o["sighting_of_ref"]: o for o in objects if o["type"] == "sighting"}
+    assert set(sightings) == {c2["id"], block["id"], dga["id"], seq["id"]}
+    identities = [o for o in objects if o["type"] == "identity"]
+    assert len(identities) == 1
+    node_identity = identities[0]["id"]
+    s_c2 = sightings[c2["id"]]
+    assert s_c2["count"] == 1
+    assert s_c2["first_seen"].startswith("2026-01-01T00:00:01")
+    assert s_c2["where_sighted_refs"] == [node_identity]
+    assert s_c2["created_by_ref"] == node_identity
+    # Own telemetry: marked TLP 2.0 AMBER+STRICT unless configured otherwise.
+    assert s_c2["object_marking_refs"] == ["marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"]
+    s_seq = sightings[seq["id"]]
+    assert s_seq["first_seen"].startswith("2026-01-01T00:00:01")
+    assert s_seq["last_seen"].startswith("2026-01-01T00:00:06")
+    assert_stix_valid(objects)
+
+    # A second run continues the same sightings: a new version, count 2.
+    r = n.cli("detect", "-i", f"zeek:{zeek}", "--alerts", tmp_path / "again.jsonl", check=False)
+    assert r.returncode == 3, r.stderr
+    latest = n.collection(sid).get_object(s_c2["id"])["objects"][0]
+    assert latest["count"] == 2
+    assert latest["modified"] > s_c2["modified"]
+    versions = n.collection(sid).object_versions(s_c2["id"])["versions"]
+    assert len(versions) == 2
+    # Other organizations are not granted the sightings collection.
+    n.add_org("partner")
+    n.add_user("alice", "partner", password="correct horse battery")
+    r = n.session(user="alice", password="correct horse battery").get(n.objects_url(sid))
+    assert r.status_code == 404
 
 
 def test_live_updates_reach_a_running_detector(detect_node, tmp_path):

@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::{DataArgs, EXIT_REJECTED, node, transfer};
+use crate::{DataArgs, EXIT_REJECTED, node, sightings, transfer};
 
 /// How often the store's indicator change sequence is read.
 const POLL: Duration = Duration::from_millis(500);
@@ -70,6 +70,26 @@ pub struct DetectArgs {
     /// What an indicator's validity window is checked against.
     #[arg(long, value_enum, default_value = "observation")]
     validity: ValidityArg,
+    /// Do not record hits as STIX sightings in the node (store mode only;
+    /// with --indicators no sightings are written).
+    #[arg(long)]
+    no_sightings: bool,
+    /// The collection (alias or id, in the default API root) sightings are
+    /// written to; created, granted to the host organization only, when absent.
+    #[arg(long, default_value = "sightings")]
+    sightings_collection: String,
+    /// Marking definition id(s) put on sightings; `none` for none.
+    /// [default: TLP 2.0 AMBER+STRICT, the host organization only]
+    #[arg(long = "sightings-marking")]
+    sightings_markings: Vec<String>,
+    /// The identity (organization) that owns the sensors, for the
+    /// sightings' where_sighted_refs [default: the node's identity].
+    #[arg(long)]
+    where_sighted: Option<String>,
+    /// Store each hit's observations as observed-data (with their SCOs)
+    /// and cite them in the sighting (at most 100 per sighting).
+    #[arg(long)]
+    keep_observed_data: bool,
     /// No progress display.
     #[arg(long, short)]
     quiet: bool,
@@ -224,6 +244,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
         ..Options::default()
     });
     let mut counts = Counts::default();
+    let mut sightings = None;
     let load_started = Instant::now();
     let mut source = match &a.indicators {
         Some(path) => {
@@ -246,6 +267,28 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
         None => {
             let node = node::open_existing(&a.data.data_dir, a.data.config.as_deref())?;
             let store = node.store;
+            if !a.no_sightings {
+                if let Some(w) = &a.where_sighted
+                    && !w.starts_with("identity--")
+                {
+                    bail!("--where-sighted must be an identity id (identity--…), got {w:?}");
+                }
+                let markings = if a.sightings_markings.is_empty() {
+                    vec![sightings::TLP_AMBER_STRICT.to_string()]
+                } else if a.sightings_markings.iter().any(|m| m == "none") {
+                    Vec::new()
+                } else {
+                    a.sightings_markings.clone()
+                };
+                sightings = Some(sightings::Sightings::open(
+                    store.clone(),
+                    &a.sightings_collection,
+                    &node.config.node_name,
+                    a.where_sighted.clone(),
+                    markings,
+                    a.keep_observed_data,
+                )?);
+            }
             let seq =
                 store.latest_indicators(&mut |raw| match serde_json::from_str::<Value>(raw) {
                     Ok(v) => load(&mut engine, &v, &mut counts),
@@ -322,6 +365,9 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
         {
             poll(&mut engine, store.as_ref(), seq, &mut counts)?;
             *last_poll = Instant::now();
+            if let Some(s) = sightings.as_mut() {
+                s.flush()?;
+            }
         }
         match record {
             Record::Event(ev) => {
@@ -334,6 +380,9 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                 engine.observe(&ev.observation, &ev, &mut hits);
                 for h in hits.drain(..) {
                     hits_n += 1;
+                    if let Some(s) = sightings.as_mut() {
+                        s.record(&h)?;
+                    }
                     let t = h
                         .observations
                         .iter()
@@ -368,6 +417,9 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
         }
     }
     out.flush()?;
+    if let Some(s) = sightings.as_mut() {
+        s.flush()?;
+    }
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let stats = engine.stats();
@@ -387,6 +439,10 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
             "hits": hits_n,
             "alerts": alerts_n,
             "suppressed_repeats": suppressed,
+            "sightings": sightings.as_ref().map(|s| json!({
+                "collection": s.collection_id(),
+                "versions_written": s.versions_written,
+            })),
             "seconds": secs,
             "events_per_second": if secs > 0.0 { events as f64 / secs } else { 0.0 },
             "indicators": {

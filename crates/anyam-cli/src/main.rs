@@ -9,6 +9,7 @@ mod detect;
 mod identity;
 mod node;
 mod serve;
+mod sightings;
 mod transfer;
 
 use std::path::PathBuf;

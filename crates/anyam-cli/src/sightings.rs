@@ -1,0 +1,354 @@
+//! Detection hits aggregated into STIX 2.1 sightings (§5.7) stored in a collection of the node.
+//!
+//! One sighting per (indicator, where sighted): each hit adds one to
+//! `count` and widens `first_seen`/`last_seen`; changed sightings are
+//! written as new versions (a new `modified`) at most every few seconds and
+//! at the end of a run, so a busy sensor does not write a version per hit.
+//! Which sighting belongs to an indicator is remembered in the store's
+//! metadata, so later runs continue counting. `count` may not pass
+//! 999,999,999 (STIX 2.1 §5.7); a sighting about to pass it is left as it is
+//! and a new one starts.
+//!
+//! Sightings reveal the node's own telemetry, so they are written to a
+//! collection only the host organization is granted, and marked with TLP
+//! 2.0 AMBER+STRICT by default (recipients' own organization only), which
+//! an operator may change.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyam_detect::Hit;
+use anyam_sensor::{Event, StixOptions};
+use anyam_store::{Access, Collection, Grant, Store};
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::node;
+
+/// TLP 2.0 AMBER+STRICT (the OASIS TLP 2.0 marking definition).
+pub const TLP_AMBER_STRICT: &str = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003";
+
+/// STIX 2.1 §5.7: `count` is at most 999,999,999.
+const MAX_COUNT: u64 = 999_999_999;
+
+/// How often changed sightings are written.
+const FLUSH: Duration = Duration::from_secs(5);
+
+/// At most this many observed-data references per sighting version.
+const MAX_OBSERVED_REFS: usize = 100;
+
+struct State {
+    id: String,
+    created: String,
+    count: u64,
+    first: i128,
+    last: i128,
+    observed: Vec<String>,
+    last_modified: i64,
+}
+
+pub struct Sightings {
+    store: Arc<dyn Store>,
+    collection: String,
+    identity: String,
+    where_sighted: String,
+    markings: Vec<String>,
+    keep_observed: bool,
+    state: HashMap<String, State>,
+    dirty: HashSet<String>,
+    pending: Vec<Value>,
+    last_flush: Instant,
+    pub versions_written: u64,
+}
+
+/// Microseconds, rendered the way STIX timestamps are written.
+fn ts(micros: i64) -> String {
+    anyam_sensor::format_stix(i128::from(micros) * 1000)
+}
+
+fn now_micros() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
+}
+
+/// Finds the sightings collection by id or alias in the default API root,
+/// creating it (granted to the host organization only) when absent.
+fn collection(store: &dyn Store, wanted: &str) -> Result<String> {
+    let all = store.collections(node::DEFAULT_API_ROOT)?;
+    if let Some(c) = all
+        .iter()
+        .find(|c| c.id == wanted || c.alias.as_deref() == Some(wanted))
+    {
+        return Ok(c.id.clone());
+    }
+    if uuid::Uuid::parse_str(wanted).is_ok() {
+        bail!(
+            "no collection {wanted} in API root {}",
+            node::DEFAULT_API_ROOT
+        );
+    }
+    let c = Collection {
+        id: uuid::Uuid::new_v4().to_string(),
+        api_root: node::DEFAULT_API_ROOT.into(),
+        title: "sightings".into(),
+        description: Some("Sightings of indicators by this node's sensors.".into()),
+        alias: Some(wanted.to_string()),
+    };
+    store.create_collection(&c)?;
+    store.set_grant(&Grant {
+        org: node::HOST_ORG.into(),
+        collection: c.id.clone(),
+        access: Access {
+            read: true,
+            write: true,
+        },
+    })?;
+    Ok(c.id)
+}
+
+/// The node's STIX identity (created on first use and stored in the
+/// sightings collection so that references to it resolve).
+fn identity(store: &dyn Store, collection: &str, node_name: &str) -> Result<String> {
+    if let Some(id) = store.meta("host_identity")? {
+        return Ok(id);
+    }
+    let id = format!("identity--{}", uuid::Uuid::new_v4());
+    let now = ts(now_micros());
+    let obj = json!({
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": id,
+        "created": now,
+        "modified": now,
+        "name": node_name,
+        "identity_class": "organization",
+    });
+    put(store, collection, &[obj])?;
+    store.set_meta("host_identity", &id)?;
+    Ok(id)
+}
+
+fn put(store: &dyn Store, collection: &str, objects: &[Value]) -> Result<()> {
+    let mut prepared = Vec::with_capacity(objects.len());
+    for o in objects {
+        let raw = serde_json::to_string(o)?;
+        let n = anyam_taxii::ingest::prepare_value(o, raw)
+            .map_err(|r| anyhow::anyhow!("{}", r.message))
+            .context("a sighting failed validation")?;
+        prepared.push(n);
+    }
+    store.put_objects(collection, &prepared)?;
+    Ok(())
+}
+
+impl Sightings {
+    pub fn open(
+        store: Arc<dyn Store>,
+        collection_name: &str,
+        node_name: &str,
+        where_sighted: Option<String>,
+        markings: Vec<String>,
+        keep_observed: bool,
+    ) -> Result<Sightings> {
+        let collection = collection(store.as_ref(), collection_name)?;
+        let identity = identity(store.as_ref(), &collection, node_name)?;
+        Ok(Sightings {
+            where_sighted: where_sighted.unwrap_or_else(|| identity.clone()),
+            store,
+            collection,
+            identity,
+            markings,
+            keep_observed,
+            state: HashMap::new(),
+            dirty: HashSet::new(),
+            pending: Vec::new(),
+            last_flush: Instant::now(),
+            versions_written: 0,
+        })
+    }
+
+    pub fn collection_id(&self) -> &str {
+        &self.collection
+    }
+
+    fn meta_key(&self, indicator: &str) -> String {
+        format!("sighting:{indicator}:{}", self.where_sighted)
+    }
+
+    /// Continues the sighting a previous run wrote, if any.
+    fn load(&self, indicator: &str) -> Result<Option<State>> {
+        let Some(id) = self.store.meta(&self.meta_key(indicator))? else {
+            return Ok(None);
+        };
+        let Some(raw) = self.store.latest_version(&id)? else {
+            return Ok(None);
+        };
+        let v: Value = serde_json::from_str(&raw)?;
+        let micros = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .and_then(|s| anyam_stix::parse_timestamp(s).ok())
+                .map(|t| t.micros())
+        };
+        Ok(Some(State {
+            id,
+            created: v
+                .get("created")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            count: v.get("count").and_then(Value::as_u64).unwrap_or(0),
+            first: micros("first_seen").map_or(i128::MAX, |m| i128::from(m) * 1000),
+            last: micros("last_seen").map_or(i128::MIN, |m| i128::from(m) * 1000),
+            observed: v
+                .get("observed_data_refs")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            last_modified: micros("modified").unwrap_or(0),
+        }))
+    }
+
+    fn fresh(&self) -> State {
+        let now = now_micros();
+        State {
+            id: format!("sighting--{}", uuid::Uuid::new_v4()),
+            created: ts(now),
+            count: 0,
+            first: i128::MAX,
+            last: i128::MIN,
+            observed: Vec::new(),
+            last_modified: 0,
+        }
+    }
+
+    /// Counts one hit.
+    pub fn record(&mut self, hit: &Hit<Arc<Event>>) -> Result<()> {
+        let key = hit.indicator.id.clone();
+        if !self.state.contains_key(&key) {
+            let s = match self.load(&key)? {
+                Some(s) => s,
+                None => self.fresh(),
+            };
+            self.state.insert(key.clone(), s);
+        }
+        if self.state.get(&key).is_some_and(|s| s.count >= MAX_COUNT) {
+            // Close the full sighting and start the next one.
+            if self.dirty.contains(&key) {
+                self.flush_one(&key)?;
+            }
+            let s = self.fresh();
+            self.state.insert(key.clone(), s);
+        }
+        let mut observed = Vec::new();
+        if self.keep_observed
+            && self
+                .state
+                .get(&key)
+                .is_some_and(|s| s.observed.len() < MAX_OBSERVED_REFS)
+        {
+            for ev in &hit.observations {
+                let objs = ev.to_stix21(&StixOptions {
+                    id: None,
+                    created_by_ref: Some(self.identity.clone()),
+                    created: None,
+                })?;
+                if let Some(id) = objs
+                    .first()
+                    .and_then(|o| o.get("id"))
+                    .and_then(Value::as_str)
+                {
+                    observed.push(id.to_string());
+                }
+                self.pending.extend(objs);
+            }
+        }
+        if let Some(s) = self.state.get_mut(&key) {
+            s.count += 1;
+            for ev in &hit.observations {
+                s.first = s.first.min(ev.observation.first);
+                s.last = s.last.max(ev.observation.last);
+            }
+            for id in observed {
+                if s.observed.len() < MAX_OBSERVED_REFS {
+                    s.observed.push(id);
+                }
+            }
+        }
+        self.dirty.insert(key);
+        if self.last_flush.elapsed() >= FLUSH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn object(&mut self, indicator: &str) -> Option<Value> {
+        let s = self.state.get_mut(indicator)?;
+        // Versions are ordered by `modified`: strictly later than the last.
+        let modified = now_micros().max(s.last_modified + 1);
+        s.last_modified = modified;
+        let mut o = json!({
+            "type": "sighting",
+            "spec_version": "2.1",
+            "id": s.id,
+            "created": s.created,
+            "modified": ts(modified),
+            "created_by_ref": self.identity,
+            "sighting_of_ref": indicator,
+            "count": s.count,
+            "first_seen": anyam_sensor::format_stix(s.first),
+            "last_seen": anyam_sensor::format_stix(s.last),
+            "where_sighted_refs": [self.where_sighted],
+        });
+        if !s.observed.is_empty() {
+            o["observed_data_refs"] = json!(s.observed);
+        }
+        if !self.markings.is_empty() {
+            o["object_marking_refs"] = json!(self.markings);
+        }
+        Some(o)
+    }
+
+    fn flush_one(&mut self, indicator: &str) -> Result<()> {
+        let mut objs = std::mem::take(&mut self.pending);
+        if let Some(o) = self.object(indicator) {
+            objs.push(o);
+        }
+        put(self.store.as_ref(), &self.collection, &objs)?;
+        if let Some(s) = self.state.get(indicator) {
+            self.store.set_meta(&self.meta_key(indicator), &s.id)?;
+        }
+        self.dirty.remove(indicator);
+        self.versions_written += 1;
+        Ok(())
+    }
+
+    /// Writes every changed sighting (and the observed-data they cite) in
+    /// one transaction.
+    pub fn flush(&mut self) -> Result<()> {
+        self.last_flush = Instant::now();
+        if self.dirty.is_empty() && self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<String> = self.dirty.drain().collect();
+        keys.sort();
+        let mut objs = std::mem::take(&mut self.pending);
+        for k in &keys {
+            if let Some(o) = self.object(k) {
+                objs.push(o);
+            }
+        }
+        put(self.store.as_ref(), &self.collection, &objs)?;
+        for k in &keys {
+            if let Some(s) = self.state.get(k) {
+                self.store.set_meta(&self.meta_key(k), &s.id)?;
+            }
+        }
+        self.versions_written += keys.len() as u64;
+        Ok(())
+    }
+}
