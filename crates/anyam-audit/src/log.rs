@@ -4,7 +4,8 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
@@ -129,6 +130,10 @@ pub(crate) struct Inner {
     /// `None` when opened read-only.
     writer: Option<Mutex<Writer>>,
     readers: Mutex<Vec<Connection>>,
+    /// Copies committed WAL frames into the database file on its own
+    /// thread, so that a commit costs a WAL append (and an fsync), not
+    /// now and then a checkpoint too. `None` when read-only.
+    checkpointer: Option<Checkpointer>,
 }
 
 /// The writer connection and what it knows about the tree, so that an
@@ -188,11 +193,10 @@ impl AuditLog {
                     "database refused WAL mode (journal_mode is {mode})"
                 )));
             }
-            let sync = match opts.synchronous {
-                Synchronous::Full => "FULL",
-                Synchronous::Normal => "NORMAL",
-            };
-            conn.pragma_update(None, "synchronous", sync)?;
+            conn.pragma_update(None, "synchronous", sync_pragma(opts.synchronous))?;
+            // The background checkpointer does the work; this is the
+            // backstop should it fall behind (64 MiB of WAL at 4 KiB pages).
+            conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
             migrate(&mut conn)?;
         }
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -207,10 +211,16 @@ impl AuditLog {
                 opts,
                 writer: None,
                 readers: Mutex::new(vec![conn]),
+                checkpointer: None,
             }
         } else {
             let size = stored_size(&conn)?;
             let frontier = load_frontier(&conn, size)?;
+            let ck = open_conn(path, &opts, false)?;
+            // The checkpointer makes the database file durable: it must
+            // fsync like the writer does.
+            ck.pragma_update(None, "synchronous", sync_pragma(opts.synchronous))?;
+            let checkpointer = Some(Checkpointer::start(ck)?);
             Inner {
                 path: path.to_path_buf(),
                 opts,
@@ -220,6 +230,7 @@ impl AuditLog {
                     frontier,
                 })),
                 readers: Mutex::new(Vec::new()),
+                checkpointer,
             }
         };
         Ok(AuditLog {
@@ -371,6 +382,7 @@ impl AuditLog {
             ],
         )?;
         tx.commit()?;
+        self.inner.committed();
         Ok(head)
     }
 }
@@ -410,6 +422,13 @@ impl Inner {
             inner: self,
             conn: Some(conn),
         })
+    }
+
+    /// Tell the checkpointer the WAL grew.
+    fn committed(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.poke();
+        }
     }
 
     /// Fails unless the log was opened for writing.
@@ -473,6 +492,8 @@ impl Inner {
         tx.commit()?;
         w.size = size;
         w.frontier = frontier;
+        drop(guard);
+        self.committed();
         Ok(start..size)
     }
 }
@@ -501,6 +522,89 @@ impl Drop for Reader<'_> {
             if pool.len() < 8 {
                 pool.push(c);
             }
+        }
+    }
+}
+
+fn sync_pragma(s: Synchronous) -> &'static str {
+    match s {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    }
+}
+
+/// Least time between background checkpoints: one checkpoint after many
+/// commits writes each changed page once.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Default)]
+struct CheckpointState {
+    dirty: bool,
+    stop: bool,
+}
+
+/// A thread with its own connection, woken after commits. `PASSIVE`
+/// checkpoints never block the writer or readers; they copy what they can
+/// and leave the rest for the next round.
+struct Checkpointer {
+    state: Arc<(Mutex<CheckpointState>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(conn: Connection) -> Result<Checkpointer, AuditError> {
+        let state = Arc::new((Mutex::new(CheckpointState::default()), Condvar::new()));
+        let shared = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("anyam-audit-checkpoint".into())
+            .spawn(move || checkpoint_loop(&conn, &shared))
+            .map_err(|e| AuditError::Malformed(format!("starting the checkpoint thread: {e}")))?;
+        Ok(Checkpointer {
+            state,
+            thread: Some(thread),
+        })
+    }
+
+    fn poke(&self) {
+        let (lock, cv) = &*self.state;
+        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.dirty {
+            st.dirty = true;
+            cv.notify_one();
+        }
+    }
+}
+
+fn checkpoint_loop(conn: &Connection, state: &(Mutex<CheckpointState>, Condvar)) {
+    let (lock, cv) = state;
+    loop {
+        {
+            let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !st.dirty && !st.stop {
+                st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.stop {
+                return;
+            }
+            st.dirty = false;
+        }
+        // A failed round (the database busy) is harmless: the next commit
+        // pokes again, and the writer's autocheckpoint is the backstop.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        let st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = cv.wait_timeout_while(st, CHECKPOINT_INTERVAL, |st| !st.stop);
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        {
+            let (lock, cv) = &*self.state;
+            lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
