@@ -32,6 +32,20 @@
 //!   (the hash of every perfect subtree, stored as it completes) makes a
 //!   root or a proof O(log n) reads and an append O(1) writes amortized.
 //!
+//! # Storage
+//!
+//! One SQLite file of its own (the node keeps it as `audit.db` in its data
+//! directory), in WAL mode with `synchronous=FULL` unless the operator
+//! chooses `NORMAL` ([`Synchronous`]), one writer connection, a pool of
+//! readers, and a background checkpointer, as in the object store. Tables:
+//! `entries` (sequence number, leaf bytes, leaf hash), `nodes` (the tree
+//! cache: every perfect subtree's hash, the leaf level included, keyed by
+//! its last leaf and height), `entry_parties` (which partners each entry
+//! concerns, for exports) and `heads`. The cache is a convenience, never a
+//! source of truth: [`verify`] recomputes it from the leaves, and its
+//! second copy of each leaf hash is what lets `verify` name an entry that
+//! was edited together with its stored hash.
+//!
 //! # What it is not
 //!
 //! Not a general event store or a log shipper: entries are small records

@@ -2,7 +2,7 @@
 //! inclusion and consistency proofs. Pure functions, no I/O.
 //!
 //! Proof generation is written once, against a source of subtree hashes
-//! (a closure `mth(start, end)` giving MTH(D[start:end])), so the same code
+//! (a closure `mth(start, end)` giving `MTH(D[start:end])`), so the same code
 //! serves an in-memory list of leaf hashes (tests, small trees) and the
 //! stored tree (where every such range is a few stored perfect subtrees).
 //! The ranges asked for are always those of the RFC's recursion: `end -
@@ -65,7 +65,7 @@ fn slice_mth(leaves: &[Hash]) -> Hash {
     }
 }
 
-/// MTH(D[start:end]) of a tree whose perfect subtrees can be looked up:
+/// `MTH(D[start:end])` of a tree whose perfect subtrees can be looked up:
 /// `perfect(level, index)` is the hash of the subtree of `2^level` leaves
 /// starting at leaf `index << level` (level 0 is the leaf hash). Any range
 /// of the RFC's recursion is a run of such subtrees, biggest first,
@@ -120,7 +120,7 @@ fn fail<T>(why: ProofFailure) -> Result<T, AuditError> {
     Err(AuditError::Proof(why))
 }
 
-/// RFC 9162 §2.1.3.1: the inclusion path PATH(m, D[0:n]) of leaf `index`
+/// RFC 9162 §2.1.3.1: the inclusion path `PATH(m, D[0:n])` of leaf `index`
 /// in the tree of the first `size` leaves, leaf side first.
 pub fn inclusion_proof_with(
     index: u64,
@@ -135,7 +135,7 @@ pub fn inclusion_proof_with(
     Ok(path)
 }
 
-/// PATH(m, D[start:end]): recurse into the half holding m, then append the
+/// `PATH(m, D[start:end])`: recurse into the half holding m, then append the
 /// other half's MTH, so the result lists siblings from the leaf upwards.
 fn path_rec(
     m: u64,
@@ -159,7 +159,7 @@ fn path_rec(
     Ok(())
 }
 
-/// RFC 9162 §2.1.4.1: the consistency proof PROOF(m, D[0:n]) between the
+/// RFC 9162 §2.1.4.1: the consistency proof `PROOF(m, D[0:n])` between the
 /// tree of the first `first` leaves and that of the first `second`. Empty
 /// when `first` is 0 or equal to `second` (nothing to prove).
 pub fn consistency_proof_with(
