@@ -135,14 +135,41 @@ pub(crate) struct Traffic<'a> {
     pub apps: &'a [String],
 }
 
+/// Dotted-quad text without the formatting machinery (one per address).
+fn v4_text(a: std::net::Ipv4Addr) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push((b'0' + o / 100) as char);
+        }
+        if o >= 10 {
+            s.push((b'0' + (o / 10) % 10) as char);
+        }
+        s.push((b'0' + o % 10) as char);
+    }
+    s
+}
+
+/// The embedded key of the `i`th object: `"0"`, `"1"`, …
+fn key_string(i: usize) -> String {
+    const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match KEYS.get(i) {
+        Some(k) => String::from(*k),
+        None => i.to_string(),
+    }
+}
+
 pub(crate) fn key_of(i: usize) -> Value {
-    Value::String(i.to_string())
+    Value::String(key_string(i))
 }
 
 impl Objects {
     pub fn push(&mut self, obj: Map<String, Value>) -> usize {
         let i = self.list.len();
-        self.list.push((i.to_string(), Value::Object(obj)));
+        self.list.push((key_string(i), Value::Object(obj)));
         i
     }
 
@@ -166,10 +193,10 @@ impl Objects {
     /// An `ipv4-addr` or `ipv6-addr` (STIX 2.1 §6.8, §6.9) for a parsed address.
     pub fn ip(&mut self, ip: IpAddr) -> usize {
         match ip {
-            IpAddr::V4(a) => self.valued("ipv4-addr", &a.to_string()),
+            IpAddr::V4(a) => self.valued("ipv4-addr", &v4_text(a)),
             IpAddr::V6(a) => match a.to_ipv4_mapped() {
                 // An IPv4-mapped IPv6 address is the IPv4 host: indicators name it so.
-                Some(v4) => self.valued("ipv4-addr", &v4.to_string()),
+                Some(v4) => self.valued("ipv4-addr", &v4_text(v4)),
                 None => self.valued("ipv6-addr", &a.to_string()),
             },
         }
@@ -300,7 +327,7 @@ impl Objects {
             let mut obj = obj.clone();
             renumber(&mut obj, &map);
             let i = self.list.len();
-            self.list.push((i.to_string(), obj));
+            self.list.push((key_string(i), obj));
         }
     }
 
@@ -504,6 +531,13 @@ fn rewrite_refs(v: &mut Value, f: &mut dyn FnMut(&str) -> Option<String>) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn v4_text_is_canonical() {
+        for a in ["0.0.0.0", "192.0.2.10", "255.255.255.255", "10.100.9.99"] {
+            assert_eq!(v4_text(a.parse().unwrap()), a);
+        }
+    }
 
     #[test]
     fn domain_shapes() {

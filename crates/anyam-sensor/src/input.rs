@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyam_pattern::observations::Observation;
 
 use crate::event::{Counters, Event, Malformed, Record, Stats};
-use crate::join::Join;
+use crate::join::{Frag, Join};
 use crate::source::{Finite, LineSource, Poll, open_path};
 use crate::zeek::{self, Header, Mapped, Staged};
 use crate::{Error, Format, InputSpec, Options, eve, stixin};
@@ -25,6 +25,10 @@ struct ZFile {
 struct ZeekState {
     files: Vec<ZFile>,
     join: Join,
+    /// Whether connections are cached for files.log joins: not when every
+    /// file is, by name, a log that cannot hold files records (a lone
+    /// conn.log), which spares the cache on the hottest path.
+    keep_conns: bool,
 }
 
 enum Kind {
@@ -109,11 +113,18 @@ pub fn open(spec: &InputSpec, opts: &Options) -> Result<Input, Error> {
                     peeked: None,
                     ended: false,
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            let keep_conns = files.iter().any(|f| {
+                !matches!(
+                    f.default_log.as_deref(),
+                    Some("conn" | "dns" | "http" | "ssl" | "x509")
+                )
+            });
             let delay = i128::try_from(opts.join_delay.as_nanos()).unwrap_or(i128::MAX);
             Kind::Zeek(Box::new(ZeekState {
                 files,
                 join: Join::new(delay, opts.join_cache),
+                keep_conns,
             }))
         }
         Format::Eve | Format::Stix => {
@@ -336,7 +347,15 @@ impl Input {
                         continue;
                     }
                 };
-                match zeek::read_line(&mut f.header, f.default_log.as_deref(), text, &file, line) {
+                let keep = z.keep_conns;
+                match zeek::read_line(
+                    &mut f.header,
+                    f.default_log.as_deref(),
+                    keep,
+                    text,
+                    &file,
+                    line,
+                ) {
                     None => {}
                     Some(Err(reason)) => reports.push(Record::Malformed(Malformed {
                         input: self.label.clone(),
@@ -422,20 +441,15 @@ fn feed(join: &mut Join, m: Mapped, out: &mut Vec<Staged>) {
     match m {
         Mapped::Ready(s) => out.push(s),
         Mapped::Conn(s, uid) => {
-            let frag: Vec<_> = if uid.is_some() {
-                s.objs.list.iter().map(|(_, v)| v.clone()).collect()
-            } else {
-                Vec::new()
-            };
             out.push(s);
-            if let Some(k) = uid {
-                join.provide(k, frag, None, out);
+            if let Some((k, conn)) = uid {
+                join.provide(k, Frag::Conn(conn), None, out);
             }
         }
         Mapped::Wait(s, keys) => join.wait(s, keys, out),
         Mapped::Cert(s, Some(key)) => {
             let frag = s.objs.list.iter().map(|(_, v)| v.clone()).collect();
-            join.provide(key, frag, Some(s), out);
+            join.provide(key, Frag::Values(frag), Some(s), out);
         }
         Mapped::Cert(s, None) => out.push(s),
         Mapped::Skip(_) => {}

@@ -25,10 +25,32 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
-use crate::zeek::Staged;
+use crate::event::Objects;
+use crate::zeek::{Conn, Staged};
+
+/// What a provider contributes to a waiter's observation.
+pub(crate) enum Frag {
+    /// Objects as they are (certificates).
+    Values(Vec<Value>),
+    /// A connection, built into objects only when claimed.
+    Conn(Box<Conn>),
+}
+
+impl Frag {
+    fn values(&self) -> Vec<Value> {
+        match self {
+            Frag::Values(v) => v.clone(),
+            Frag::Conn(c) => {
+                let mut objs = Objects::default();
+                c.objects(&mut objs);
+                objs.list.into_iter().map(|(_, v)| v).collect()
+            }
+        }
+    }
+}
 
 struct Provided {
-    frag: Vec<Value>,
+    frag: Frag,
     /// A certificate not yet claimed by a session: emitted alone on expiry.
     alone: Option<Staged>,
     seq: u64,
@@ -145,7 +167,7 @@ impl Join {
     pub fn provide(
         &mut self,
         key: String,
-        frag: Vec<Value>,
+        frag: Frag,
         alone: Option<Staged>,
         out: &mut Vec<Staged>,
     ) {
@@ -153,6 +175,7 @@ impl Join {
         let seq = self.seq;
         let mut claimed = false;
         if let Some(ids) = self.index.remove(&key) {
+            let values = frag.values();
             for id in ids {
                 let Some(slot) = id
                     .checked_sub(self.base)
@@ -163,7 +186,7 @@ impl Join {
                 let Some(w) = slot.as_mut() else { continue };
                 for (k, g) in w.keys.iter().zip(w.got.iter_mut()) {
                     if *k == key && g.is_none() {
-                        *g = Some(frag.clone());
+                        *g = Some(values.clone());
                         w.missing -= 1;
                         claimed = true;
                     }
@@ -220,7 +243,7 @@ impl Join {
                 Some(p) => {
                     // Claimed: the certificate is part of this session now.
                     p.alone = None;
-                    got.push(Some(p.frag.clone()));
+                    got.push(Some(p.frag.values()));
                 }
                 None => {
                     got.push(None);

@@ -159,20 +159,50 @@ pub(crate) fn parse_iso(s: &str) -> Option<i128> {
 /// UTC, `Z`). The fraction shows the precision the sensor gave: none for
 /// whole seconds, else microseconds, else nanoseconds.
 pub fn format_stix(nanos: i128) -> String {
+    // Written digit by digit: this runs for every connection's start and
+    // end, and the formatting machinery costs more than the rest of a line.
+    fn push(out: &mut String, v: i64, width: usize) {
+        let mut buf = [b'0'; 20];
+        let mut v = v.unsigned_abs();
+        let mut i = buf.len();
+        while v > 0 || buf.len() - i < width {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        // Only ASCII digits were written.
+        out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    }
     let secs = nanos.div_euclid(NANOS);
-    let frac = nanos.rem_euclid(NANOS);
+    let frac = nanos.rem_euclid(NANOS) as i64;
     let days = (secs.div_euclid(86_400)) as i64;
     let tod = secs.rem_euclid(86_400) as i64;
     let (y, m, d) = civil_from_days(days);
-    let (h, mi, s) = (tod / 3600, (tod / 60) % 60, tod % 60);
-    let base = format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
-    if frac == 0 {
-        format!("{base}Z")
-    } else if frac % 1000 == 0 {
-        format!("{base}.{:06}Z", frac / 1000)
-    } else {
-        format!("{base}.{frac:09}Z")
+    let mut out = String::with_capacity(32);
+    if y < 0 {
+        out.push('-');
     }
+    push(&mut out, y, 4);
+    out.push('-');
+    push(&mut out, i64::from(m), 2);
+    out.push('-');
+    push(&mut out, i64::from(d), 2);
+    out.push('T');
+    push(&mut out, tod / 3600, 2);
+    out.push(':');
+    push(&mut out, (tod / 60) % 60, 2);
+    out.push(':');
+    push(&mut out, tod % 60, 2);
+    if frac != 0 {
+        out.push('.');
+        if frac % 1000 == 0 {
+            push(&mut out, frac / 1000, 6);
+        } else {
+            push(&mut out, frac, 9);
+        }
+    }
+    out.push('Z');
+    out
 }
 
 /// The wall clock, UTC nanoseconds.
@@ -219,6 +249,39 @@ mod tests {
                 *want,
                 "{input}"
             );
+        }
+    }
+
+    #[test]
+    fn formats_like_the_formatting_machinery() {
+        for n in [
+            0i128,
+            1,
+            999_999_999,
+            1_767_225_601_100_000_000,
+            -1,
+            -86_400_000_000_001,
+            253_402_300_799_999_999_999,
+        ] {
+            let secs = n.div_euclid(NANOS);
+            let frac = n.rem_euclid(NANOS);
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400) as i64);
+            let tod = secs.rem_euclid(86_400);
+            let base = format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+                tod / 3600,
+                (tod / 60) % 60,
+                tod % 60
+            );
+            let want = if frac == 0 {
+                format!("{base}Z")
+            } else if frac % 1000 == 0 {
+                format!("{base}.{:06}Z", frac / 1000)
+            } else {
+                format!("{base}.{frac:09}Z")
+            };
+            assert_eq!(format_stix(n), want);
+            assert_eq!(parse_iso(&want), Some(n));
         }
     }
 

@@ -263,24 +263,25 @@ impl<'de: 'a, 'a> de::Deserialize<'de> for OptV<'a> {
     }
 }
 
-struct RecSeed;
+/// Reads a JSON object into a [`Rec`] the caller owns (a `Rec` is a
+/// large table: filled in place, it is never moved).
+struct RecSeed<'r, 'a>(&'r mut Rec<'a>);
 
-impl<'de> DeserializeSeed<'de> for RecSeed {
-    type Value = Rec<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Rec<'de>, D::Error> {
-        struct RV;
-        impl<'de> Visitor<'de> for RV {
-            type Value = Rec<'de>;
+impl<'de: 'a, 'a> DeserializeSeed<'de> for RecSeed<'_, 'a> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        struct RV<'r, 'a>(&'r mut Rec<'a>);
+        impl<'de: 'a, 'a> Visitor<'de> for RV<'_, 'a> {
+            type Value = ();
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a Zeek JSON record (an object)")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rec<'de>, A::Error> {
-                let mut rec = Rec::new();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
                 while let Some(FieldKey(k)) = map.next_key::<FieldKey>()? {
                     match k {
                         Some(f) => {
                             if let OptV(Some(v)) = map.next_value::<OptV<'de>>()? {
-                                rec.set(f, v);
+                                self.0.set(f, v);
                             }
                         }
                         None => {
@@ -288,20 +289,19 @@ impl<'de> DeserializeSeed<'de> for RecSeed {
                         }
                     }
                 }
-                Ok(rec)
+                Ok(())
             }
         }
-        d.deserialize_map(RV)
+        d.deserialize_map(RV(self.0))
     }
 }
 
-fn parse_json(line: &str) -> Result<Rec<'_>, String> {
+fn parse_json<'a>(line: &'a str, rec: &mut Rec<'a>) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_str(line);
-    let rec = RecSeed
+    RecSeed(rec)
         .deserialize(&mut de)
-        .and_then(|r| de.end().map(|()| r))
-        .map_err(|e| format!("not a JSON record: {e}"))?;
-    Ok(rec)
+        .and_then(|()| de.end())
+        .map_err(|e| format!("not a JSON record: {e}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -471,13 +471,29 @@ impl Header {
         Ok(())
     }
 
-    fn parse<'a>(&self, line: &'a str) -> Result<Rec<'a>, String> {
+    fn parse<'a>(&self, line: &'a str, rec: &mut Rec<'a>) -> Result<(), String> {
         if !self.has_fields {
             return Err("data line before any #fields header".into());
         }
-        let mut rec = Rec::new();
+        // A one-byte separator (the tab, always in practice) is split on
+        // as a char, which is a byte search rather than a substring search.
+        let n = match self.sep.as_bytes() {
+            [b] if b.is_ascii() => self.fill(line.split(*b as char), rec),
+            _ => self.fill(line.split(self.sep.as_str()), rec),
+        };
+        if n != self.names {
+            return Err(format!(
+                "expected {} tab-separated fields (per #fields), found {n}",
+                self.names
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stores the mapped columns of one line; returns the column count.
+    fn fill<'a>(&self, fields: impl Iterator<Item = &'a str>, rec: &mut Rec<'a>) -> usize {
         let mut n = 0;
-        for (i, text) in line.split(self.sep.as_str()).enumerate() {
+        for (i, text) in fields.enumerate() {
             n = i + 1;
             let Some(Some(f)) = self.cols.get(i) else {
                 continue;
@@ -502,13 +518,7 @@ impl Header {
             };
             rec.set(*f, v);
         }
-        if n != self.names {
-            return Err(format!(
-                "expected {} tab-separated fields (per #fields), found {n}",
-                self.names
-            ));
-        }
-        Ok(rec)
+        n
     }
 }
 
@@ -530,7 +540,7 @@ pub(crate) enum Mapped {
     /// Complete on its own (dns, http, files that carry their connection).
     Ready(Staged),
     /// A connection: emitted, and cached under its `uid` for files.
-    Conn(Staged, Option<String>),
+    Conn(Staged, Option<(String, Box<Conn>)>),
     /// Refers to providers by these keys (ssl → certificates, files → conn).
     Wait(Staged, Vec<String>),
     /// A certificate, provided under this key.
@@ -552,11 +562,17 @@ impl Mapped {
 
 /// Join keys live in one cache: prefixes keep connections and certificates apart.
 pub(crate) fn conn_key(uid: &str) -> String {
-    format!("c:{uid}")
+    let mut k = String::with_capacity(uid.len() + 2);
+    k.push_str("c:");
+    k.push_str(uid);
+    k
 }
 
-pub(crate) fn cert_key(k: &str) -> String {
-    format!("x:{k}")
+pub(crate) fn cert_key(fp: &str) -> String {
+    let mut k = String::with_capacity(fp.len() + 2);
+    k.push_str("x:");
+    k.push_str(fp);
+    k
 }
 
 fn s(v: &str) -> Value {
@@ -600,6 +616,92 @@ fn net(r: &Rec<'_>, objs: &mut Objects, apps: &[String]) -> Result<Option<usize>
         proto,
         apps,
     })))
+}
+
+/// A conn.log connection, kept in this compact form in the join cache (a
+/// cache of JSON objects would cost more than reading the line) and turned
+/// into objects when a file claims it.
+#[derive(Debug, Clone)]
+pub(crate) struct Conn {
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    src_port: Option<u64>,
+    dst_port: Option<u64>,
+    proto: Option<String>,
+    apps: Vec<String>,
+    start: i128,
+    end: Option<i128>,
+    /// src_byte_count, dst_byte_count, src_packets, dst_packets.
+    counts: [Option<u64>; 4],
+}
+
+const COUNT_NAMES: [&str; 4] = [
+    "src_byte_count",
+    "dst_byte_count",
+    "src_packets",
+    "dst_packets",
+];
+
+impl Conn {
+    fn from_rec(r: &Rec<'_>, ts: i128) -> Result<Conn, String> {
+        let src = r.ip(F::OrigH)?;
+        let dst = r.ip(F::RespH)?;
+        if src.is_none() && dst.is_none() {
+            return Err(r.bad(F::OrigH, "missing"));
+        }
+        let apps = r
+            .list(F::Service)
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.is_empty())
+            .map(app_name)
+            .collect();
+        let mut counts = [None; 4];
+        for (c, f) in counts
+            .iter_mut()
+            .zip([F::OrigBytes, F::RespBytes, F::OrigPkts, F::RespPkts])
+        {
+            *c = r.count(f)?;
+        }
+        Ok(Conn {
+            src,
+            dst,
+            src_port: r.port(F::OrigP)?,
+            dst_port: r.port(F::RespP)?,
+            proto: r
+                .str(F::Proto)
+                .map(str::to_ascii_lowercase)
+                .filter(|p| p != "unknown_transport"),
+            apps,
+            start: ts,
+            end: r.secs(F::Duration)?.map(|d| ts + d),
+            counts,
+        })
+    }
+
+    /// Adds the network-traffic (with start, end, byte and packet counts,
+    /// STIX 2.1 §6.12) and its addresses.
+    pub fn objects(&self, objs: &mut Objects) {
+        let nt = objs.traffic(Traffic {
+            src: self.src,
+            dst: self.dst,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            proto: self.proto.clone(),
+            apps: &self.apps,
+        });
+        if let Some(m) = objs.get_mut(nt) {
+            m.insert("start".into(), Value::String(format_stix(self.start)));
+            if let Some(end) = self.end {
+                m.insert("end".into(), Value::String(format_stix(end)));
+            }
+            for (k, n) in COUNT_NAMES.iter().zip(self.counts) {
+                if let Some(n) = n {
+                    m.insert((*k).into(), n.into());
+                }
+            }
+        }
+    }
 }
 
 fn hash_name(hex: &str) -> Option<&'static str> {
@@ -763,7 +865,13 @@ fn http(r: &Rec<'_>, objs: &mut Objects) -> Result<(), String> {
 }
 
 /// Maps one record of `log`.
-pub(crate) fn map(log: Log, r: &Rec<'_>, file: &Arc<str>, line: u64) -> Result<Mapped, String> {
+pub(crate) fn map(
+    log: Log,
+    r: &Rec<'_>,
+    keep_conns: bool,
+    file: &Arc<str>,
+    line: u64,
+) -> Result<Mapped, String> {
     let ts = r.time(F::Ts)?.ok_or_else(|| r.bad(F::Ts, "missing"))?;
     let mut st = Staged {
         first: ts,
@@ -775,42 +883,15 @@ pub(crate) fn map(log: Log, r: &Rec<'_>, file: &Arc<str>, line: u64) -> Result<M
     let objs = &mut st.objs;
     match log {
         Log::Conn => {
-            let apps: Vec<String> = r
-                .list(F::Service)
-                .iter()
-                .flat_map(|s| s.split(','))
-                .filter(|s| !s.is_empty())
-                .map(app_name)
-                .collect();
-            let Some(nt) = net(r, objs, &apps)? else {
-                return Err(r.bad(F::OrigH, "missing"));
-            };
-            let dur = r.secs(F::Duration)?;
-            let counts = [
-                (F::OrigBytes, "src_byte_count"),
-                (F::RespBytes, "dst_byte_count"),
-                (F::OrigPkts, "src_packets"),
-                (F::RespPkts, "dst_packets"),
-            ];
-            let mut vals = Vec::with_capacity(4);
-            for (f, k) in counts {
-                if let Some(n) = r.count(f)? {
-                    vals.push((k, n));
-                }
+            let conn = Conn::from_rec(r, ts)?;
+            conn.objects(objs);
+            if let Some(end) = conn.end {
+                st.last = end.max(ts);
             }
-            if let Some(m) = objs.get_mut(nt) {
-                m.insert("start".into(), Value::String(format_stix(ts)));
-                if let Some(d) = dur {
-                    m.insert("end".into(), Value::String(format_stix(ts + d)));
-                }
-                for (k, n) in vals {
-                    m.insert(k.into(), n.into());
-                }
-            }
-            if let Some(d) = dur {
-                st.last = ts + d.max(0);
-            }
-            let uid = r.str(F::Uid).map(conn_key);
+            let uid = r
+                .str(F::Uid)
+                .filter(|_| keep_conns)
+                .map(|u| (conn_key(u), Box::new(conn)));
             Ok(Mapped::Conn(st, uid))
         }
         Log::Dns => {
@@ -935,6 +1016,7 @@ pub(crate) fn map(log: Log, r: &Rec<'_>, file: &Arc<str>, line: u64) -> Result<M
 pub(crate) fn read_line(
     h: &mut Header,
     default_log: Option<&str>,
+    keep_conns: bool,
     text: &str,
     file: &Arc<str>,
     line: u64,
@@ -945,16 +1027,15 @@ pub(crate) fn read_line(
     if text.starts_with('#') {
         return h.line(text).err().map(Err);
     }
-    let (rec, path_hint) = if text.starts_with('{') {
-        match parse_json(text) {
-            Ok(r) => (r, None),
-            Err(e) => return Some(Err(e)),
-        }
+    let mut rec = Rec::new();
+    let parsed = if text.starts_with('{') {
+        parse_json(text, &mut rec).map(|()| None)
     } else {
-        match h.parse(text) {
-            Ok(r) => (r, h.path.as_deref()),
-            Err(e) => return Some(Err(e)),
-        }
+        h.parse(text, &mut rec).map(|()| h.path.as_deref())
+    };
+    let path_hint = match parsed {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
     };
     let name = rec.str(F::Path).or(path_hint).or(default_log);
     let Some(name) = name else {
@@ -963,7 +1044,7 @@ pub(crate) fn read_line(
         )));
     };
     match log_named(name) {
-        Ok(log) => Some(map(log, &rec, file, line)),
+        Ok(log) => Some(map(log, &rec, keep_conns, file, line)),
         Err(other) => Some(Ok(Mapped::Skip(format!("zeek {other}")))),
     }
 }
