@@ -215,6 +215,16 @@ impl AuditLog {
             }
         } else {
             let size = stored_size(&conn)?;
+            // Cache rows past the last entry mean entries were cut from the
+            // file: appending would build on the cut log (and collide with
+            // those rows). Refuse, and let `verify` say what happened.
+            let last: Option<i64> =
+                conn.query_row("SELECT max(last) FROM nodes", [], |r| r.get(0))?;
+            if last.is_some_and(|l| l as u64 >= size) {
+                return Err(AuditError::Damaged(format!(
+                    "the tree cache reaches past the last of {size} entries: entries were removed"
+                )));
+            }
             let frontier = load_frontier(&conn, size)?;
             let ck = open_conn(path, &opts, false)?;
             // The checkpointer makes the database file durable: it must

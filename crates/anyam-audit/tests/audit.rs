@@ -674,6 +674,12 @@ fn read_only_and_diverged_logs_refuse_to_append() {
         log.append(&event(6)),
         Err(AuditError::Diverged(_))
     ));
+    // Nor does a restarted one build on a cut log.
+    drop(log);
+    assert!(matches!(
+        AuditLog::open(&f.path, AuditOptions::default()),
+        Err(AuditError::Damaged(_))
+    ));
 }
 
 #[test]
