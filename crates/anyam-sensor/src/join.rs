@@ -279,3 +279,93 @@ impl Join {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    const S: i128 = 1_000_000_000;
+
+    fn staged(t: i128, line: u64) -> Staged {
+        Staged {
+            first: t * S,
+            last: t * S,
+            objs: Objects::default(),
+            file: Arc::from("f"),
+            line,
+        }
+    }
+
+    fn cert(serial: &str) -> Frag {
+        Frag::Values(vec![
+            json!({"type": "x509-certificate", "serial_number": serial}),
+        ])
+    }
+
+    /// (line, number of objects) of what came out.
+    fn lines(out: &[Staged]) -> Vec<(u64, usize)> {
+        out.iter().map(|s| (s.line, s.objs.list.len())).collect()
+    }
+
+    #[test]
+    fn either_order_joins_and_claimed_certificates_stay_quiet() {
+        // Certificate first, then the session.
+        let mut j = Join::new(10 * S, 100);
+        let mut out = Vec::new();
+        j.tick(S, &mut out);
+        j.provide("x:a".into(), cert("01"), Some(staged(1, 1)), &mut out);
+        j.wait(staged(1, 2), vec!["x:a".into()], &mut out);
+        assert_eq!(lines(&out), [(2, 1)]);
+        // Session first, then its two certificates.
+        j.wait(staged(2, 3), vec!["x:b".into(), "x:c".into()], &mut out);
+        j.provide("x:b".into(), cert("02"), Some(staged(2, 4)), &mut out);
+        assert_eq!(out.len(), 1, "still waiting for x:c");
+        j.provide("x:c".into(), cert("03"), Some(staged(2, 5)), &mut out);
+        assert_eq!(lines(&out), [(2, 1), (3, 2)]);
+        // Long after: nothing was left unclaimed.
+        j.tick(100 * S, &mut out);
+        j.flush(&mut out);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn waiters_expire_after_the_delay_and_lone_certificates_surface() {
+        let mut j = Join::new(10 * S, 100);
+        let mut out = Vec::new();
+        j.wait(staged(1, 1), vec!["x:missing".into()], &mut out);
+        j.provide("x:lone".into(), cert("04"), Some(staged(2, 2)), &mut out);
+        j.tick(11 * S, &mut out);
+        assert!(out.is_empty(), "within the delay");
+        j.tick(12 * S, &mut out);
+        assert_eq!(
+            lines(&out),
+            [(1, 0)],
+            "expired: older than log time minus the delay"
+        );
+        j.tick(13 * S, &mut out);
+        assert_eq!(lines(&out), [(1, 0), (2, 0)]);
+        assert_eq!(
+            j.size(),
+            1,
+            "the certificate stays cached for later sessions"
+        );
+        j.wait(staged(13, 3), vec!["x:lone".into()], &mut out);
+        assert_eq!(lines(&out)[2], (3, 1));
+    }
+
+    #[test]
+    fn state_is_bounded_by_the_cache_size() {
+        let mut j = Join::new(1_000 * S, 3);
+        let mut out = Vec::new();
+        for i in 0..10u64 {
+            j.provide(format!("c:{i}"), cert("05"), None, &mut out);
+            j.wait(staged(1, i), vec![format!("x:never{i}")], &mut out);
+            assert!(j.size() <= 6, "{}", j.size());
+        }
+        assert_eq!(out.len(), 7, "the oldest waiters were let go");
+        j.flush(&mut out);
+        assert_eq!(out.len(), 10);
+    }
+}

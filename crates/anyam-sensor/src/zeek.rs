@@ -1067,6 +1067,72 @@ mod tests {
     }
 
     #[test]
+    fn headers_set_separators_and_blocks() {
+        let file: Arc<str> = Arc::from("t");
+        let mut h = Header::default();
+        let mut read = |text: &str| {
+            read_line(&mut h, None, true, text, &file, 1).map(|r| match r {
+                Ok(Mapped::Ready(s)) | Ok(Mapped::Conn(s, _)) | Ok(Mapped::Wait(s, _)) => {
+                    format!(
+                        "{:?}",
+                        s.objs
+                            .list
+                            .iter()
+                            .map(|(_, o)| o.to_string())
+                            .collect::<Vec<_>>()
+                    )
+                }
+                Ok(Mapped::Cert(..)) => "cert".into(),
+                Ok(Mapped::Skip(w)) => format!("skip {w}"),
+                Err(e) => format!("error {e}"),
+            })
+        };
+        let cases: &[(&str, Option<&str>)] = &[
+            ("42\t1", Some("error data line before any #fields header")),
+            ("#separator \\x7c", None),
+            ("#set_separator|;", None),
+            ("#unset_field|?", None),
+            ("#empty_field|<none>", None),
+            ("#path|dns", None),
+            ("#fields|ts|id.orig_h|id.resp_h|query|answers", None),
+            (
+                "#types|time|addr|addr|string",
+                Some("error #types: 4 types for 5 fields"),
+            ),
+            ("#types|time|addr|addr|string|vector[string]", None),
+            ("#open|2026-01-01-00-00-00", None),
+            (
+                "1.5|192.0.2.1|192.0.2.2|a.example|b.example;192.0.2.3",
+                Some(
+                    r#"["{\"dst_ref\":\"2\",\"protocols\":[\"ipv4\",\"dns\"],\"src_ref\":\"1\",\"type\":\"network-traffic\"}", "{\"type\":\"ipv4-addr\",\"value\":\"192.0.2.1\"}", "{\"type\":\"ipv4-addr\",\"value\":\"192.0.2.2\"}", "{\"resolves_to_refs\":[\"4\",\"5\"],\"type\":\"domain-name\",\"value\":\"a.example\"}", "{\"type\":\"domain-name\",\"value\":\"b.example\"}", "{\"type\":\"ipv4-addr\",\"value\":\"192.0.2.3\"}"]"#,
+                ),
+            ),
+            (
+                "1.5|?|192.0.2.2|<none>|<none>",
+                Some(
+                    r#"["{\"dst_ref\":\"1\",\"protocols\":[\"ipv4\",\"dns\"],\"type\":\"network-traffic\"}", "{\"type\":\"ipv4-addr\",\"value\":\"192.0.2.2\"}"]"#,
+                ),
+            ),
+            ("#close|2026-01-01-00-10-00", None),
+            ("#path|weird", None),
+            ("1.5|192.0.2.1|192.0.2.2|x|y", Some("skip zeek weird")),
+            ("", None),
+            (
+                "{\"_path\":\"x509\",\"ts\":1,\"id\":\"F1\",\"certificate.serial\":\"0A\"}",
+                Some("cert"),
+            ),
+            (
+                "{\"_path\":\"dns\",\"ts\":true}",
+                Some("error ts: not a time: true"),
+            ),
+        ];
+        for (line, want) in cases {
+            let line = line.replace("\\t", "\t");
+            assert_eq!(read(&line).as_deref(), *want, "{line}");
+        }
+    }
+
+    #[test]
     fn file_names() {
         for (n, l) in [
             ("conn.log", "conn"),
