@@ -239,3 +239,61 @@ pub(crate) fn open_path(path: &Path, follow: bool) -> io::Result<Box<dyn LineSou
         Ok(Box::new(Finite::open(path)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::io::Write;
+
+    fn lines(mut src: impl LineSource) -> Vec<(u64, String)> {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while let Poll::Line(n) = src.poll_line(&mut buf).unwrap() {
+            out.push((n, String::from_utf8(buf.clone()).unwrap()));
+        }
+        out
+    }
+
+    #[test]
+    fn gzip_is_recognised_by_its_bytes_on_any_reader() {
+        let text = "one\r\ntwo\n\nlast without newline";
+        let want = vec![
+            (1, "one".to_string()),
+            (2, "two".to_string()),
+            (3, String::new()),
+            (4, "last without newline".to_string()),
+        ];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        // Standard input is such a reader: `zcat`-free pipelines work.
+        for bytes in [text.as_bytes().to_vec(), gz] {
+            let src = Finite::from_reader(Box::new(std::io::Cursor::new(bytes)), Arc::from("-"));
+            assert_eq!(lines(src), want);
+        }
+    }
+
+    #[test]
+    fn follower_holds_a_partial_line_until_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let mut f = File::create(&path).unwrap();
+        let mut src = Follower::new(&path);
+        let mut buf = Vec::new();
+        f.write_all(b"abc").unwrap();
+        assert_eq!(src.poll_line(&mut buf).unwrap(), Poll::Idle);
+        f.write_all(b"def\nx").unwrap();
+        assert_eq!(src.poll_line(&mut buf).unwrap(), Poll::Line(1));
+        assert_eq!(buf, b"abcdef");
+        assert_eq!(src.poll_line(&mut buf).unwrap(), Poll::Idle);
+        // Rotated away: the partial line is complete.
+        std::fs::rename(&path, dir.path().join("x.log.1")).unwrap();
+        File::create(&path).unwrap().write_all(b"new\n").unwrap();
+        assert_eq!(src.poll_line(&mut buf).unwrap(), Poll::Line(2));
+        assert_eq!(buf, b"x");
+        assert_eq!(src.poll_line(&mut buf).unwrap(), Poll::Line(1));
+        assert_eq!(buf, b"new");
+        assert_eq!(src.poll_line(&mut buf).unwrap(), Poll::Idle);
+    }
+}

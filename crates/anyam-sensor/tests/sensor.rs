@@ -431,3 +431,76 @@ fn real_zeek_samples_read_cleanly() {
     }
     assert!(seen >= 10);
 }
+
+/// A followed Zeek directory: an ssl record joins the certificate logged
+/// after it; one whose certificate never comes is emitted once the input
+/// has been quiet for the join delay; the shutdown flag ends the input.
+#[test]
+fn follow_zeek_directory_joins_and_flushes_when_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let ssl = dir.path().join("ssl.log");
+    let x509 = dir.path().join("x509.log");
+    std::fs::write(&ssl, "").unwrap();
+    std::fs::write(&x509, "").unwrap();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let opts = Options {
+        follow: true,
+        shutdown: shutdown.clone(),
+        poll_interval: Duration::from_millis(20),
+        join_delay: Duration::from_secs(2),
+        ..options()
+    };
+    let input = open(
+        &format!("zeek:{}", dir.path().display()).parse().unwrap(),
+        &opts,
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for r in input {
+            if tx.send(r).is_err() {
+                break;
+            }
+        }
+    });
+    let append = |p: &Path, line: &str| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+    };
+    append(
+        &ssl,
+        "{\"ts\":1767230000.0,\"uid\":\"Cf1\",\"id.orig_h\":\"192.0.2.1\",\"id.orig_p\":5000,\"id.resp_h\":\"198.51.100.1\",\"id.resp_p\":443,\"server_name\":\"a.example.com\",\"cert_chain_fps\":[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]}\n",
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    append(
+        &x509,
+        "{\"ts\":1767230000.1,\"fingerprint\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"certificate.serial\":\"01\"}\n",
+    );
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        objects_of_type(&first, "x509-certificate").len(),
+        1,
+        "{first:?}"
+    );
+    append(
+        &ssl,
+        "{\"ts\":1767230001.0,\"uid\":\"Cf2\",\"id.orig_h\":\"192.0.2.1\",\"id.orig_p\":5001,\"id.resp_h\":\"198.51.100.1\",\"id.resp_p\":443,\"cert_chain_fps\":[\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"]}\n",
+    );
+    let second = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(
+        matches!(&second, Record::Event(e) if e.line == 2),
+        "{second:?}"
+    );
+    assert_eq!(objects_of_type(&second, "x509-certificate").len(), 0);
+    shutdown.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(rx.try_recv().is_err(), "nothing else");
+}
+
+#[test]
+fn shutdown_stops_a_finite_input() {
+    let opts = options();
+    opts.shutdown.store(true, Ordering::Relaxed);
+    let n = open(&spec("zeek", "zeek-tsv"), &opts).unwrap().count();
+    assert_eq!(n, 0);
+}
