@@ -477,13 +477,27 @@ impl Event {
         od.insert("first_observed".into(), format_stix(obs.first).into());
         od.insert("last_observed".into(), format_stix(obs.last).into());
         od.insert("number_observed".into(), obs.count.into());
+        // Two embedded objects with the same content get the same
+        // deterministic id: the STIX form lists it once.
+        let mut unique: Vec<usize> = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if !ids[..i].contains(id) {
+                unique.push(i);
+            }
+        }
         od.insert(
             "object_refs".into(),
-            Value::Array(ids.iter().map(|i| Value::String(i.clone())).collect()),
+            Value::Array(
+                unique
+                    .iter()
+                    .map(|&i| Value::String(ids[i].clone()))
+                    .collect(),
+            ),
         );
         out.push(Value::Object(od));
-        for (i, (_, obj)) in scos.iter().enumerate() {
-            let mut o = (*obj).clone();
+        for i in unique {
+            let obj = scos[i].1;
+            let mut o = obj.clone();
             rewrite_refs(&mut o, &mut |r| key_index(r).map(|j| ids[j].clone()));
             if let Value::Object(m) = &mut o {
                 m.insert("id".into(), ids[i].clone().into());
