@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::event::{Objects, Traffic, key_of};
+use crate::event::{Objects, Traffic, json_error, key_of};
 use crate::time::{format_stix, parse_iso};
 use crate::zeek::{OptV, V};
 
@@ -253,7 +253,7 @@ const KINDS: &[&str] = &["flow", "dns", "http", "tls", "fileinfo", "alert"];
 /// Reads one EVE line.
 pub(crate) fn read_line(text: &str) -> Result<Eved, String> {
     let e: Eve<'_> =
-        serde_json::from_str(text).map_err(|err| format!("not an EVE record: {err}"))?;
+        serde_json::from_str(text).map_err(|err| json_error("not an EVE record", text, &err))?;
     let Some(kind) = nonempty(&e.event_type) else {
         return Err("event_type: missing".into());
     };

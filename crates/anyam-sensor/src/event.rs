@@ -383,6 +383,23 @@ pub(crate) fn is_domain(s: &str) -> bool {
         })
 }
 
+/// Describes a JSON error on `line` with the text just before where the
+/// parser stopped, so the report shows the field at fault even when the
+/// parser's own message names only a type ("expected u64").
+pub(crate) fn json_error(what: &str, line: &str, e: &serde_json::Error) -> String {
+    let col = e.column().min(line.len());
+    let mut start = col.saturating_sub(40);
+    while !line.is_char_boundary(start) {
+        start += 1;
+    }
+    let mut end = col;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let near = line.get(start..end).unwrap_or("");
+    format!("{what}: {e}, near {near:?}")
+}
+
 /// The identity and creation time given to the observed-data of
 /// [`Event::to_stix21`].
 #[derive(Debug, Clone, Default)]

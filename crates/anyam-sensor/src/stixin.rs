@@ -10,6 +10,7 @@ use anyam_pattern::StixVersion;
 use anyam_pattern::observations::{Observation, Observations};
 use serde_json::{Map, Value};
 
+use crate::event::json_error;
 use crate::time::format_stix;
 
 pub(crate) enum Stixed {
@@ -23,7 +24,7 @@ fn type_of(v: &Value) -> Option<&str> {
 
 /// Reads one line. `now` is the time given to a bare SCO.
 pub(crate) fn read_line(text: &str, now: impl FnOnce() -> i128) -> Result<Stixed, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| json_error("not JSON", text, &e))?;
     let input = match &v {
         Value::Array(_) => v,
         Value::Object(_) => match type_of(&v) {

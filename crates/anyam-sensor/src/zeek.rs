@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::event::{Objects, Traffic, key_of};
+use crate::event::{Objects, Traffic, json_error, key_of};
 use crate::time::{format_stix, from_float_secs, parse_epoch, parse_iso};
 
 macro_rules! fields {
@@ -301,7 +301,7 @@ fn parse_json<'a>(line: &'a str, rec: &mut Rec<'a>) -> Result<(), String> {
     RecSeed(rec)
         .deserialize(&mut de)
         .and_then(|()| de.end())
-        .map_err(|e| format!("not a JSON record: {e}"))
+        .map_err(|e| json_error("not a JSON record", line, &e))
 }
 
 // ---------------------------------------------------------------------------
