@@ -285,6 +285,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Formatting and parsing are inverse over years 0001-9999, and
+        /// epoch text parses to the same instant.
+        #[test]
+        fn round_trips(n in -62_135_596_800_000_000_000i128..253_402_300_799_999_999_999i128) {
+            proptest::prop_assert_eq!(parse_iso(&format_stix(n)), Some(n));
+            if n >= 0 {
+                let text = format!("{}.{:09}", n / NANOS, n % NANOS);
+                proptest::prop_assert_eq!(parse_epoch(&text), Some(n));
+            }
+        }
+    }
+
     #[test]
     fn epoch_forms() {
         let cases: &[(&str, Option<i128>)] = &[
