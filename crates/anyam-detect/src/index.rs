@@ -135,10 +135,110 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A blocked Bloom filter over the string keys of one path: one 64-bit
+/// word per probe, two bits in it. Most values an observation carries are
+/// in no indicator; at a million indicators the key tables are far larger
+/// than the processor's caches, so a probe of this small filter (16 bits
+/// per key) saves a memory access per value. Removed keys leave their bits
+/// (a false positive costs one table lookup); the filter is rebuilt,
+/// larger, as keys are added.
+#[derive(Default)]
+struct Filter {
+    words: Vec<u64>,
+    /// 64 minus log2 of the number of words.
+    shift: u32,
+    keys: usize,
+}
+
+fn key_hash(s: &[u8]) -> u64 {
+    use std::hash::BuildHasher as _;
+    foldhash::fast::FixedState::with_seed(0x5eed_a11a_9e37_79b9).hash_one(s)
+}
+
+impl Filter {
+    fn bits(h: u64) -> u64 {
+        (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63))
+    }
+
+    fn word(&self, h: u64) -> usize {
+        if self.shift >= 64 {
+            0
+        } else {
+            (h >> self.shift) as usize
+        }
+    }
+
+    fn insert(&mut self, h: u64) {
+        if let Some(w) = self.words.get_mut(if self.shift >= 64 {
+            0
+        } else {
+            (h >> self.shift) as usize
+        }) {
+            *w |= Self::bits(h);
+        }
+    }
+
+    fn may_contain(&self, h: u64) -> bool {
+        match self.words.get(self.word(h)) {
+            Some(w) => w & Self::bits(h) == Self::bits(h),
+            None => true,
+        }
+    }
+
+    /// Sized for `n` keys at 16 bits each (at least 64 words).
+    fn rebuild<'a>(&mut self, n: usize, keys: impl Iterator<Item = &'a [u8]>) {
+        let words = (n * 16 / 64).max(64).next_power_of_two();
+        self.words = vec![0; words];
+        self.shift = 64 - words.trailing_zeros();
+        self.keys = 0;
+        for k in keys {
+            self.insert(key_hash(k));
+            self.keys += 1;
+        }
+    }
+}
+
+/// Which /24 blocks of the IPv4 space some indexed block overlaps: one bit
+/// each, 2 MiB in all. A value whose /24 has no bit set lies in no indexed
+/// block, which spares the trie walk for nearly every address seen.
+struct V4Cover {
+    bits: Vec<u64>,
+}
+
+impl V4Cover {
+    fn new() -> V4Cover {
+        V4Cover {
+            bits: vec![0; (1 << 24) / 64],
+        }
+    }
+
+    fn add(&mut self, addr: u32, prefix: u8) {
+        let first = (addr >> 8) as usize;
+        let count: usize = if prefix >= 24 { 1 } else { 1 << (24 - prefix) };
+        if count >= 64 {
+            // Blocks of /18 or wider cover whole words.
+            for w in &mut self.bits[first / 64..(first + count) / 64] {
+                *w = u64::MAX;
+            }
+        } else {
+            for i in first..first + count {
+                self.bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+    }
+
+    fn may_cover(&self, addr: u32) -> bool {
+        let i = (addr >> 8) as usize;
+        self.bits[i / 64] & (1 << (i % 64)) != 0
+    }
+}
+
 #[derive(Default)]
 struct PathIndex {
     steps: Vec<PathStep>,
     strs: HashMap<Box<str>, Postings>,
+    filter: Filter,
+    v4_cover: Option<Box<V4Cover>>,
     ints: HashMap<i64, Postings>,
     v4: PrefixMap<(u32, u8), Postings>,
     v6: PrefixMap<(u128, u8), Postings>,
@@ -155,7 +255,10 @@ impl PathIndex {
         }
         match v {
             Value::String(s) => {
-                if let Some(p) = self.strs.get(s.as_str()) {
+                if !self.strs.is_empty()
+                    && self.filter.may_contain(key_hash(s.as_bytes()))
+                    && let Some(p) = self.strs.get(s.as_str())
+                {
                     out.extend_from_slice(p);
                 }
                 if self.n_cidr > 0
@@ -194,6 +297,9 @@ impl PathIndex {
             }
         } else {
             let addr = u32::try_from(net.masked(net.prefix)).unwrap_or(0);
+            if self.v4_cover.as_ref().is_some_and(|c| !c.may_cover(addr)) {
+                return;
+            }
             for p in self.v4.cover_values(&(addr, net.prefix)) {
                 out.extend_from_slice(p);
             }
@@ -266,7 +372,21 @@ impl Index {
                 };
                 let p = &mut self.paths[id as usize];
                 match key {
-                    Key::Str(s) => p.strs.entry(s.clone()).or_default().push(t),
+                    Key::Str(s) => {
+                        let list = p.strs.entry(s.clone()).or_default();
+                        if list.is_empty() {
+                            if (p.filter.keys + 1) * 16 > p.filter.words.len() * 64 {
+                                let n = p.strs.len();
+                                p.filter.rebuild(n * 2, p.strs.keys().map(|k| k.as_bytes()));
+                            } else {
+                                p.filter.insert(key_hash(s.as_bytes()));
+                                p.filter.keys += 1;
+                            }
+                        }
+                        if let Some(list) = p.strs.get_mut(s) {
+                            list.push(t);
+                        }
+                    }
                     Key::Int(i) => p.ints.entry(*i).or_default().push(t),
                     Key::Cidr(net) => {
                         p.n_cidr += 1;
@@ -275,7 +395,11 @@ impl Index {
                                 .or_default()
                                 .push(t);
                         } else {
-                            p.v4.entry(v4_key(net)).or_default().push(t);
+                            let (addr, len) = v4_key(net);
+                            p.v4_cover
+                                .get_or_insert_with(|| Box::new(V4Cover::new()))
+                                .add(addr, len);
+                            p.v4.entry((addr, len)).or_default().push(t);
                         }
                     }
                     Key::Substr(b) => p.subs.add(b, t),
