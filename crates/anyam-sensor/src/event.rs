@@ -31,6 +31,7 @@ pub struct Event {
 pub struct Malformed {
     pub input: Arc<str>,
     pub file: Arc<str>,
+    /// The 1-based line number; 0 for a read error, which no line holds.
     pub line: u64,
     /// What is wrong, naming the field and quoting the bad text.
     pub reason: String,
