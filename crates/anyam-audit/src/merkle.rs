@@ -42,7 +42,7 @@ pub fn empty_root() -> Hash {
 
 /// The largest power of two strictly smaller than `n` (RFC 9162 §2.1.1's
 /// `k`). Only called with `n >= 2`.
-pub fn split_point(n: u64) -> u64 {
+fn split_point(n: u64) -> u64 {
     debug_assert!(n >= 2);
     1u64 << (63 - (n - 1).leading_zeros())
 }
