@@ -1132,6 +1132,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// No line, however mangled, panics a parser: each yields a record
+        /// or a report. Lines are drawn from real-looking pieces so that
+        /// deep paths are reached, not only "not JSON".
+        #[test]
+        fn no_line_panics(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "{", "}", "[", "]", ",", ":", "\"", "\\x", "\t", "-", "(empty)", "1.5", "1e999",
+                "\"ts\"", "\"timestamp\"", "\"event_type\"", "\"dns\"", "\"flow\"", "\"http\"",
+                "\"tls\"", "\"fileinfo\"", "\"src_ip\"", "\"192.0.2.1\"", "\"2001:db8::1\"",
+                "\"answers\"", "\"rdata\"", "\"rrtype\"", "\"A\"", "\"id.orig_h\"", "\"_path\"",
+                "\"conn\"", "\"ssl\"", "\"x509\"", "\"files\"", "\"cert_chain_fps\"", "\"type\"",
+                "\"observed-data\"", "\"bundle\"", "\"objects\"", "\"object_refs\"", "\"ipv4-addr\"",
+                "\"value\"", "\"2026-01-02T03:04:05+0100\"", "65536", "-1", "null", "true", "é", "\u{0}",
+            ]), 0..40)
+        ) {
+            let line: String = pieces.concat();
+            let file: Arc<str> = Arc::from("t");
+            let mut h = Header::default();
+            let _ = h.line("#fields\tts\tid.orig_h\tid.resp_h\tanswers\tquery");
+            let _ = read_line(&mut h, Some("dns"), true, &line, &file, 1);
+            let _ = read_line(&mut Header::default(), None, true, &line, &file, 1);
+            let _ = crate::eve::read_line(&line);
+            let _ = crate::stixin::read_line(&line, || 0);
+        }
+    }
+
     #[test]
     fn file_names() {
         for (n, l) in [
