@@ -159,50 +159,50 @@ pub(crate) fn parse_iso(s: &str) -> Option<i128> {
 /// UTC, `Z`). The fraction shows the precision the sensor gave: none for
 /// whole seconds, else microseconds, else nanoseconds.
 pub fn format_stix(nanos: i128) -> String {
-    // Written digit by digit: this runs for every connection's start and
-    // end, and the formatting machinery costs more than the rest of a line.
-    fn push(out: &mut String, v: i64, width: usize) {
-        let mut buf = [b'0'; 20];
-        let mut v = v.unsigned_abs();
-        let mut i = buf.len();
-        while v > 0 || buf.len() - i < width {
-            i -= 1;
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
+    // Written digit by digit into a fixed buffer: this runs for every
+    // connection's start and end, and the formatting machinery costs more
+    // than the rest of a line.
+    fn put(b: &mut [u8; 48], n: &mut usize, v: u64, width: u32, then: u8) {
+        let mut div = 10u64.pow(width - 1);
+        // A year past 9999 needs more digits than its width.
+        while v / div >= 10 {
+            div *= 10;
         }
-        // Only ASCII digits were written.
-        out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+        while div > 0 {
+            b[*n] = b'0' + ((v / div) % 10) as u8;
+            *n += 1;
+            div /= 10;
+        }
+        b[*n] = then;
+        *n += 1;
     }
     let secs = nanos.div_euclid(NANOS);
-    let frac = nanos.rem_euclid(NANOS) as i64;
-    let days = (secs.div_euclid(86_400)) as i64;
-    let tod = secs.rem_euclid(86_400) as i64;
+    let frac = nanos.rem_euclid(NANOS) as u64;
+    let days = secs.div_euclid(86_400) as i64;
+    let tod = secs.rem_euclid(86_400) as u64;
     let (y, m, d) = civil_from_days(days);
-    let mut out = String::with_capacity(32);
+    let mut b = [0u8; 48];
+    let mut n = 0;
     if y < 0 {
-        out.push('-');
+        b[0] = b'-';
+        n = 1;
     }
-    push(&mut out, y, 4);
-    out.push('-');
-    push(&mut out, i64::from(m), 2);
-    out.push('-');
-    push(&mut out, i64::from(d), 2);
-    out.push('T');
-    push(&mut out, tod / 3600, 2);
-    out.push(':');
-    push(&mut out, (tod / 60) % 60, 2);
-    out.push(':');
-    push(&mut out, tod % 60, 2);
-    if frac != 0 {
-        out.push('.');
-        if frac % 1000 == 0 {
-            push(&mut out, frac / 1000, 6);
-        } else {
-            push(&mut out, frac, 9);
-        }
+    put(&mut b, &mut n, y.unsigned_abs(), 4, b'-');
+    put(&mut b, &mut n, u64::from(m), 2, b'-');
+    put(&mut b, &mut n, u64::from(d), 2, b'T');
+    put(&mut b, &mut n, tod / 3600, 2, b':');
+    put(&mut b, &mut n, (tod / 60) % 60, 2, b':');
+    if frac == 0 {
+        put(&mut b, &mut n, tod % 60, 2, b'Z');
+    } else if frac % 1000 == 0 {
+        put(&mut b, &mut n, tod % 60, 2, b'.');
+        put(&mut b, &mut n, frac / 1000, 6, b'Z');
+    } else {
+        put(&mut b, &mut n, tod % 60, 2, b'.');
+        put(&mut b, &mut n, frac, 9, b'Z');
     }
-    out.push('Z');
-    out
+    // Only ASCII digits and punctuation were written.
+    String::from(std::str::from_utf8(&b[..n]).unwrap_or_default())
 }
 
 /// The wall clock, UTC nanoseconds.
