@@ -194,7 +194,7 @@ pub fn format_stix(nanos: i128) -> String {
     put(&mut b, &mut n, (tod / 60) % 60, 2, b':');
     if frac == 0 {
         put(&mut b, &mut n, tod % 60, 2, b'Z');
-    } else if frac % 1000 == 0 {
+    } else if frac.is_multiple_of(1000) {
         put(&mut b, &mut n, tod % 60, 2, b'.');
         put(&mut b, &mut n, frac / 1000, 6, b'Z');
     } else {
