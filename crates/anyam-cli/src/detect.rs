@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyam_detect::{Engine, Hit, Indicator, Options, Validity};
+use anyam_detect::{Engine, Hit, Indicator, Normalize, Options, Validity};
 use anyam_sensor::{Event, InputSpec, Record};
 use anyam_store::Store;
 use anyhow::{Context, Result, bail};
@@ -67,6 +67,12 @@ pub struct DetectArgs {
     /// observations is matched (the window of patterns without WITHIN).
     #[arg(long, default_value_t = 3600)]
     max_window_secs: u64,
+    /// Fold values before matching, on indicators and events alike:
+    /// comma-separated `hashes` (hex digests in lower case), `domains`
+    /// (domain names in lower case, no trailing dot), `ipv6` (RFC 5952
+    /// form), or `all`. Off by default: STIX patterning compares exactly.
+    #[arg(long, default_value = "none", value_parser = parse_normalize)]
+    normalize: Normalize,
     /// What an indicator's validity window is checked against.
     #[arg(long, value_enum, default_value = "observation")]
     validity: ValidityArg,
@@ -97,6 +103,10 @@ pub struct DetectArgs {
     data: DataArgs,
 }
 
+fn parse_normalize(s: &str) -> std::result::Result<Normalize, String> {
+    Normalize::parse(s)
+}
+
 /// Where indicators come from.
 enum Source {
     File,
@@ -116,15 +126,18 @@ struct Counts {
 }
 
 /// Loads one STIX object, counting what happened.
-fn load(engine: &mut Engine<Arc<Event>>, v: &Value, counts: &mut Counts) {
+fn load(engine: &mut Engine<Arc<Event>>, v: &Value, norm: Normalize, counts: &mut Counts) {
     match Indicator::from_stix(v) {
-        Ok(Ok(ind)) => match engine.upsert(ind) {
-            Ok(_) => counts.loaded += 1,
-            Err(e) => {
-                counts.refused += 1;
-                eprintln!("{}", json!({"refused": e.to_string()}));
+        Ok(Ok(mut ind)) => {
+            ind.info.pattern = norm.pattern(&ind.info.pattern);
+            match engine.upsert(ind) {
+                Ok(_) => counts.loaded += 1,
+                Err(e) => {
+                    counts.refused += 1;
+                    eprintln!("{}", json!({"refused": e.to_string()}));
+                }
             }
-        },
+        }
         Ok(Err(_)) => counts.skipped += 1,
         Err(e) => {
             counts.refused += 1;
@@ -138,6 +151,7 @@ fn poll(
     engine: &mut Engine<Arc<Event>>,
     store: &dyn Store,
     seq: &mut i64,
+    norm: Normalize,
     counts: &mut Counts,
 ) -> Result<()> {
     loop {
@@ -153,7 +167,8 @@ fn poll(
             match store.latest_version(id)? {
                 Some(raw) => match serde_json::from_str::<Value>(&raw) {
                     Ok(v) => match Indicator::from_stix(&v) {
-                        Ok(Ok(ind)) => {
+                        Ok(Ok(mut ind)) => {
+                            ind.info.pattern = norm.pattern(&ind.info.pattern);
                             if let Err(e) = engine.upsert(ind) {
                                 eprintln!("{}", json!({"refused": e.to_string()}));
                                 engine.remove(id);
@@ -252,7 +267,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                 .with_context(|| format!("reading {}", path.display()))?;
             for (line, item) in transfer::split_objects(&text)? {
                 match serde_json::from_str::<Value>(item) {
-                    Ok(v) => load(&mut engine, &v, &mut counts),
+                    Ok(v) => load(&mut engine, &v, a.normalize, &mut counts),
                     Err(e) => {
                         counts.refused += 1;
                         eprintln!(
@@ -291,7 +306,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
             }
             let seq =
                 store.latest_indicators(&mut |raw| match serde_json::from_str::<Value>(raw) {
-                    Ok(v) => load(&mut engine, &v, &mut counts),
+                    Ok(v) => load(&mut engine, &v, a.normalize, &mut counts),
                     Err(_) => counts.refused += 1,
                 })?;
             Source::Store {
@@ -363,15 +378,16 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
         } = &mut source
             && last_poll.elapsed() >= POLL
         {
-            poll(&mut engine, store.as_ref(), seq, &mut counts)?;
+            poll(&mut engine, store.as_ref(), seq, a.normalize, &mut counts)?;
             *last_poll = Instant::now();
             if let Some(s) = sightings.as_mut() {
                 s.flush()?;
             }
         }
         match record {
-            Record::Event(ev) => {
+            Record::Event(mut ev) => {
                 events += 1;
+                a.normalize.observation(&mut ev.observation);
                 if events % 4096 == 0 {
                     bar.set_position(events);
                     bar.set_message(format!("{hits_n} hits"));

@@ -4,6 +4,7 @@
 //! rejected some input (for example `import` with invalid objects).
 
 mod admin;
+mod audit;
 mod config;
 mod detect;
 mod identity;
@@ -74,6 +75,9 @@ enum Command {
     /// Match sensor events (Zeek, Suricata EVE, STIX) against every
     /// indicator and write alerts as JSON lines.
     Detect(detect::DetectArgs),
+    /// The tamper-evident audit log: verify, sign a head, export for a partner.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// STIX patterning: validate, match and check patterns.
     #[command(subcommand)]
     Pattern(transfer::PatternCmd),
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::Grant(c) => admin::grant(c),
         Command::Pattern(c) => transfer::pattern(c),
         Command::Detect(a) => detect::run(a),
+        Command::Audit(c) => audit::run(c),
     };
     match result {
         Ok(code) => code,

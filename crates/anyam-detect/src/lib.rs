@@ -45,9 +45,9 @@
 //! No I/O: sensors are read by `anyam-sensor`, indicators come from the
 //! store or a file through the `anyam detect` command. Values are compared
 //! exactly as the reference matcher compares them (case-sensitive hashes
-//! and domains, IPv6 as written); normalisation is the caller's choice,
-//! applied to indicators and observations alike before they reach the
-//! engine.
+//! and domains, IPv6 as written); [`Normalize`] is the caller's option to
+//! fold them, applied to indicators and observations alike before they
+//! reach the engine.
 //!
 //! # Key types
 //!
@@ -61,9 +61,11 @@ mod anchor;
 mod engine;
 mod index;
 mod indicator;
+mod normalize;
 
 pub use engine::{Change, Engine, Hit, Options, Stats, Validity};
 pub use indicator::{Indicator, IndicatorInfo, Skip};
+pub use normalize::Normalize;
 
 /// The crate's one error type.
 #[derive(Debug, thiserror::Error)]

@@ -196,6 +196,52 @@ fn window_bounds_state() {
     assert_eq!(s.buffered, 0);
 }
 
+#[test]
+fn normalisation_is_an_option() {
+    use anyam_detect::Normalize;
+    let patterns = [
+        "[file:hashes.MD5 = 'D41D8CD98F00B204E9800998ECF8427E']",
+        "[domain-name:value IN ('Evil.EXAMPLE', 'other.example')]",
+        "[ipv6-addr:value = '2001:DB8:0:0:0:0:0:1']",
+    ];
+    let obs = |o: Value| observation(0, 0, 1, o);
+    let events = vec![
+        obs(json!({"0": {"type": "file", "hashes": {"MD5": "d41d8cd98f00b204e9800998ecf8427e"}}})),
+        obs(json!({"0": {"type": "domain-name", "value": "evil.example."}})),
+        obs(json!({"0": {"type": "ipv6-addr", "value": "2001:db8::1"}})),
+    ];
+    // Exact by default, as the specification and the reference matcher.
+    let mut e = engine(&patterns);
+    assert!(run(&mut e, &events).iter().all(BTreeSet::is_empty));
+    // Folded on request, on both sides.
+    let n = Normalize::parse("all").unwrap();
+    let normalised: Vec<String> = patterns.iter().map(|p| n.pattern(p)).collect();
+    let refs: Vec<&str> = normalised.iter().map(String::as_str).collect();
+    let mut e = engine(&refs);
+    let mut events = events;
+    for ev in &mut events {
+        n.observation(ev);
+    }
+    let got = run(&mut e, &events);
+    assert_eq!(
+        got,
+        vec![
+            set(&["indicator--0"]),
+            set(&["indicator--1"]),
+            set(&["indicator--2"])
+        ]
+    );
+    assert_eq!(
+        Normalize::parse("hashes,ipv6").unwrap(),
+        Normalize {
+            hashes: true,
+            domains: false,
+            ipv6: true
+        }
+    );
+    assert!(Normalize::parse("case").is_err());
+}
+
 // ---- random indicator sets and streams against the reference matcher ----
 
 const IPS: &[&str] = &[
