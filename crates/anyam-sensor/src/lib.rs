@@ -50,6 +50,30 @@
 //!   mapped fields; TSV values are borrowed from the line. No JSON `Value`
 //!   is built for a Zeek or EVE record except the output objects.
 //!
+//! ```
+//! use anyam_sensor::{Options, Record, merge, open};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("eve.json");
+//! # std::fs::write(&path, concat!(
+//! #     r#"{"timestamp":"2026-01-02T03:04:05.000000+0100","event_type":"dns","src_ip":"192.0.2.1","#,
+//! #     r#""src_port":5353,"dest_ip":"198.51.100.53","dest_port":53,"proto":"UDP","#,
+//! #     r#""dns":{"type":"query","rrname":"example.com"}}"#, "\n",
+//! #     "not json\n"))?;
+//! let opts = Options::default();
+//! let input = open(&format!("eve:{}", path.display()).parse()?, &opts)?;
+//! let stats = input.stats_handle();
+//! for record in merge(vec![input]) {
+//!     match record {
+//!         Record::Event(e) => assert_eq!(e.observation.objects.len(), 4),
+//!         Record::Malformed(m) => assert_eq!((m.line, m.reason.starts_with("not an EVE record")), (2, true)),
+//!         Record::Skipped { .. } => {}
+//!     }
+//! }
+//! assert_eq!((stats.stats().events, stats.stats().malformed), (1, 1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # What it is not
 //!
 //! Not a matcher (that is `anyam-pattern`, driven by `anyam-detect`), not a
