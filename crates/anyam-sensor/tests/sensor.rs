@@ -504,3 +504,115 @@ fn shutdown_stops_a_finite_input() {
     let n = open(&spec("zeek", "zeek-tsv"), &opts).unwrap().count();
     assert_eq!(n, 0);
 }
+
+/// The events are what the matcher reads: indicators' patterns match the
+/// embedded form (Zeek, EVE) and the STIX 2.1 form (STIX input) alike.
+#[test]
+fn the_matcher_finds_indicators_in_events() {
+    use anyam_pattern::{Matcher, Observations, StixVersion};
+    let cases: &[(&str, &str, &str, usize)] = &[
+        (
+            "zeek",
+            "zeek-tsv/conn.log",
+            "[network-traffic:dst_ref.value = '198.51.100.20' AND network-traffic:dst_port = 443]",
+            1,
+        ),
+        (
+            "zeek",
+            "zeek-tsv/conn.log",
+            "[ipv4-addr:value = '192.0.2.10']",
+            3,
+        ),
+        (
+            "zeek",
+            "zeek-tsv/conn.log",
+            "[network-traffic:protocols[*] = 'icmp']",
+            1,
+        ),
+        (
+            "zeek",
+            "zeek-tsv/dns.log",
+            "[domain-name:resolves_to_refs[*].value = '198.51.100.21']",
+            1,
+        ),
+        (
+            "zeek",
+            "zeek-tsv/http.log",
+            "[network-traffic:extensions.'http-request-ext'.request_header.'User-Agent' = 'Agent/1.0 (test)']",
+            1,
+        ),
+        (
+            "zeek",
+            "zeek-tsv/http.log",
+            "[url:value = 'http://www.example.com/download/tool.exe?x=1']",
+            1,
+        ),
+        (
+            "zeek",
+            "zeek-tsv",
+            // Only the ssl event: the x509 record was joined into it.
+            "[x509-certificate:serial_number = '0A1B2C3D4E5F']",
+            1,
+        ),
+        (
+            "zeek",
+            "zeek-tsv",
+            "[file:hashes.MD5 = '5d41402abc4b2a76b9719d911017c592' AND file:name = 'tool.exe']",
+            1,
+        ),
+        (
+            "zeek",
+            "zeek-json",
+            "[x509-certificate:hashes.'SHA-256' = '3f1c2a4b5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708']",
+            1,
+        ),
+        (
+            "eve",
+            "eve.json",
+            "[x509-certificate:hashes.'SHA-1' = '123456789abcdef0123456789abcdef012345678']",
+            1,
+        ),
+        (
+            "eve",
+            "eve.json",
+            "[domain-name:value = 'shop.example.com' AND domain-name:resolves_to_refs[*].value = 'shop.cdn.example.net']",
+            1,
+        ),
+        (
+            "stix",
+            "stix.jsonl",
+            "[domain-name:value = 'bundle.example.com']",
+            1,
+        ),
+        (
+            "stix",
+            "stix.jsonl",
+            "[domain-name:value = 'twice.example.org']",
+            2,
+        ),
+        (
+            "stix",
+            "stix.jsonl",
+            "[network-traffic:dst_ref.value = '198.51.100.4']",
+            1,
+        ),
+        ("eve", "eve.json", "[ipv4-addr:value = '203.0.113.254']", 0),
+    ];
+    for (format, rel, pattern, want) in cases {
+        let m = Matcher::new(pattern, StixVersion::V2_1).unwrap();
+        let n = open(&spec(format, rel), &options())
+            .unwrap()
+            .filter_map(|r| match r {
+                Record::Event(e) => Some(e.observation),
+                _ => None,
+            })
+            .filter(|o| {
+                let one = Observations {
+                    observations: vec![o.clone()],
+                };
+                m.matches(&one).unwrap()
+            })
+            .count();
+        assert_eq!(n, *want, "{rel}: {pattern}");
+    }
+}
