@@ -614,5 +614,19 @@ fn the_matcher_finds_indicators_in_events() {
             })
             .count();
         assert_eq!(n, *want, "{rel}: {pattern}");
+        // The STIX 2.1 form of each event (what sightings cite) matches alike.
+        let n21 = open(&spec(format, rel), &options())
+            .unwrap()
+            .filter_map(|r| match r {
+                Record::Event(e) => Some(e.to_stix21(&StixOptions::default()).unwrap()),
+                _ => None,
+            })
+            .filter(|objs| {
+                let obs = Observations::from_json(&Value::Array(objs.clone()), StixVersion::V2_1)
+                    .unwrap();
+                m.matches(&obs).unwrap()
+            })
+            .count();
+        assert_eq!(n21, *want, "STIX 2.1 form, {rel}: {pattern}");
     }
 }
