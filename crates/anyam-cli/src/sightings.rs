@@ -59,6 +59,8 @@ pub struct Sightings {
     dirty: HashSet<String>,
     pending: Vec<Value>,
     last_flush: Instant,
+    /// The most hits one sighting counts ([`MAX_COUNT`]; lower in tests).
+    max_count: u64,
     pub versions_written: u64,
 }
 
@@ -163,6 +165,7 @@ impl Sightings {
             dirty: HashSet::new(),
             pending: Vec::new(),
             last_flush: Instant::now(),
+            max_count: MAX_COUNT,
             versions_written: 0,
         })
     }
@@ -236,7 +239,11 @@ impl Sightings {
             };
             self.state.insert(key.clone(), s);
         }
-        if self.state.get(&key).is_some_and(|s| s.count >= MAX_COUNT) {
+        if self
+            .state
+            .get(&key)
+            .is_some_and(|s| s.count >= self.max_count)
+        {
             // Close the full sighting and start the next one.
             if self.dirty.contains(&key) {
                 self.flush_one(&key)?;
@@ -350,5 +357,125 @@ impl Sightings {
         }
         self.versions_written += keys.len() as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use anyam_detect::IndicatorInfo;
+    use anyam_pattern::Observation;
+    use anyam_store::{ApiRoot, Organization, SqliteOptions, SqliteStore};
+
+    fn hit(indicator: &str, at_secs: i128) -> Hit<Arc<Event>> {
+        let t = (1_767_225_600 + at_secs) * 1_000_000_000;
+        let ev = Event {
+            observation: Observation {
+                id: None,
+                index: 0,
+                first: t,
+                last: t,
+                count: 1,
+                objects: vec![(
+                    "0".into(),
+                    json!({"type": "ipv4-addr", "value": "198.51.100.1"}),
+                )],
+                embedded: true,
+            },
+            input: Arc::from("zeek:conn.log"),
+            file: Arc::from("conn.log"),
+            line: 9,
+        };
+        Hit {
+            indicator: Arc::new(IndicatorInfo {
+                id: indicator.into(),
+                modified: None,
+                name: None,
+                created_by_ref: None,
+                pattern: "[ipv4-addr:value = '198.51.100.1']".into(),
+            }),
+            observations: vec![Arc::new(ev)],
+        }
+    }
+
+    #[test]
+    fn a_full_sighting_gives_way_to_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("node.db"), SqliteOptions::default()).unwrap(),
+        );
+        store
+            .create_org(&Organization {
+                name: node::HOST_ORG.into(),
+                title: "host".into(),
+            })
+            .unwrap();
+        store
+            .create_api_root(&ApiRoot {
+                name: node::DEFAULT_API_ROOT.into(),
+                title: "root".into(),
+                description: None,
+                max_content_length: 1 << 20,
+            })
+            .unwrap();
+        let ind = "indicator--11111111-1111-4111-8111-111111111111";
+        let mut s = Sightings::open(
+            store.clone(),
+            "sightings",
+            "Test node",
+            None,
+            vec![TLP_AMBER_STRICT.into()],
+            true,
+        )
+        .unwrap();
+        s.max_count = 3;
+        for i in 0..7 {
+            s.record(&hit(ind, i)).unwrap();
+        }
+        s.flush().unwrap();
+        let collection = s.collection_id().to_string();
+        let all = store
+            .objects(
+                &collection,
+                &anyam_store::Query {
+                    limit: 1000,
+                    ..anyam_store::Query::default()
+                },
+            )
+            .unwrap();
+        let mut counts: Vec<(String, u64, String, String)> = all
+            .items
+            .iter()
+            .map(|o| serde_json::from_str::<Value>(&o.raw).unwrap())
+            .filter(|v| v["type"] == "sighting")
+            .map(|v| {
+                (
+                    v["id"].as_str().unwrap().to_string(),
+                    v["count"].as_u64().unwrap(),
+                    v["first_seen"].as_str().unwrap().to_string(),
+                    v["last_seen"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        counts.sort_by(|a, b| a.2.cmp(&b.2));
+        let ids: HashSet<&String> = counts.iter().map(|c| &c.0).collect();
+        assert_eq!(ids.len(), 3, "{counts:?}");
+        assert_eq!(counts.iter().map(|c| c.1).collect::<Vec<_>>(), [3, 3, 1]);
+        assert!(counts[1].2.starts_with("2026-01-01T00:00:03"));
+        assert!(counts[1].3.starts_with("2026-01-01T00:00:05"));
+        // Observed-data cited, at most the configured number, and stored.
+        let observed = all
+            .items
+            .iter()
+            .filter(|o| o.raw.contains("\"type\":\"observed-data\""))
+            .count();
+        assert!(observed >= 1);
+        // The newest sighting is the one a later run continues.
+        let current = store
+            .meta(&format!("sighting:{ind}:{}", s.where_sighted))
+            .unwrap()
+            .unwrap();
+        assert_eq!(current, counts[2].0);
     }
 }
