@@ -12,6 +12,7 @@ mod node;
 mod serve;
 mod sightings;
 mod transfer;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,18 @@ enum Command {
     /// STIX patterning: validate, match and check patterns.
     #[command(subcommand)]
     Pattern(transfer::PatternCmd),
+    /// The node's keys: show, rotate, revoke after a compromise.
+    #[command(subcommand)]
+    Key(trust::KeyCmd),
+    /// The node's signed descriptor, for partners.
+    #[command(subcommand)]
+    Descriptor(trust::DescriptorCmd),
+    /// Partner nodes: import their descriptors, list, show.
+    #[command(subcommand)]
+    Partner(trust::PartnerCmd),
+    /// Sharing agreements: draft, sign, countersign, verify, amend, terminate.
+    #[command(subcommand)]
+    Agreement(trust::AgreementCmd),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +111,10 @@ fn main() -> ExitCode {
         Command::Grant(c) => admin::grant(c),
         Command::Pattern(c) => transfer::pattern(c),
         Command::Detect(a) => detect::run(a),
+        Command::Key(c) => trust::key(c),
+        Command::Descriptor(c) => trust::descriptor(c),
+        Command::Partner(c) => trust::partner(c),
+        Command::Agreement(c) => trust::agreement(c),
         Command::Audit(c) => audit::run(c),
     };
     match result {

@@ -1,6 +1,6 @@
 //! A node's data directory: opening it, and creating everything on first
-//! start (configuration, database, signing key, TLS pair, host organization,
-//! admin user, default API root and collection).
+//! start (configuration, database, signing key, recovery key, TLS pair, host
+//! organization, admin user, default API root and collection).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,6 +88,16 @@ pub fn open_or_init(
     let config = FileConfig::load(&cfg_path)?;
     let store = open_store(dir, &config)?;
     identity::ensure_node_key(dir)?;
+    if let Some(r) = identity::ensure_recovery_key(dir)? {
+        // Told once, like the admin password: the running node never needs
+        // this key, so it should not stay on the machine that may be the
+        // one compromised.
+        println!("Recovery key written to {}", r.private_path.display());
+        println!("  node id:        {}", r.node_id);
+        println!(
+            "  move it offline now; it is needed only for `anyam key revoke` after a node key compromise"
+        );
+    }
 
     let mut created = None;
     if store.meta("initialized")?.is_none() {

@@ -468,7 +468,18 @@ impl TrustStore {
     /// of a stored agreement with a key its keyring accepts now.
     pub fn put_termination(&mut self, signed: &Signed, now: Timestamp) -> Result<Termination> {
         let t: Termination = signed.parse()?;
-        let a: Agreement = self.agreement(&t.agreement_id, None)?.parse()?;
+        // An unknown agreement is a rejection of the notice, not a failure
+        // of the node: non-parties never hold the agreement.
+        let a: Agreement = match self.agreement(&t.agreement_id, None) {
+            Ok(s) => s.parse()?,
+            Err(TrustError::NotFound(_)) => {
+                return Err(TrustError::Inconsistent(format!(
+                    "termination of {}, an agreement not held here",
+                    t.agreement_id
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         if !a.party_ids().any(|p| p == t.by) {
             return Err(TrustError::Inconsistent(format!(
                 "{} is not a party to {}",
