@@ -210,9 +210,15 @@ pub fn parse_time(field: &str, text: &str) -> Result<Timestamp> {
         .map_err(|e| TrustError::Malformed(format!("{field}: not an RFC 3339 time: {e}")))
 }
 
-/// A time as documents write it: RFC 3339 UTC, whole seconds.
+/// A time as documents write it: RFC 3339 UTC, truncated to microseconds.
+/// Not to whole seconds: a rotation and a document made within the same
+/// second must still compare in the order they happened, or the document
+/// would look signed by a key already retired.
 pub fn format_time(t: Timestamp) -> String {
-    t.round(jiff::Unit::Second)
+    let round = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Microsecond)
+        .mode(jiff::RoundMode::Trunc);
+    t.round(round)
         .map(|r| r.to_string())
         .unwrap_or_else(|_| t.to_string())
 }
