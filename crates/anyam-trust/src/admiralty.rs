@@ -303,3 +303,76 @@ impl AdmiraltyFilter {
             && self.min_credibility.is_none_or(|m| a.credibility <= m)
     }
 }
+
+impl std::fmt::Display for Reliability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.letter())
+    }
+}
+
+impl std::str::FromStr for Reliability {
+    type Err = TrustError;
+    fn from_str(s: &str) -> Result<Self> {
+        Reliability::parse(s).ok_or_else(|| {
+            TrustError::Malformed(format!("source reliability must be A to F, not {s:?}"))
+        })
+    }
+}
+
+impl std::fmt::Display for Credibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for Credibility {
+    type Err = TrustError;
+    fn from_str(s: &str) -> Result<Self> {
+        s.parse::<u8>()
+            .ok()
+            .and_then(Credibility::new)
+            .ok_or_else(|| {
+                TrustError::Malformed(format!("information credibility must be 1 to 6, not {s:?}"))
+            })
+    }
+}
+
+impl Admiralty {
+    /// `B2 (usually reliable, probably true)`, for CLI output.
+    pub fn describe(&self) -> String {
+        let r = self.reliability.unwrap_or(Reliability::F);
+        format!("{self} ({}, {})", r.label(), self.credibility.label())
+    }
+
+    /// The rating of an object, where the reliability falls back to that of
+    /// the identity named by its `created_by_ref` when the object carries
+    /// none itself: a source graded once grades what it publishes.
+    /// `identity` looks an identity object up by id.
+    pub fn of_with_source<'a>(
+        object: &Value,
+        identity: impl Fn(&str) -> Option<&'a Value>,
+    ) -> Result<Self> {
+        let mut a = Admiralty::of(object)?;
+        if a.reliability.is_none() {
+            let creator = object.get("created_by_ref").and_then(Value::as_str);
+            if let Some(id) = creator.and_then(identity) {
+                a.reliability = source_reliability(id)?;
+            }
+        }
+        Ok(a)
+    }
+}
+
+impl AdmiraltyFilter {
+    /// A filter from the text of two request parameters (for example
+    /// `min_reliability=B` and `min_credibility=3`), either absent.
+    pub fn from_params(
+        min_reliability: Option<&str>,
+        min_credibility: Option<&str>,
+    ) -> Result<Self> {
+        Ok(AdmiraltyFilter {
+            min_reliability: min_reliability.map(str::parse).transpose()?,
+            min_credibility: min_credibility.map(str::parse).transpose()?,
+        })
+    }
+}

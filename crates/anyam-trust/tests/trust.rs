@@ -917,3 +917,55 @@ fn reliability_extension_is_valid_stix() {
     bad["extensions"] = json!({RELIABILITY_EXTENSION_ID: {"extension_type": "property-extension", "source_reliability": "Z"}});
     assert!(admiralty::source_reliability(&bad).is_err());
 }
+
+#[test]
+fn admiralty_text_forms_and_source_fallback() {
+    let cases: [(&str, Option<&str>); 6] = [
+        (
+            "A1",
+            Some("A1 (completely reliable, confirmed by other sources)"),
+        ),
+        ("c3", Some("C3 (fairly reliable, possibly true)")),
+        (
+            "F6",
+            Some("F6 (reliability cannot be judged, truth cannot be judged)"),
+        ),
+        ("G1", None),
+        ("A7", None),
+        ("", None),
+    ];
+    for (text, expect) in cases {
+        assert_eq!(
+            Admiralty::parse(text).map(|a| a.describe()).as_deref(),
+            expect,
+            "{text:?}"
+        );
+    }
+    let f = AdmiraltyFilter::from_params(Some("b"), Some("3")).expect("params");
+    assert_eq!(f.min_reliability, Some(Reliability::B));
+    assert_eq!(f.min_credibility, Credibility::new(3));
+    assert!(AdmiraltyFilter::from_params(Some("Z"), None).is_err());
+    assert!(AdmiraltyFilter::from_params(None, Some("0")).is_err());
+
+    let mut source = json!({
+        "type": "identity", "spec_version": "2.1",
+        "id": "identity--0b9d4fa2-3a4c-4c2e-9a53-1c5b1f7c4d11",
+        "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+        "name": "Sensor team", "identity_class": "organization"
+    });
+    admiralty::set_source_reliability(&mut source, Some(Reliability::C)).expect("set");
+    anyam_stix::check_object(&source).expect("identity with the extension is valid");
+    let obj = json!({"type": "indicator", "created_by_ref": source["id"], "confidence": 70});
+    let lookup = |id: &str| (id == source["id"]).then_some(&source);
+    let a = Admiralty::of_with_source(&obj, lookup).expect("rating");
+    assert_eq!(a.to_string(), "C2");
+    // The object's own grade wins over its source's.
+    let mut own = obj.clone();
+    admiralty::set_source_reliability(&mut own, Some(Reliability::A)).expect("set");
+    assert_eq!(
+        Admiralty::of_with_source(&own, lookup)
+            .expect("rating")
+            .to_string(),
+        "A2"
+    );
+}
