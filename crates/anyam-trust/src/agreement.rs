@@ -335,6 +335,25 @@ impl Termination {
     }
 }
 
+/// A termination notice as held by a node: the signed notice and when it
+/// reached this node. The notice period runs from the later of the two
+/// times, so a party cannot shorten it by dating its notice in the past.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub signed: Signed,
+    /// `None` trusts the notice's own date (as its author does).
+    pub received_at: Option<Timestamp>,
+}
+
+impl From<Signed> for Notice {
+    fn from(signed: Signed) -> Self {
+        Notice {
+            signed,
+            received_at: None,
+        }
+    }
+}
+
 /// Why an agreement version is not in force. Serialized with a `reason`
 /// tag for JSON output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -494,12 +513,13 @@ fn party_signed(
 /// party with a key its keyring accepts; `valid_from <= now < valid_until`;
 /// not replaced by a later version that is itself signed by all its
 /// parties and has begun; not ended by a termination notice of a party
-/// whose notice period has run.
+/// whose notice period has run (counted from the notice's date, or from
+/// its receipt when that is later).
 pub fn in_force(
     signed: &Signed,
     keyrings: &Keyrings,
     now: Timestamp,
-    terminations: &[Signed],
+    terminations: &[Notice],
     versions: &[Signed],
 ) -> Result<InForce, NotInForce> {
     let a = check_signatures(signed, keyrings, now)?;
@@ -536,7 +556,8 @@ pub fn in_force(
         }
     }
     let mut terminating_at: Option<(Timestamp, String)> = None;
-    for t in terminations {
+    for notice in terminations {
+        let t = &notice.signed;
         let Ok(n) = t.parse::<Termination>() else {
             continue;
         };
@@ -555,7 +576,8 @@ pub fn in_force(
         if party_signed(t, &n.by, ring, given, now).is_err() {
             continue;
         }
-        let Ok(effective) = given.checked_add(a.notice_period()) else {
+        let start = notice.received_at.map_or(given, |r| r.max(given));
+        let Ok(effective) = start.checked_add(a.notice_period()) else {
             continue;
         };
         if terminating_at.as_ref().is_none_or(|(e, _)| effective < *e) {

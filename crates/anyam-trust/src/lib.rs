@@ -87,8 +87,8 @@ mod signed;
 mod store;
 
 pub use agreement::{
-    Agreement, AgreementView, AgreementsInForce, InForce, Keyrings, NotInForce, Pap, PartyView,
-    Redistribution, Replaces, Retention, Scope, Sightings, Termination, Terms, Tlp,
+    Agreement, AgreementView, AgreementsInForce, InForce, Keyrings, NotInForce, Notice, Pap,
+    PartyView, Redistribution, Replaces, Retention, Scope, Sightings, Termination, Terms, Tlp,
     check_signatures, in_force, view,
 };
 pub use descriptor::{DescriptorExport, NodeDescriptor};

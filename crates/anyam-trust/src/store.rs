@@ -9,7 +9,9 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use crate::agreement::{Agreement, AgreementsInForce, InForce, Keyrings, NotInForce, Termination};
+use crate::agreement::{
+    Agreement, AgreementsInForce, InForce, Keyrings, NotInForce, Notice, Termination,
+};
 use crate::descriptor::{self, DescriptorExport, NodeDescriptor};
 use crate::error::{Result, TrustError};
 use crate::keyring::Keyring;
@@ -511,14 +513,19 @@ impl TrustStore {
         Ok(t)
     }
 
-    pub fn terminations(&self) -> Result<Vec<Signed>> {
+    /// Every termination notice held, with when it arrived here.
+    pub fn terminations(&self) -> Result<Vec<Notice>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT body FROM terminations ORDER BY received_at, digest")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            .prepare("SELECT body, received_at FROM terminations ORDER BY received_at, digest")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
-        for body in rows {
-            out.push(Signed::from_json(&body?)?);
+        for row in rows {
+            let (body, received) = row?;
+            out.push(Notice {
+                signed: Signed::from_json(&body)?,
+                received_at: Some(crate::signed::parse_time("received_at", &received)?),
+            });
         }
         Ok(out)
     }
