@@ -31,6 +31,10 @@
 //!   for one writer thread that commits them in groups. The tree cache
 //!   (the hash of every perfect subtree, stored as it completes) makes a
 //!   root or a proof O(log n) reads and an append O(1) writes amortized.
+//!   Several processes may append to one file (the server and the
+//!   administration commands beside it): each append and head takes the
+//!   file's write lock (waiting up to ten seconds for it) and first
+//!   catches up with entries the others appended.
 //!
 //! # Storage
 //!
@@ -108,8 +112,9 @@ pub enum AuditError {
     /// The file's tree cache lacks what its entries need: run `verify`.
     #[error("audit log damaged: {0}")]
     Damaged(String),
-    /// The file changed behind this process's writer (another writer, or
-    /// rows removed): appending stops rather than build on it.
+    /// Rows were removed behind this process's writer: appending stops
+    /// rather than build on the cut log. (Entries another writer appended
+    /// are not this: the writer catches up with them.)
     #[error("audit log changed behind the writer: {0}")]
     Diverged(String),
     #[error("the audit log was opened read-only")]

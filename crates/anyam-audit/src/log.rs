@@ -353,33 +353,41 @@ impl AuditLog {
         key: &SigningKey,
         now: Timestamp,
     ) -> Result<SignedTreeHead, AuditError> {
-        let mut w = self.inner.writer()?;
+        let mut guard = self.inner.writer()?;
+        let w = &mut *guard;
         let kid = key_id(&key.verifying_key());
-        let latest = latest_head(&w.conn)?;
+        // Take the file's write lock first: another process (the CLI beside
+        // the server) may have appended or signed since this writer last
+        // looked, and the head must cover the file as it is.
+        let tx = w
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (size, frontier) = match catch_up(&tx, w.size)? {
+            Some(caught_up) => caught_up,
+            None => (w.size, w.frontier.clone()),
+        };
+        let latest = latest_head(&tx)?;
         if let Some(h) = &latest
-            && h.head.tree_size == w.size
+            && h.head.tree_size == size
             && h.head.key_id == kid
         {
-            return Ok(h.clone());
+            let h = h.clone();
+            tx.finish()?;
+            w.size = size;
+            w.frontier = frontier;
+            return Ok(h);
         }
         let mut timestamp = micros::truncate(now);
         if let Some(h) = &latest {
             timestamp = timestamp.max(h.head.timestamp);
         }
         let head = TreeHead {
-            tree_size: w.size,
+            tree_size: size,
             timestamp,
-            root_hash: w.root(),
+            root_hash: root_of(&frontier),
             key_id: kid,
         }
         .sign(key)?;
-        let conn = &mut w.conn;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if stored_size(&tx)? != head.head.tree_size {
-            return Err(AuditError::Diverged(
-                "the entries table changed behind the writer".into(),
-            ));
-        }
         tx.execute(
             "INSERT INTO heads (tree_size, timestamp_us, root_hash, key_id, signature)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -392,18 +400,21 @@ impl AuditLog {
             ],
         )?;
         tx.commit()?;
+        w.size = size;
+        w.frontier = frontier;
+        drop(guard);
         self.inner.committed();
         Ok(head)
     }
 }
 
-impl Writer {
-    fn root(&self) -> Hash {
-        let mut it = self.frontier.iter().rev();
-        match it.next() {
-            None => merkle::empty_root(),
-            Some((_, last)) => it.fold(*last, |acc, (_, left)| node_hash(left, &acc)),
-        }
+/// The root of the tree whose perfect subtrees are `frontier`, biggest
+/// first.
+fn root_of(frontier: &[(u32, Hash)]) -> Hash {
+    let mut it = frontier.iter().rev();
+    match it.next() {
+        None => merkle::empty_root(),
+        Some((_, last)) => it.fold(*last, |acc, (_, left)| node_hash(left, &acc)),
     }
 }
 
@@ -450,22 +461,20 @@ impl Inner {
     pub(crate) fn append(&self, events: &[Event]) -> Result<Range<u64>, AuditError> {
         let mut guard = self.writer()?;
         let w = &mut *guard;
-        let start = w.size;
         if events.is_empty() {
-            return Ok(start..start);
+            return Ok(w.size..w.size);
         }
-        let mut size = w.size;
-        let mut frontier = w.frontier.clone();
         let tx = w
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Another program appending to or cutting the file while this one
-        // runs would make the in-memory frontier wrong: refuse, loudly.
-        if stored_size(&tx)? != size {
-            return Err(AuditError::Diverged(format!(
-                "expected {size} entries in the file, found another count"
-            )));
-        }
+        // The immediate transaction holds the file's write lock, so the
+        // file cannot change again before the commit: catch up with any
+        // entries another writer appended since.
+        let (start, mut frontier) = match catch_up(&tx, w.size)? {
+            Some(caught_up) => caught_up,
+            None => (w.size, w.frontier.clone()),
+        };
+        let mut size = start;
         {
             let mut put_entry = tx
                 .prepare_cached("INSERT INTO entries (seq, leaf, leaf_hash) VALUES (?1, ?2, ?3)")?;
@@ -641,6 +650,33 @@ pub(crate) fn to_sql(n: u64) -> Result<i64, AuditError> {
 pub(crate) fn stored_size(conn: &Connection) -> Result<u64, AuditError> {
     let max: Option<i64> = conn.query_row("SELECT max(seq) FROM entries", [], |r| r.get(0))?;
     Ok(max.map_or(0, |m| m as u64 + 1))
+}
+
+/// Where this writer stands against the file, read inside a transaction
+/// that holds the write lock. `None` when the file holds the `known`
+/// entries this writer last wrote or saw. When another writer (a second
+/// process on the same file, such as an administration command beside the
+/// running server) appended since, the new size and the frontier read
+/// from its tree cache, exactly as [`AuditLog::open`] reads them. Fewer
+/// entries than `known` means rows were cut behind this writer: appending
+/// would build on the cut log, so that is refused.
+fn catch_up(conn: &Connection, known: u64) -> Result<Option<(u64, Vec<(u32, Hash)>)>, AuditError> {
+    let size = stored_size(conn)?;
+    if size == known {
+        return Ok(None);
+    }
+    if size < known {
+        return Err(AuditError::Diverged(format!(
+            "expected at least {known} entries in the file, found {size}"
+        )));
+    }
+    let last: Option<i64> = conn.query_row("SELECT max(last) FROM nodes", [], |r| r.get(0))?;
+    if last.is_some_and(|l| l as u64 >= size) {
+        return Err(AuditError::Damaged(format!(
+            "the tree cache reaches past the last of {size} entries: entries were removed"
+        )));
+    }
+    Ok(Some((size, load_frontier(conn, size)?)))
 }
 
 fn check_size(conn: &Connection, size: u64) -> Result<(), AuditError> {

@@ -774,6 +774,69 @@ fn the_appender_reports_failed_batches() {
     assert_eq!(log.size().unwrap(), 5);
 }
 
+#[test]
+fn two_writers_on_one_file_interleave_and_verify() {
+    // Two logs opened on one file stand for two processes (the server and
+    // an administration command): separate connections, separate
+    // in-memory frontiers, one SQLite write lock between them.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let a = AuditLog::open(&path, AuditOptions::default()).unwrap();
+    let b = AuditLog::open(&path, AuditOptions::default()).unwrap();
+    let k = key(1);
+    assert_eq!(a.append(&event(0)).unwrap(), 0);
+    // `b` opened before `a` appended, and catches up before its own append.
+    assert_eq!(b.append(&event(1)).unwrap(), 1);
+    assert_eq!(a.append_batch(&[event(2), event(3)]).unwrap(), 2..4);
+    // A head by either covers what both appended.
+    assert_eq!(b.sign_head(&k, at(10)).unwrap().head.tree_size, 4);
+    assert_eq!(a.append(&event(4)).unwrap(), 4);
+    let h = a.sign_head(&k, at(11)).unwrap();
+    assert_eq!(h.head.tree_size, 5);
+    assert_eq!(h.head.root_hash, b.root_at(5).unwrap());
+    // Concurrently: an appender on each, plus direct appends, from threads.
+    let (pa, pb) = (
+        a.appender(AppenderOptions::default()).unwrap(),
+        b.appender(AppenderOptions::default()).unwrap(),
+    );
+    let threads: Vec<_> = [pa.clone(), pb.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(t, p)| {
+            std::thread::spawn(move || {
+                (0..200)
+                    .map(|i| p.append(event(100 + t as u64 * 1000 + i)))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .map(|r| r.wait().unwrap())
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    for i in 0..20 {
+        b.append(&event(50 + i)).unwrap();
+    }
+    let mut seqs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    pa.flush().unwrap();
+    pb.flush().unwrap();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        400,
+        "every entry got a sequence number of its own"
+    );
+    assert_eq!(a.size().unwrap(), 425);
+    a.sign_head(&k, at(12)).unwrap();
+    drop((pa, pb, a, b));
+    let report = verify(&read_only(&path), &trusted(&[&k])).unwrap();
+    assert_eq!(report.entries, 425);
+    assert_eq!(report.unsigned_entries, 0);
+}
+
 fn export_fixture() -> (Fixture, AuditLog) {
     let f = fixture(N, HEADS);
     let log = AuditLog::open(&f.path, AuditOptions::default()).unwrap();
