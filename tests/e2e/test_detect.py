@@ -226,3 +226,74 @@ def test_live_updates_reach_a_running_detector(detect_node, tmp_path):
     summary = summary_of(err)
     assert summary["events"] == 3
     assert summary["indicators"]["live_updates"] >= 2
+
+
+def test_standalone_detection_from_stdin_with_dedup_and_normalisation(tmp_path):
+    """No node: indicators from a bundle file, STIX observations on standard input."""
+    md5_upper = "D41D8CD98F00B204E9800998ECF8427E"
+    bundle = {
+        "type": "bundle",
+        "id": f"bundle--{uuid.uuid4()}",
+        "objects": [
+            ind(f"[file:hashes.MD5 = '{md5_upper}']", "Empty file"),
+            ind("[domain-name:value = 'evil.example']", "Evil"),
+            dict(ind("[domain-name:value = 'revoked.example']", "Revoked"), revoked=True),
+            dict(ind("[domain-name:value = 'yara.example']", "Yara"), pattern_type="yara"),
+            dict(ind("[domain-name:value = 'x'", "Broken"), id=f"indicator--{uuid.uuid4()}"),
+        ],
+    }
+    (tmp_path / "ind.json").write_text(json.dumps(bundle))
+
+    def observed(ts: str, objects: list[dict]) -> str:
+        od = {
+            "type": "observed-data",
+            "spec_version": "2.1",
+            "id": f"observed-data--{uuid.uuid4()}",
+            "created": ts,
+            "modified": ts,
+            "first_observed": ts,
+            "last_observed": ts,
+            "number_observed": 1,
+            "object_refs": [o["id"] for o in objects],
+        }
+        return json.dumps([od, *objects])
+
+    def domain(v: str) -> dict:
+        return {"type": "domain-name", "spec_version": "2.1", "id": f"domain-name--{uuid.uuid4()}", "value": v}
+
+    f = {"type": "file", "spec_version": "2.1", "id": f"file--{uuid.uuid4()}",
+         "hashes": {"MD5": md5_upper.lower()}, "name": "empty"}
+    lines = [
+        observed("2026-01-01T00:00:00Z", [domain("evil.example")]),
+        observed("2026-01-01T00:00:10Z", [domain("evil.example")]),
+        observed("2026-01-01T00:02:00Z", [domain("EVIL.example.")]),
+        observed("2026-01-01T00:03:00Z", [f]),
+        observed("2026-01-01T00:04:00Z", [domain("revoked.example"), domain("yara.example")]),
+    ]
+    stdin = "\n".join(lines) + "\n"
+
+    def detect(*extra):
+        r = subprocess.run(
+            [anyam_bin(), "detect", "--indicators", str(tmp_path / "ind.json"), "-i", "-", *extra],
+            input=stdin, capture_output=True, text=True, timeout=60,
+        )
+        return r, alerts_of(r.stdout), summary_of(r.stderr)
+
+    # Exact comparison: the upper-case hash and the upper-case domain do not match.
+    r, alerts, summary = detect()
+    assert r.returncode == 0, r.stderr
+    assert [a["indicator"]["name"] for a in alerts] == ["Evil", "Evil"]
+    assert summary["indicators"]["loaded"] == 2
+    assert summary["indicators"]["not_matchable"] == 2  # revoked, and a yara pattern
+    assert summary["indicators"]["refused"] == 1
+    refused = [json.loads(x) for x in r.stderr.splitlines() if x.startswith("{\"refused\"")]
+    assert len(refused) == 1 and "pattern" in refused[0]["refused"]
+    # Folding on request; repeats within 60 s of event time written once.
+    r, alerts, summary = detect("--normalize", "hashes,domains", "--dedup-secs", "60")
+    assert r.returncode == 0, r.stderr
+    assert [a["indicator"]["name"] for a in alerts] == ["Evil", "Evil", "Empty file"]
+    assert [a["time"][:19] for a in alerts] == ["2026-01-01T00:00:00", "2026-01-01T00:02:00", "2026-01-01T00:03:00"]
+    assert summary["hits"] == 4 and summary["suppressed_repeats"] == 1
+    # A usage error is exit code 2, with the bad value named.
+    r = subprocess.run([anyam_bin(), "detect", "-i", "pcap:x"], capture_output=True, text=True)
+    assert r.returncode != 0 and "pcap" in r.stderr
