@@ -119,6 +119,55 @@ struct Buffered<T> {
     tag: T,
 }
 
+/// The observations a multi-observation pattern holds, with how many match
+/// each bracket (kept as they come and go, for [`Matcher::could_bind`]).
+struct Stream<T> {
+    buf: VecDeque<Buffered<T>>,
+    counts: Vec<usize>,
+}
+
+impl<T> Default for Stream<T> {
+    fn default() -> Stream<T> {
+        Stream {
+            buf: VecDeque::new(),
+            counts: Vec::new(),
+        }
+    }
+}
+
+impl<T> Stream<T> {
+    fn count(&mut self, b: &Buffered<T>, up: bool) {
+        for &l in b.leaves.iter() {
+            let l = usize::from(l);
+            if self.counts.len() <= l {
+                self.counts.resize(l + 1, 0);
+            }
+            if up {
+                self.counts[l] += 1;
+            } else {
+                self.counts[l] = self.counts[l].saturating_sub(1);
+            }
+        }
+    }
+
+    fn push(&mut self, b: Buffered<T>) {
+        self.count(&b, true);
+        self.buf.push_back(b);
+    }
+
+    fn pop_front(&mut self) -> Option<Buffered<T>> {
+        let b = self.buf.pop_front()?;
+        self.count(&b, false);
+        Some(b)
+    }
+
+    fn remove(&mut self, pos: usize) -> Option<Buffered<T>> {
+        let b = self.buf.remove(pos)?;
+        self.count(&b, false);
+        Some(b)
+    }
+}
+
 /// The engine: load indicators with [`Engine::upsert`], feed observations in
 /// time order with [`Engine::observe`].
 pub struct Engine<T> {
@@ -129,7 +178,7 @@ pub struct Engine<T> {
     by_id: HashMap<String, u32>,
     creators: HashSet<Arc<str>>,
     cache: HashMap<u32, Matcher>,
-    streams: HashMap<u32, VecDeque<Buffered<T>>>,
+    streams: HashMap<u32, Stream<T>>,
     cands: Vec<Target>,
     stats: Stats,
     since_sweep: u32,
@@ -334,7 +383,7 @@ impl<T: Clone> Engine<T> {
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.paths = self.index.path_count();
-        s.buffered = self.streams.values().map(VecDeque::len).sum();
+        s.buffered = self.streams.values().map(|st| st.buf.len()).sum();
         s
     }
 
@@ -484,20 +533,20 @@ impl<T: Clone> Engine<T> {
         hits: &mut Vec<Hit<T>>,
     ) {
         let cap = self.opts.max_buffered_per_pattern.max(1);
-        let buf = self.streams.entry(slot).or_default();
-        while let Some(front) = buf.front() {
-            if front.time.last < ob.first - window {
-                buf.pop_front();
-                self.stats.evicted_window += 1;
-            } else {
-                break;
-            }
+        let st = self.streams.entry(slot).or_default();
+        while st
+            .buf
+            .front()
+            .is_some_and(|f| f.time.last < ob.first - window)
+        {
+            st.pop_front();
+            self.stats.evicted_window += 1;
         }
-        while buf.len() >= cap {
-            buf.pop_front();
+        while st.buf.len() >= cap {
+            st.pop_front();
             self.stats.evicted_cap += 1;
         }
-        buf.push_back(Buffered {
+        st.push(Buffered {
             time: ObsTime::from(ob),
             leaves: matched.into_boxed_slice(),
             tag: tag.clone(),
@@ -510,13 +559,19 @@ impl<T: Clone> Engine<T> {
     }
 
     fn stream_search(&mut self, slot: u32, info: Arc<IndicatorInfo>, hits: &mut Vec<Hit<T>>) {
-        let Some(buf) = self.streams.get(&slot) else {
+        let Some(st) = self.streams.get(&slot) else {
             return;
         };
-        let times: Vec<ObsTime> = buf.iter().map(|b| b.time).collect();
         let Some(m) = self.cache.get(&slot) else {
             return;
         };
+        // Most of the time a pattern waits for a bracket nothing matched
+        // yet: no search, and no input built for it.
+        if !m.could_bind(&st.counts) {
+            return;
+        }
+        let buf = &st.buf;
+        let times: Vec<ObsTime> = buf.iter().map(|b| b.time).collect();
         let mut leaf_obs = vec![Vec::new(); m.leaf_count()];
         for (pos, b) in buf.iter().enumerate() {
             for &l in b.leaves.iter() {
@@ -534,18 +589,18 @@ impl<T: Clone> Engine<T> {
             }
         };
         let Some(binding) = found else { return };
-        let Some(buf) = self.streams.get_mut(&slot) else {
+        let Some(st) = self.streams.get_mut(&slot) else {
             return;
         };
         let observations = binding
             .iter()
-            .filter_map(|&p| buf.get(p))
+            .filter_map(|&p| st.buf.get(p))
             .map(|b| b.tag.clone())
             .collect();
         for &p in binding.iter().rev() {
-            buf.remove(p);
+            st.remove(p);
         }
-        if buf.is_empty() {
+        if st.buf.is_empty() {
             self.streams.remove(&slot);
         }
         self.stats.hits += 1;
@@ -559,16 +614,16 @@ impl<T: Clone> Engine<T> {
     pub fn sweep(&mut self, now: i128) {
         let mut evicted = 0u64;
         let slots = &self.slots;
-        self.streams.retain(|slot, buf| {
+        self.streams.retain(|slot, st| {
             let Some(Some(e)) = slots.get(*slot as usize) else {
                 return false;
             };
             let w = e.window.unwrap_or(0);
-            while buf.front().is_some_and(|f| f.time.last < now - w) {
-                buf.pop_front();
+            while st.buf.front().is_some_and(|f| f.time.last < now - w) {
+                st.pop_front();
                 evicted += 1;
             }
-            !buf.is_empty()
+            !st.buf.is_empty()
         });
         self.stats.evicted_window += evicted;
     }

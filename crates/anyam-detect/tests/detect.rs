@@ -242,6 +242,45 @@ fn normalisation_is_an_option() {
     assert!(Normalize::parse("case").is_err());
 }
 
+#[test]
+fn a_pattern_waiting_for_a_rare_observation_costs_no_search() {
+    let mut e: Engine<usize> = Engine::new(Options {
+        max_buffered_per_pattern: 1000,
+        ..Options::default()
+    });
+    e.upsert(Indicator::from_pattern(
+        "indicator--1",
+        "[ipv4-addr:value ISSUBSET '0.0.0.0/0'] FOLLOWEDBY [domain-name:value = 'rare.example']",
+    ))
+    .unwrap();
+    let mut hits = Vec::new();
+    for i in 0..5000 {
+        let ob = observation(
+            i,
+            i as i128 / 10,
+            1,
+            json!({"0": {"type": "ipv4-addr", "value": "10.1.2.3"}}),
+        );
+        e.observe(&ob, &i, &mut hits);
+    }
+    let s = e.stats();
+    assert!(hits.is_empty());
+    // One evaluation of the bracket per observation, and no search.
+    assert_eq!(s.evaluations, 5000);
+    assert_eq!(s.buffered, 1000);
+    assert_eq!(s.evicted_cap, 4000);
+    let rare = observation(
+        5000,
+        600,
+        1,
+        json!({"0": {"type": "domain-name", "value": "rare.example"}}),
+    );
+    e.observe(&rare, &5000, &mut hits);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].observations.len(), 2);
+    assert_eq!(hits[0].observations[1], 5000);
+}
+
 // ---- random indicator sets and streams against the reference matcher ----
 
 const IPS: &[&str] = &[

@@ -350,6 +350,24 @@ impl Matcher {
         }
     }
 
+    /// A cheap necessary condition for [`Matcher::solve`] to find a binding,
+    /// given how many observations each bracket matches: every bracket an
+    /// `AND` or `FOLLOWEDBY` needs has some, or one alternative of an `OR`
+    /// does. Times and multiplicities are not considered. A streaming
+    /// engine calls this before building the search's input, so that a
+    /// pattern waiting for a rare observation costs nothing per common one.
+    pub fn could_bind(&self, leaf_counts: &[usize]) -> bool {
+        fn go(n: &Node, c: &[usize]) -> bool {
+            match n {
+                Node::Leaf(l) => c.get(*l).is_some_and(|&k| k > 0),
+                Node::And(v) | Node::FollowedBy(v) => v.iter().all(|x| go(x, c)),
+                Node::Or(v) => v.iter().any(|x| go(x, c)),
+                Node::Within(e, _) | Node::Repeats(e, _) | Node::StartStop(e, _, _) => go(e, c),
+            }
+        }
+        go(&self.root, leaf_counts)
+    }
+
     /// Phase 2 alone: given each observation's time span and, per bracket,
     /// the ascending positions of the observations it matches, one binding
     /// (ascending positions, each once) or `None`. This lets a caller that
