@@ -242,3 +242,35 @@ pub fn recover_node_key(
     })?;
     Ok((s, revoked))
 }
+
+/// One node key of the node's history.
+pub struct HistoricKey {
+    pub key_id: String,
+    pub key: ed25519_dalek::VerifyingKey,
+    /// Its state now (active, retired by rotation, revoked).
+    pub status: anyam_trust::KeyStatus,
+}
+
+/// Every node key the node has had, oldest first: what a verifier of
+/// things the node signed over time (audit log heads, for one) needs after
+/// a rotation. Keys of a revoked branch are included with status `Revoked`
+/// so the caller decides. Empty for a node not started since recovery keys
+/// existed; its only key is then `keys/node.pub`.
+pub fn node_key_history(dir: &Path) -> Result<Vec<HistoricKey>> {
+    let trust = open_trust(dir)?;
+    if trust.self_node_id()?.is_none() {
+        return Ok(Vec::new());
+    }
+    let ring = trust.own_keyring()?;
+    let now = jiff::Timestamp::now();
+    let mut keys: Vec<_> = ring.keys().collect();
+    keys.sort_by_key(|(_, r)| r.valid_from);
+    Ok(keys
+        .into_iter()
+        .map(|(id, r)| HistoricKey {
+            key_id: id.to_string(),
+            key: r.key,
+            status: ring.status_at(id, now),
+        })
+        .collect())
+}

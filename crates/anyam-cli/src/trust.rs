@@ -160,19 +160,23 @@ pub fn key(cmd: KeyCmd) -> Result<ExitCode> {
                 if let Some((id, _)) = ring.active() {
                     println!("active key:  {id}");
                 }
-                for k in v["keys"].as_array().into_iter().flatten() {
+                // Oldest first, so the history reads as it happened.
+                for h in identity::node_key_history(&ctx.node.dir)? {
+                    let Some(r) = ring.get(&h.key_id) else {
+                        continue;
+                    };
+                    let status = serde_json::to_value(h.status).unwrap_or(Value::Null);
                     println!(
-                        "  {} {:<8} from {}{}{}",
-                        k["key_id"].as_str().unwrap_or(""),
-                        k["status"].as_str().unwrap_or(""),
-                        k["valid_from"].as_str().unwrap_or(""),
-                        k["retired_at"]
-                            .as_str()
-                            .map(|t| format!(", retired {t}"))
+                        "  {} {:<8} {} from {}{}{}",
+                        h.key_id,
+                        status.as_str().unwrap_or(""),
+                        anyam_trust::PublicKeyInfo::new(&h.key).public_key,
+                        anyam_trust::format_time(r.valid_from),
+                        r.retired_at
+                            .map(|t| format!(", retired {}", anyam_trust::format_time(t)))
                             .unwrap_or_default(),
-                        k["revoked_at"]
-                            .as_str()
-                            .map(|t| format!(", REVOKED {t}"))
+                        r.revoked_at
+                            .map(|t| format!(", REVOKED {}", anyam_trust::format_time(t)))
                             .unwrap_or_default(),
                     );
                 }
