@@ -381,7 +381,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
             poll(&mut engine, store.as_ref(), seq, a.normalize, &mut counts)?;
             *last_poll = Instant::now();
             if let Some(s) = sightings.as_mut() {
-                s.flush()?;
+                s.flush_or_warn();
             }
         }
         match record {

@@ -288,7 +288,7 @@ impl Sightings {
         }
         self.dirty.insert(key);
         if self.last_flush.elapsed() >= FLUSH {
-            self.flush()?;
+            self.flush_or_warn();
         }
         Ok(())
     }
@@ -321,11 +321,12 @@ impl Sightings {
     }
 
     fn flush_one(&mut self, indicator: &str) -> Result<()> {
-        let mut objs = std::mem::take(&mut self.pending);
+        let mut objs = self.pending.clone();
         if let Some(o) = self.object(indicator) {
             objs.push(o);
         }
         put(self.store.as_ref(), &self.collection, &objs)?;
+        self.pending.clear();
         if let Some(s) = self.state.get(indicator) {
             self.store.set_meta(&self.meta_key(indicator), &s.id)?;
         }
@@ -334,23 +335,38 @@ impl Sightings {
         Ok(())
     }
 
+    /// [`Sightings::flush`] during a run: a failure is reported and retried
+    /// at the next flush rather than ending detection.
+    pub fn flush_or_warn(&mut self) {
+        if let Err(e) = self.flush() {
+            eprintln!(
+                "{}",
+                json!({"warning": format!("writing sightings failed, will retry: {e:#}")})
+            );
+        }
+    }
+
     /// Writes every changed sighting (and the observed-data they cite) in
-    /// one transaction.
+    /// one transaction. On failure (e.g. the database stayed locked by
+    /// another writer past the busy timeout) nothing is forgotten: the
+    /// changes stay pending and the next flush writes them.
     pub fn flush(&mut self) -> Result<()> {
         self.last_flush = Instant::now();
         if self.dirty.is_empty() && self.pending.is_empty() {
             return Ok(());
         }
-        let mut keys: Vec<String> = self.dirty.drain().collect();
+        let mut keys: Vec<String> = self.dirty.iter().cloned().collect();
         keys.sort();
-        let mut objs = std::mem::take(&mut self.pending);
+        let mut objs = self.pending.clone();
         for k in &keys {
             if let Some(o) = self.object(k) {
                 objs.push(o);
             }
         }
         put(self.store.as_ref(), &self.collection, &objs)?;
+        self.pending.clear();
         for k in &keys {
+            self.dirty.remove(k);
             if let Some(s) = self.state.get(k) {
                 self.store.set_meta(&self.meta_key(k), &s.id)?;
             }
