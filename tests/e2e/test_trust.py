@@ -243,3 +243,37 @@ def test_compromise_recovery_end_to_end(pair, tmp_path):
     # The node still serves after its key changed.
     a.start()
     assert a.session().get(a.discovery_url).status_code == 200
+
+
+def test_interrupted_key_changes_complete_or_roll_back(make_node):
+    n = started(make_node, "crashy")
+    keys = n.dir / "keys"
+    before = n.cli("key", "show", "--json").stdout
+    # A new key written but never recorded (crash before the statement):
+    # discarded, the node keeps its key.
+    shutil.copy(keys / "recovery.key", keys / "node.key.next")
+    after = n.cli("key", "show", "--json").stdout
+    assert after == before
+    assert not (keys / "node.key.next").exists()
+    # First start interrupted after the recovery key file was written but
+    # before it was recorded: the next start reuses that file.
+    nid = json.loads(before)["node_id"]
+    for f in n.dir.glob("trust.db*"):
+        f.unlink()
+    n.start()
+    assert any(nid in line for line in n.output), n.output
+    n.stop()
+    assert json.loads(n.cli("key", "show", "--json").stdout)["node_id"] == nid
+
+
+def test_lost_trust_database_is_not_a_new_identity(make_node, tmp_path):
+    n = started(make_node, "lost")
+    shutil.move(n.dir / "keys" / "recovery.key", tmp_path / "offline.key")
+    for f in n.dir.glob("trust.db*"):
+        f.unlink()
+    # The node refuses to start rather than make itself a new identity.
+    with pytest.raises(AssertionError):
+        n.start()
+    assert "restore trust.db" in (n.dir.parent / "data.stderr.log").read_text()
+    r = n.cli("key", "show", check=False)
+    assert r.returncode == 1 and "key history" in r.stderr

@@ -85,6 +85,17 @@ pub fn ensure_recovery_key(dir: &Path) -> Result<Option<RecoveryCreated>> {
     let (private, public) = recovery_paths(dir);
     let recovery = if private.exists() {
         read_key_file(&private)?
+    } else if public.exists() {
+        // The node has a recovery key, kept offline, but no key history:
+        // the trust database was lost. Making a new recovery key would
+        // silently give the node a new identity that partners reject.
+        anyhow::bail!(
+            "{} exists but {} holds no key history; restore {TRUST_DB} from a backup, \
+             or put the recovery key back at {} to enroll the node key again",
+            public.display(),
+            dir.join(TRUST_DB).display(),
+            private.display()
+        );
     } else {
         let key = SigningKey::generate(&mut rand::rngs::OsRng);
         let pem = key

@@ -53,7 +53,7 @@ fn open(data: &DataArgs) -> Result<Ctx> {
     identity::complete_pending_key(&node.dir, &trust)?;
     let node_id = trust.self_node_id()?.with_context(|| {
         format!(
-            "{} has no recovery key yet; start the node once with `anyam serve` to create it",
+            "{} has no key history yet; start the node once with `anyam serve` (it creates the recovery key, or says what is missing)",
             node.dir.display()
         )
     })?;

@@ -232,6 +232,16 @@ impl Keyring {
                 let key = doc.key.verifying_key()?;
                 statement.require(&self.recovery)?;
                 statement.require(&key)?;
+                // The same key enrolled again (a node that lost its trust
+                // database and re-enrolled) adds nothing.
+                let first = self
+                    .keys
+                    .values()
+                    .filter(|r| r.introduced_by == Introducer::Recovery)
+                    .min_by_key(|r| r.valid_from);
+                if first.is_some_and(|r| r.key == key) {
+                    return Ok(false);
+                }
                 if !self.keys.is_empty() {
                     return Err(TrustError::Inconsistent(
                         "an enrollment can only introduce a node's first key; later keys come by rotation or revocation".into(),

@@ -1007,3 +1007,68 @@ proptest::proptest! {
         proptest::prop_assert_eq!(changed.check(&k.verifying_key()), SigCheck::Bad);
     }
 }
+
+#[test]
+fn enrollment_only_introduces_the_first_key() {
+    let a = TestNode::new("alpha", t(T0));
+    let mut ring = a.keyring();
+    // The same key enrolled again (a node that re-created its trust
+    // database) changes nothing; another key cannot be enrolled.
+    let again = keyring::enroll(&a.recovery, &a.node, t("2026-02-01T00:00:00Z")).expect("enroll");
+    assert!(!ring.apply(&again).expect("same key again"));
+    let other = keyring::enroll(&a.recovery, &key(), t("2026-02-01T00:00:00Z")).expect("enroll");
+    assert!(matches!(
+        ring.apply(&other),
+        Err(TrustError::Inconsistent(_))
+    ));
+    // A partner holding the first enrollment accepts an export carrying
+    // the second one.
+    let now = t("2026-03-01T00:00:00Z");
+    let (known, _) = descriptor::import(None, &a.export(now), now).expect("first");
+    let redone = DescriptorExport::new(a.descriptor(now).sign(&a.node).expect("sign"), vec![again]);
+    assert!(descriptor::import(Some(&known), &redone, now).is_ok());
+    // Statements of another node are refused.
+    let b = TestNode::new("bravo", t(T0));
+    assert!(ring.apply(&b.statements[0]).is_err());
+}
+
+#[test]
+fn a_revoked_key_is_good_before_its_revocation_only() {
+    let mut a = TestNode::new("alpha", t(T0));
+    let old = a.node.clone();
+    let old_id = key_id(&old.verifying_key());
+    let revoked_at = t("2026-03-01T00:00:00Z");
+    let new = key();
+    a.statements
+        .push(keyring::revoke(&a.recovery, &old_id, &new, revoked_at, None).expect("revocation"));
+    let ring = a.keyring();
+    let doc_time = t("2026-01-15T00:00:00Z");
+    let cases = [
+        (
+            "checked before the revocation",
+            t("2026-02-28T23:59:59Z"),
+            true,
+        ),
+        ("checked at the revocation", revoked_at, false),
+        (
+            "checked after the revocation",
+            t("2026-06-01T00:00:00Z"),
+            false,
+        ),
+    ];
+    for (name, now, ok) in cases {
+        assert_eq!(ring.accept(&old_id, doc_time, now).is_ok(), ok, "{name}");
+    }
+    assert!(
+        ring.accept(
+            &key_id(&new.verifying_key()),
+            doc_time,
+            t("2026-06-01T00:00:00Z")
+        )
+        .is_ok()
+    );
+    assert!(
+        ring.accept(&key_id(&key().verifying_key()), doc_time, revoked_at)
+            .is_err()
+    );
+}
