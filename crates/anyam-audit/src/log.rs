@@ -652,6 +652,10 @@ pub(crate) fn stored_size(conn: &Connection) -> Result<u64, AuditError> {
     Ok(max.map_or(0, |m| m as u64 + 1))
 }
 
+/// The perfect subtrees of a tree, biggest (leftmost) first, with their
+/// heights.
+type Frontier = Vec<(u32, Hash)>;
+
 /// Where this writer stands against the file, read inside a transaction
 /// that holds the write lock. `None` when the file holds the `known`
 /// entries this writer last wrote or saw. When another writer (a second
@@ -660,7 +664,7 @@ pub(crate) fn stored_size(conn: &Connection) -> Result<u64, AuditError> {
 /// from its tree cache, exactly as [`AuditLog::open`] reads them. Fewer
 /// entries than `known` means rows were cut behind this writer: appending
 /// would build on the cut log, so that is refused.
-fn catch_up(conn: &Connection, known: u64) -> Result<Option<(u64, Vec<(u32, Hash)>)>, AuditError> {
+fn catch_up(conn: &Connection, known: u64) -> Result<Option<(u64, Frontier)>, AuditError> {
     let size = stored_size(conn)?;
     if size == known {
         return Ok(None);

@@ -21,6 +21,7 @@
 //!
 //! Not the node's CLI or configuration loader (`anyam-cli`), not storage.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod ingest;
@@ -85,6 +86,10 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// Renders `/metrics`; `None` when no recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// The audit log every release, receipt and denial is recorded in.
+    /// `None` only in handler tests that do not look at auditing; the
+    /// server always has one.
+    pub audit: Option<Arc<audit::Auditor>>,
 }
 
 impl AppState {
@@ -99,9 +104,24 @@ impl AppState {
             store,
             settings: Arc::new(settings),
             metrics,
+            audit: None,
+        }
+    }
+
+    /// Record every release, receipt and denial in `auditor`.
+    pub fn with_audit(mut self, auditor: Arc<audit::Auditor>) -> AppState {
+        self.audit = Some(auditor);
+        self
+    }
+
+    /// Queue the event `make` builds, if auditing is on (the event is not
+    /// even built otherwise). Never waits for the disk.
+    pub(crate) fn record(&self, make: impl FnOnce() -> anyam_audit::Event) {
+        if let Some(a) = &self.audit {
+            a.record(make());
         }
     }
 }
 
 /// Names an API root may not take, because the server uses those paths.
-pub const RESERVED_ROOT_NAMES: &[&str] = &["taxii2", "metrics", "healthz"];
+pub const RESERVED_ROOT_NAMES: &[&str] = &["taxii2", "metrics", "healthz", "audit"];

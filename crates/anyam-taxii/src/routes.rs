@@ -1,9 +1,17 @@
 //! The TAXII 2.1 endpoints (TAXII 2.1 §4 and §5) and the few routes outside
-//! the TAXII tree (`/metrics`, `/healthz`).
+//! the TAXII tree (`/metrics`, `/healthz`, `/audit/head`).
+//!
+//! Every handler that releases objects records one `release` entry in the
+//! audit log per response, every POST one `receipt` entry, and every
+//! refusal (authentication, 403, and the 404 that hides a collection or
+//! status resource from a caller without rights) one `denial` entry with
+//! the real reason. The recording happens inside the blocking closure that
+//! made the decision, right after it, so no path answers without it.
 
 use std::net::SocketAddr;
 
-use anyam_policy::{Action, Principal};
+use anyam_audit::ObjectRef;
+use anyam_policy::{Action, Denied, Principal};
 use anyam_store::{Micros, Page, Query, Status, StatusDetail};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -12,11 +20,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::audit::{self, ReceiptCounts, Target};
 use crate::auth::AuthFailure;
 use crate::error::ApiError;
 use crate::ingest;
@@ -29,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/taxii2/", get(discovery))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/audit/head", get(audit_head).post(sign_audit_head))
         .route("/{root}/", get(api_root))
         .route("/{root}/status/{id}/", get(status))
         .route("/{root}/collections/", get(collections))
@@ -92,14 +103,17 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
-/// An authenticated caller whose `Accept` header admits a TAXII response.
-/// Extracting it performs authentication (401/429) and negotiation (406).
-pub struct Caller(pub Principal);
+/// An authenticated caller. Extracting it performs authentication (401,
+/// 429) and records a refusal in the audit log.
+pub struct Authenticated(pub Principal);
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Authenticated, ApiError> {
         let client = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -110,31 +124,152 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let auth = state.auth.clone();
-        let result =
-            blocking(move || Ok(auth.authenticate(authorization.as_deref(), &client))).await?;
-        let principal = match result {
-            Ok(p) => p,
-            Err(AuthFailure::Invalid) => {
-                metrics::counter!("anyam_auth_failures_total").increment(1);
-                return Err(ApiError::unauthorized());
-            }
-            Err(AuthFailure::Throttled(secs)) => {
-                let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins")
-                    .with_description(format!("Retry in {secs} seconds."));
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    e.headers.push((header::RETRY_AFTER, v));
+        let path = parts.uri.path().to_string();
+        let st = state.clone();
+        blocking(move || {
+            let failure = match st.auth.authenticate(authorization.as_deref(), &client) {
+                Ok(p) => return Ok(Authenticated(p)),
+                Err(f) => f,
+            };
+            let (reason, err) = match failure {
+                AuthFailure::Invalid => {
+                    metrics::counter!("anyam_auth_failures_total").increment(1);
+                    let reason = if authorization.is_some() {
+                        "authentication failed: unknown user, wrong password, disabled user, or an unknown, revoked or expired token"
+                    } else {
+                        "authentication failed: no credentials"
+                    };
+                    (reason.to_string(), ApiError::unauthorized())
                 }
-                return Err(e);
-            }
-            Err(AuthFailure::Internal(e)) => return Err(ApiError::internal(e)),
-        };
+                AuthFailure::Throttled(secs) => {
+                    let mut e =
+                        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins")
+                            .with_description(format!("Retry in {secs} seconds."));
+                    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                        e.headers.push((header::RETRY_AFTER, v));
+                    }
+                    (
+                        format!("throttled after repeated failed logins, for {secs} more seconds"),
+                        e,
+                    )
+                }
+                AuthFailure::Internal(e) => return Err(ApiError::internal(e)),
+            };
+            let (scheme, claimed) = claimed_identity(authorization.as_deref());
+            st.record(|| {
+                audit::auth_denial(&path, claimed, scheme, &client, reason, err.status.as_u16())
+            });
+            Err(err)
+        })
+        .await
+    }
+}
+
+/// The scheme of an `Authorization` header and, for Basic, the user name it
+/// claims: who tried, for the audit log. Never the password or token.
+fn claimed_identity(authorization: Option<&str>) -> (&'static str, Option<String>) {
+    let Some(value) = authorization else {
+        return ("none", None);
+    };
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return ("bearer", None);
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return ("other", None);
+    }
+    let user = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.split_once(':').map(|(u, _)| u.to_string()));
+    ("basic", user)
+}
+
+/// An authenticated caller whose `Accept` header admits a TAXII response.
+/// Extracting it performs authentication (401/429) and negotiation (406).
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
         if !accepts_taxii(&parts.headers) {
             return Err(ApiError::new(StatusCode::NOT_ACCEPTABLE, "Not acceptable")
                 .with_description(format!("This server answers with `{TAXII_21}`; the request's Accept header does not admit it.")));
         }
         Ok(Caller(principal))
     }
+}
+
+/// Turn a refusal of the release decision into the client's answer, after
+/// recording the real reason in the audit log. A "not found" is recorded
+/// only when the collection exists and the caller holds no right on it
+/// (it was hidden); one for a collection that does not exist is no
+/// refusal.
+fn refuse(st: &AppState, p: &Principal, root: &str, t: &Target<'_>, d: Denied) -> ApiError {
+    if st.audit.is_some() {
+        match &d {
+            Denied::Forbidden(why) => {
+                st.record(|| audit::denial(p, t, format!("forbidden: {why}"), 403));
+            }
+            Denied::NotFound => {
+                if let Some(reason) = hidden_collection(st, p, root, t.collection) {
+                    st.record(|| audit::denial(p, t, reason, 404));
+                }
+            }
+            Denied::Store(_) => {}
+        }
+    }
+    d.into()
+}
+
+/// Why the collection named `cid` (id or alias) is invisible to `p`, if it
+/// exists and is. This reads collection and grant records through the
+/// store, not the gate: it decides nothing and releases nothing, it only
+/// tells the audit log what the indistinguishable 404 stood for.
+fn hidden_collection(
+    st: &AppState,
+    p: &Principal,
+    root: &str,
+    cid: Option<&str>,
+) -> Option<String> {
+    let cid = cid?;
+    let found = match st.store.collection(root, cid) {
+        Ok(Some(c)) => Some(c),
+        Ok(None) => st
+            .store
+            .collections(root)
+            .ok()?
+            .into_iter()
+            .find(|c| c.alias.as_deref() == Some(cid)),
+        Err(_) => None,
+    }?;
+    let grant = st
+        .store
+        .grants(Some(&p.org))
+        .ok()?
+        .into_iter()
+        .find(|g| g.collection == found.id)
+        .map(|g| g.access)
+        .unwrap_or_default();
+    let effective = anyam_policy::effective_access(p, grant);
+    if effective.read || effective.write {
+        // Visible: the 404 was about something absent inside it.
+        return None;
+    }
+    Some(if grant.read || grant.write {
+        format!(
+            "hidden: the token's {:?} scope leaves organization {} no right on collection {} (answered 404, as for an absent collection)",
+            p.scope, p.org, found.id
+        )
+    } else {
+        format!(
+            "hidden: organization {} holds no grant on collection {} (answered 404, as for an absent collection)",
+            p.org, found.id
+        )
+    })
 }
 
 fn taxii_json(status: StatusCode, body: impl Into<Body>) -> Response {
@@ -259,10 +394,38 @@ fn status_json(s: &Status) -> Value {
 async fn status(
     State(st): State<AppState>,
     Path((root, id)): Path<(String, String)>,
+    uri: Uri,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
-    let gate = st.gate.clone();
-    let s = blocking(move || Ok(gate.status(&p, &root, &id)?)).await?;
+    let s = blocking(move || match st.gate.status(&p, &root, &id) {
+        Err(Denied::NotFound) => {
+            // Record a status resource hidden because another organization
+            // made the request; one that does not exist is no refusal.
+            if st.audit.is_some()
+                && let Ok(Some(other)) = st.store.status(&root, &id)
+            {
+                let t = Target {
+                    collection: None,
+                    path: uri.path(),
+                    query: None,
+                };
+                st.record(|| {
+                    audit::denial(
+                        &p,
+                        &t,
+                        format!(
+                            "hidden: status resource of organization {} (answered 404, as for an absent one)",
+                            other.owner_org
+                        ),
+                        404,
+                    )
+                });
+            }
+            Err(ApiError::not_found())
+        }
+        other => Ok(other?),
+    })
+    .await?;
     Ok(taxii_value(&status_json(&s)))
 }
 
@@ -305,17 +468,23 @@ async fn collections(
 async fn collection(
     State(st): State<AppState>,
     Path((root, cid)): Path<(String, String)>,
+    uri: Uri,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
-    let gate = st.gate.clone();
     let (c, a) = blocking(move || {
         // Any right at all makes the collection visible (TAXII 2.1 §5.2).
-        match gate.collection(&p, &root, &cid, Action::Read) {
-            Err(anyam_policy::Denied::Forbidden(_)) => {
-                Ok(gate.collection(&p, &root, &cid, Action::Write)?)
-            }
-            other => Ok(other?),
-        }
+        let decided = match st.gate.collection(&p, &root, &cid, Action::Read) {
+            Err(Denied::Forbidden(_)) => st.gate.collection(&p, &root, &cid, Action::Write),
+            other => other,
+        };
+        decided.map_err(|d| {
+            let t = Target {
+                collection: Some(&cid),
+                path: uri.path(),
+                query: None,
+            };
+            refuse(&st, &p, &root, &t, d)
+        })
     })
     .await?;
     Ok(taxii_value(&collection_json(&c, a)))
@@ -377,15 +546,50 @@ fn envelope(page: &Page<anyam_store::StoredObject>) -> Response {
     resp
 }
 
+/// The (id, version) pairs of a page of objects, for a release entry.
+fn object_refs(items: &[anyam_store::StoredObject]) -> Vec<ObjectRef> {
+    items
+        .iter()
+        .map(|o| ObjectRef {
+            id: o.id.clone(),
+            version: o.version.clone(),
+        })
+        .collect()
+}
+
+/// The (id, version) pairs a manifest or versions page lists.
+fn manifest_refs(items: &[anyam_store::ManifestEntry]) -> Vec<ObjectRef> {
+    items
+        .iter()
+        .map(|m| ObjectRef {
+            id: m.id.clone(),
+            version: m.version.clone(),
+        })
+        .collect()
+}
+
 async fn objects(
     State(st): State<AppState>,
     Path((root, cid)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
+    uri: Uri,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
     let q = query(&st, &raw, Endpoint::Listing)?;
-    let gate = st.gate.clone();
-    let page = blocking(move || Ok(gate.objects(&p, &root, &cid, &q)?)).await?;
+    let page = blocking(move || {
+        let t = Target {
+            collection: Some(&cid),
+            path: uri.path(),
+            query: raw.as_deref(),
+        };
+        let page = st
+            .gate
+            .objects(&p, &root, &cid, &q)
+            .map_err(|d| refuse(&st, &p, &root, &t, d))?;
+        st.record(|| audit::release(&p, &t, object_refs(&page.items), page.next.is_some()));
+        Ok(page)
+    })
+    .await?;
     metrics::counter!("anyam_objects_served_total").increment(page.items.len() as u64);
     Ok(envelope(&page))
 }
@@ -394,18 +598,32 @@ async fn object(
     State(st): State<AppState>,
     Path((root, cid, oid)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
+    uri: Uri,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
     let mut q = query(&st, &raw, Endpoint::Object)?;
     q.ids = vec![oid];
     let first_page = q.next.is_none();
-    let gate = st.gate.clone();
-    let page = blocking(move || Ok(gate.objects(&p, &root, &cid, &q)?)).await?;
-    // An object the caller cannot see, or that no version matches, does not
-    // exist for this request (TAXII 2.1 §5.5).
-    if page.items.is_empty() && first_page {
-        return Err(ApiError::not_found());
-    }
+    let page = blocking(move || {
+        let t = Target {
+            collection: Some(&cid),
+            path: uri.path(),
+            query: raw.as_deref(),
+        };
+        let page = st
+            .gate
+            .objects(&p, &root, &cid, &q)
+            .map_err(|d| refuse(&st, &p, &root, &t, d))?;
+        // An object the caller cannot see, or that no version matches, does
+        // not exist for this request (TAXII 2.1 §5.5): nothing released.
+        if page.items.is_empty() && first_page {
+            return Err(ApiError::not_found());
+        }
+        st.record(|| audit::release(&p, &t, object_refs(&page.items), page.next.is_some()));
+        Ok(page)
+    })
+    .await?;
+    metrics::counter!("anyam_objects_served_total").increment(page.items.len() as u64);
     Ok(envelope(&page))
 }
 
@@ -446,11 +664,24 @@ async fn manifest(
     State(st): State<AppState>,
     Path((root, cid)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
+    uri: Uri,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
     let q = query(&st, &raw, Endpoint::Listing)?;
-    let gate = st.gate.clone();
-    let page = blocking(move || Ok(gate.manifest(&p, &root, &cid, &q)?)).await?;
+    let page = blocking(move || {
+        let t = Target {
+            collection: Some(&cid),
+            path: uri.path(),
+            query: raw.as_deref(),
+        };
+        let page = st
+            .gate
+            .manifest(&p, &root, &cid, &q)
+            .map_err(|d| refuse(&st, &p, &root, &t, d))?;
+        st.record(|| audit::release(&p, &t, manifest_refs(&page.items), page.next.is_some()));
+        Ok(page)
+    })
+    .await?;
     Ok(manifest_json(&page, "objects"))
 }
 
@@ -458,15 +689,28 @@ async fn versions(
     State(st): State<AppState>,
     Path((root, cid, oid)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
+    uri: Uri,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
     let q = query(&st, &raw, Endpoint::Versions)?;
     let first_page = q.next.is_none();
-    let gate = st.gate.clone();
-    let page = blocking(move || Ok(gate.versions(&p, &root, &cid, &oid, &q)?)).await?;
-    if page.items.is_empty() && first_page {
-        return Err(ApiError::not_found());
-    }
+    let page = blocking(move || {
+        let t = Target {
+            collection: Some(&cid),
+            path: uri.path(),
+            query: raw.as_deref(),
+        };
+        let page = st
+            .gate
+            .versions(&p, &root, &cid, &oid, &q)
+            .map_err(|d| refuse(&st, &p, &root, &t, d))?;
+        if page.items.is_empty() && first_page {
+            return Err(ApiError::not_found());
+        }
+        st.record(|| audit::release(&p, &t, manifest_refs(&page.items), page.next.is_some()));
+        Ok(page)
+    })
+    .await?;
     Ok(manifest_json(&page, "versions"))
 }
 
@@ -474,12 +718,24 @@ async fn delete_object(
     State(st): State<AppState>,
     Path((root, cid, oid)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
+    uri: Uri,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
     let q = parse_query(raw.as_deref(), Endpoint::Delete, 1, 1)?;
-    let gate = st.gate.clone();
-    blocking(move || Ok(gate.delete(&p, &root, &cid, &oid, &q.versions, &q.spec_versions)?))
-        .await?;
+    blocking(move || {
+        let t = Target {
+            collection: Some(&cid),
+            path: uri.path(),
+            query: raw.as_deref(),
+        };
+        let removed = st
+            .gate
+            .delete(&p, &root, &cid, &oid, &q.versions, &q.spec_versions)
+            .map_err(|d| refuse(&st, &p, &root, &t, d))?;
+        st.record(|| audit::deletion(&p, &t, &oid, removed));
+        Ok(())
+    })
+    .await?;
     // TAXII 2.1 §5.6: success is 200 with no body.
     Ok(StatusCode::OK.into_response())
 }
@@ -498,14 +754,26 @@ async fn add_objects(
     State(st): State<AppState>,
     Path((root, cid)): Path<(String, String)>,
     headers: HeaderMap,
+    uri: Uri,
     Caller(p): Caller,
     body: Body,
 ) -> Result<Response, ApiError> {
     let r = load_root(&st, root.clone()).await?;
-    let gate = st.gate.clone();
-    let (p2, root2, cid2) = (p.clone(), root.clone(), cid.clone());
-    let (coll, _) =
-        blocking(move || Ok(gate.collection(&p2, &root2, &cid2, Action::Write)?)).await?;
+    let st2 = st.clone();
+    let (p2, root2, cid2, uri2) = (p.clone(), root.clone(), cid.clone(), uri.clone());
+    let (coll, _) = blocking(move || {
+        st2.gate
+            .collection(&p2, &root2, &cid2, Action::Write)
+            .map_err(|d| {
+                let t = Target {
+                    collection: Some(&cid2),
+                    path: uri2.path(),
+                    query: None,
+                };
+                refuse(&st2, &p2, &root2, &t, d)
+            })
+    })
+    .await?;
     if !is_taxii_body(&headers) {
         return Err(
             ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
@@ -529,8 +797,8 @@ async fn add_objects(
     let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| too_large())?;
-    let store = st.store.clone();
     let status = blocking(move || {
+        let store = &st.store;
         let text = std::str::from_utf8(&bytes)
             .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
         let env: InEnvelope<'_> = serde_json::from_str(text)
@@ -547,15 +815,16 @@ async fn add_objects(
         }
         let outcomes = store.put_objects(&coll.id, &ready)?;
         let mut successes = Vec::with_capacity(ready.len());
+        let mut unchanged = 0u64;
         for (o, outcome) in ready.iter().zip(outcomes) {
             let version = |added: Micros| o.version.clone().unwrap_or_else(|| fmt_micros(added));
             match outcome {
                 anyam_store::PutOutcome::Added(m) => successes.push(StatusDetail { id: o.id.clone(), version: version(m), message: None }),
-                anyam_store::PutOutcome::Unchanged(m) => successes.push(StatusDetail {
+                anyam_store::PutOutcome::Unchanged(m) => { unchanged += 1; successes.push(StatusDetail {
                     id: o.id.clone(),
                     version: version(m),
                     message: Some("already stored with identical content".into()),
-                }),
+                }) }
                 anyam_store::PutOutcome::Conflict => failures.push(StatusDetail {
                     id: o.id.clone(),
                     version: o.version.clone().unwrap_or_default(),
@@ -570,7 +839,7 @@ async fn add_objects(
         metrics::counter!("anyam_objects_rejected_total").increment(failures.len() as u64);
         let status = Status {
             id: uuid::Uuid::new_v4().to_string(),
-            api_root: root,
+            api_root: root.clone(),
             owner_org: p.org.clone(),
             status: "complete".into(),
             request_timestamp,
@@ -580,6 +849,22 @@ async fn add_objects(
             pendings: Vec::new(),
         };
         store.put_status(&status)?;
+        // The collection as named in the path, like every other entry.
+        let t = Target { collection: Some(&cid), path: uri.path(), query: None };
+        st.record(|| {
+            let stored = status
+                .successes
+                .iter()
+                .map(|d| ObjectRef { id: d.id.clone(), version: d.version.clone() })
+                .collect();
+            let counts = ReceiptCounts {
+                total: status.total_count,
+                added: status.successes.len() as u64 - unchanged,
+                unchanged,
+                rejected: status.failures.len() as u64,
+            };
+            audit::receipt(&p, &t, stored, &status.id, counts)
+        });
         Ok(status)
     })
     .await?;
@@ -590,6 +875,68 @@ async fn add_objects(
 }
 
 // --- Outside the TAXII tree ---------------------------------------------------------
+
+fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response {
+    let mut resp = (status, serde_json::to_vec(v).unwrap_or_default()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// `GET /audit/head`: the latest signed tree head of the audit log, for
+/// any authenticated caller (partners keep the heads they saw, which is
+/// what makes a later rewrite of the log detectable).
+async fn audit_head(
+    State(st): State<AppState>,
+    Authenticated(_): Authenticated,
+) -> Result<Response, ApiError> {
+    let Some(a) = st.audit.clone() else {
+        return Err(ApiError::not_found());
+    };
+    let head = blocking(move || a.log().latest_head().map_err(ApiError::internal)).await?;
+    match head {
+        Some(h) => Ok(json_response(StatusCode::OK, &h)),
+        None => Err(ApiError::not_found()
+            .with_description("The node has not signed an audit tree head yet.")),
+    }
+}
+
+/// `POST /audit/head`: sign a head over everything recorded so far, now
+/// (node administrators only; each head costs a signature and a commit).
+async fn sign_audit_head(
+    State(st): State<AppState>,
+    uri: Uri,
+    Authenticated(p): Authenticated,
+) -> Result<Response, ApiError> {
+    let Some(a) = st.audit.clone() else {
+        return Err(ApiError::not_found());
+    };
+    let head = blocking(move || {
+        if !p.is_admin {
+            let t = Target {
+                collection: None,
+                path: uri.path(),
+                query: None,
+            };
+            st.record(|| {
+                audit::denial(
+                    &p,
+                    &t,
+                    "forbidden: only node administrators sign audit heads on demand".into(),
+                    403,
+                )
+            });
+            return Err(ApiError::forbidden(
+                "Only node administrators sign audit heads on demand.",
+            ));
+        }
+        a.sign_head().map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &head))
+}
 
 async fn metrics(State(st): State<AppState>) -> Response {
     match &st.metrics {

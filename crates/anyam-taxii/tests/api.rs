@@ -1,15 +1,18 @@
-//! Handler tests: the real router over a real SQLite store in a temporary
-//! directory, driven in process (no socket). The end-to-end suite drives the
-//! real binary over HTTP with the OASIS clients.
+//! Handler tests: the real router over a real SQLite store and a real audit
+//! log in a temporary directory, driven in process (no socket). The
+//! end-to-end suite drives the real binary over HTTP with the OASIS clients.
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use anyam_audit::{AuditLog, AuditOptions, Entry, Kind, ObjectRef, TrustedKeys};
 use anyam_store::{
     Access, ApiRoot, Collection, Grant, Organization, SqliteOptions, SqliteStore, Store, Token,
     TokenScope, User,
 };
+use anyam_taxii::audit::{Auditor, HeadSigner};
 use anyam_taxii::{ApiSettings, AppState, app, auth};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -24,9 +27,35 @@ const WO_COLL: &str = "9b3e3e0c-5d57-4a0e-8f29-3a2b1f6c0002";
 const HIDDEN_COLL: &str = "9b3e3e0c-5d57-4a0e-8f29-3a2b1f6c0003";
 
 struct Node {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     store: Arc<dyn Store>,
+    audit: Arc<Auditor>,
     router: axum::Router,
+}
+
+/// The key the test node signs audit heads with.
+fn head_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+}
+
+/// One Prometheus recorder for the whole test binary, so that the audit
+/// counters can be read back (they are global, like the server's).
+fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .unwrap()
+    })
+}
+
+/// A counter's value in the rendered metrics.
+fn counter(name: &str) -> f64 {
+    metrics()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn user(store: &dyn Store, name: &str, org: &str, password: &str) {
@@ -116,10 +145,17 @@ fn node() -> Node {
         max_limit: 100,
         ..ApiSettings::default()
     };
-    let router = app(AppState::new(store.clone(), settings, None));
+    let log =
+        Arc::new(AuditLog::open(&dir.path().join("audit.db"), AuditOptions::default()).unwrap());
+    let signer: HeadSigner =
+        Arc::new(|log: &AuditLog| log.sign_head(&head_key(), jiff::Timestamp::now()));
+    let audit = Arc::new(Auditor::new(log, Some(signer)).unwrap());
+    metrics();
+    let router = app(AppState::new(store.clone(), settings, None).with_audit(audit.clone()));
     Node {
-        _dir: dir,
+        dir,
         store,
+        audit,
         router,
     }
 }
@@ -173,6 +209,18 @@ impl Node {
             headers,
             body,
         }
+    }
+
+    /// The audit entries from sequence number `from` on, once everything
+    /// queued so far is committed.
+    fn entries(&self, from: u64) -> Vec<Entry> {
+        self.audit.flush().unwrap();
+        self.audit.log().entries(from..u64::MAX / 2).unwrap()
+    }
+
+    fn audit_size(&self) -> u64 {
+        self.audit.flush().unwrap();
+        self.audit.log().size().unwrap()
     }
 
     async fn get(&self, uri: &str) -> Resp {
@@ -621,4 +669,412 @@ async fn repeated_failures_are_throttled() {
         .await;
     assert_taxii_error(&r, 429);
     assert!(r.headers.contains_key(header::RETRY_AFTER));
+}
+
+// --- The audit log ------------------------------------------------------------------
+
+const V2: &str = "2024-01-02T00:00:00.000Z";
+const V3: &str = "2024-01-03T00:00:00.000Z";
+
+fn ind_id(n: u32) -> String {
+    format!("indicator--00000000-0000-4000-8000-{n:012}")
+}
+
+fn refs(pairs: &[(String, &str)]) -> Vec<ObjectRef> {
+    pairs
+        .iter()
+        .map(|(id, v)| ObjectRef {
+            id: id.clone(),
+            version: (*v).to_string(),
+        })
+        .collect()
+}
+
+/// The (id, modified) pairs of the objects a response served.
+fn served(r: &Resp) -> Vec<ObjectRef> {
+    r.body["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| ObjectRef {
+            id: o["id"].as_str().unwrap().into(),
+            version: o["modified"].as_str().unwrap().into(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn audit_records_one_entry_per_release_and_receipt_with_exact_versions() {
+    let n = node();
+    let a = basic("alice", "alice-pw");
+    let objs: Vec<Value> = (1..=3).map(|i| indicator(i, V2)).collect();
+    let r = n.post_objects(&a, objs).await;
+    assert_eq!(r.status, 202);
+    let e = n.entries(0);
+    assert_eq!(e.len(), 1, "{e:?}");
+    let rec = &e[0].event;
+    assert_eq!(rec.kind, Kind::Receipt);
+    assert_eq!(rec.actor, "alice");
+    assert_eq!(rec.parties, ["host"]);
+    assert_eq!(rec.what.collection.as_deref(), Some(COLL));
+    assert_eq!(
+        rec.what.path.as_deref(),
+        Some(&*format!("/r/collections/{COLL}/objects/"))
+    );
+    assert_eq!(
+        rec.what.objects,
+        refs(&[(ind_id(1), V2), (ind_id(2), V2), (ind_id(3), V2)])
+    );
+    assert_eq!(rec.why, "write grant of organization host");
+    assert_eq!(
+        rec.details,
+        json!({"status_id": r.body["id"], "total": 3, "added": 3, "unchanged": 0, "rejected": 0})
+    );
+
+    // One already stored, one new version, one invalid: the entry lists
+    // the two stored versions and counts the rest.
+    let mut bad = indicator(4, V2);
+    bad["pattern"] = json!("[nonsense");
+    let r = n
+        .post_objects(&a, vec![indicator(1, V2), indicator(1, V3), bad])
+        .await;
+    let e = n.entries(1);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].seq, 1);
+    assert_eq!(
+        e[0].event.what.objects,
+        refs(&[(ind_id(1), V2), (ind_id(1), V3)])
+    );
+    assert_eq!(
+        e[0].event.details,
+        json!({"status_id": r.body["id"], "total": 3, "added": 1, "unchanged": 1, "rejected": 1})
+    );
+
+    // Each successful read is one release entry listing exactly what the
+    // response carried.
+    let objects = format!("/r/collections/{COLL}/objects/");
+    let all = n.get(&format!("{objects}?match[version]=all")).await;
+    assert_eq!(
+        served(&all),
+        refs(&[
+            (ind_id(1), V2),
+            (ind_id(2), V2),
+            (ind_id(3), V2),
+            (ind_id(1), V3)
+        ])
+    );
+    let one = n
+        .get(&format!("{objects}{}/?match[version]=all", ind_id(1)))
+        .await;
+    let versions = n.get(&format!("{objects}{}/versions/", ind_id(1))).await;
+    assert_eq!(versions.body["versions"], json!([V2, V3]));
+    let manifest = n
+        .get(&format!("/r/collections/{COLL}/manifest/?limit=2"))
+        .await;
+    assert_eq!(manifest.body["more"], true);
+    // An absent object in a readable collection releases nothing and
+    // refuses nothing: no entry.
+    assert_taxii_error(&n.get(&format!("{objects}{}/", ind_id(99))).await, 404);
+
+    let e = n.entries(2);
+    assert_eq!(e.len(), 4, "{e:?}");
+    for (entry, path) in e.iter().zip([
+        objects.clone(),
+        format!("{objects}{}/", ind_id(1)),
+        format!("{objects}{}/versions/", ind_id(1)),
+        format!("/r/collections/{COLL}/manifest/"),
+    ]) {
+        let ev = &entry.event;
+        assert_eq!(ev.kind, Kind::Release);
+        assert_eq!(ev.actor, "alice");
+        assert_eq!(ev.parties, ["host"]);
+        assert_eq!(ev.what.collection.as_deref(), Some(COLL));
+        assert_eq!(ev.what.path.as_deref(), Some(&*path));
+        assert_eq!(ev.why, "read grant of organization host");
+    }
+    assert_eq!(e[0].event.what.objects, served(&all));
+    assert_eq!(
+        e[0].event.details,
+        json!({"more": false, "query": "match[version]=all"})
+    );
+    assert_eq!(e[1].event.what.objects, served(&one));
+    assert_eq!(
+        e[1].event.what.objects,
+        refs(&[(ind_id(1), V2), (ind_id(1), V3)])
+    );
+    assert_eq!(
+        e[2].event.what.objects,
+        refs(&[(ind_id(1), V2), (ind_id(1), V3)])
+    );
+    // The manifest lists the latest version of each object, by date added.
+    assert_eq!(
+        e[3].event.what.objects,
+        refs(&[(ind_id(2), V2), (ind_id(3), V2)])
+    );
+    assert_eq!(
+        e[3].event.details,
+        json!({"more": true, "query": "limit=2"})
+    );
+
+    // The entries are in the tamper-evident log proper: a signed head over
+    // them verifies.
+    n.audit.sign_head().unwrap();
+    let report = anyam_audit::verify(
+        n.audit.log(),
+        &TrustedKeys::new([head_key().verifying_key()]),
+    )
+    .unwrap();
+    assert_eq!(report.entries, 6);
+}
+
+#[tokio::test]
+async fn audit_records_every_refusal_with_its_real_reason() {
+    let n = node();
+    let a = basic("alice", "alice-pw");
+    let bob = basic("bob", "bob-pw");
+    let posted = n.post_objects(&a, vec![indicator(1, V2)]).await;
+    let status_id = posted.body["id"].as_str().unwrap().to_string();
+    let (secret, sha256) = auth::new_token();
+    n.store
+        .create_token(&Token {
+            id: "ro".into(),
+            user: "alice".into(),
+            sha256,
+            label: String::new(),
+            created: 0,
+            expires: None,
+            scope: TokenScope::ReadOnly,
+            revoked: false,
+        })
+        .unwrap();
+    let from = n.audit_size();
+    let missing = "00000000-0000-4000-8000-000000000000";
+
+    // bob's organization may write COLL but not read it: 403.
+    let r = n
+        .call(
+            Method::GET,
+            &format!("/r/collections/{COLL}/objects/"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_taxii_error(&r, 403);
+    // No grant at all on HIDDEN_COLL: the same 404 as a collection that
+    // does not exist, but the log says which it was.
+    let hidden = n
+        .call(
+            Method::GET,
+            &format!("/r/collections/{HIDDEN_COLL}/manifest/"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    let absent = n
+        .call(
+            Method::GET,
+            &format!("/r/collections/{missing}/manifest/"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_taxii_error(&hidden, 404);
+    assert_eq!(hidden.body, absent.body);
+    let hidden_post = n
+        .call(
+            Method::POST,
+            &format!("/r/collections/{HIDDEN_COLL}/objects/"),
+            Some(&bob),
+            Some((TAXII, b"{\"objects\": []}".to_vec())),
+        )
+        .await;
+    assert_taxii_error(&hidden_post, 404);
+    // Another organization's status resource.
+    let st = n
+        .call(
+            Method::GET,
+            &format!("/r/status/{status_id}/"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_taxii_error(&st, 404);
+    // A read-only token writing.
+    let r = n
+        .post_objects(&format!("Bearer {secret}"), vec![indicator(2, V2)])
+        .await;
+    assert_taxii_error(&r, 403);
+    // Authentication failures, with and without credentials.
+    let r = n
+        .call(
+            Method::GET,
+            "/taxii2/",
+            Some(&basic("alice", "not-the-password")),
+            None,
+        )
+        .await;
+    assert_taxii_error(&r, 401);
+    assert_taxii_error(&n.call(Method::GET, "/r/", None, None).await, 401);
+
+    let e = n.entries(from);
+    let got: Vec<(String, String, Option<String>, String, Value)> = e
+        .iter()
+        .map(|x| {
+            let ev = &x.event;
+            assert_eq!(ev.kind, Kind::Denial, "{x:?}");
+            (
+                ev.actor.clone(),
+                ev.parties.join(","),
+                ev.what.collection.clone(),
+                ev.why.clone(),
+                ev.details["http_status"].clone(),
+            )
+        })
+        .collect();
+    let hidden_why = format!(
+        "hidden: organization sensor holds no grant on collection {HIDDEN_COLL} (answered 404, as for an absent collection)"
+    );
+    let want: Vec<(String, String, Option<String>, String, Value)> = vec![
+        (
+            "bob".into(),
+            "sensor".into(),
+            Some(COLL.into()),
+            "forbidden: the caller may not read this collection".into(),
+            json!(403),
+        ),
+        (
+            "bob".into(),
+            "sensor".into(),
+            Some(HIDDEN_COLL.into()),
+            hidden_why.clone(),
+            json!(404),
+        ),
+        // (the absent collection is no refusal: no entry)
+        (
+            "bob".into(),
+            "sensor".into(),
+            Some(HIDDEN_COLL.into()),
+            hidden_why,
+            json!(404),
+        ),
+        (
+            "bob".into(),
+            "sensor".into(),
+            None,
+            "hidden: status resource of organization host (answered 404, as for an absent one)"
+                .into(),
+            json!(404),
+        ),
+        (
+            "alice".into(),
+            "host".into(),
+            Some(COLL.into()),
+            "forbidden: the caller may not write to this collection".into(),
+            json!(403),
+        ),
+        (
+            "unauthenticated".into(),
+            String::new(),
+            None,
+            "authentication failed: unknown user, wrong password, disabled user, or an unknown, revoked or expired token".into(),
+            json!(401),
+        ),
+        (
+            "unauthenticated".into(),
+            String::new(),
+            None,
+            "authentication failed: no credentials".into(),
+            json!(401),
+        ),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(
+        e[3].event.what.path.as_deref(),
+        Some(&*format!("/r/status/{status_id}/"))
+    );
+    assert_eq!(e[5].event.details["claimed_user"], "alice");
+    assert_eq!(e[5].event.details["scheme"], "basic");
+    assert_eq!(e[6].event.details["scheme"], "none");
+    // Secrets never reach the log.
+    let text = serde_json::to_string(&e).unwrap();
+    assert!(!text.contains("not-the-password") && !text.contains(&secret));
+}
+
+#[tokio::test]
+async fn audit_heads_are_served_and_signed_on_demand() {
+    let n = node();
+    let head_url = "/audit/head";
+    // Authentication is required, and there is no head before one is signed.
+    assert_taxii_error(&n.call(Method::GET, head_url, None, None).await, 401);
+    assert_taxii_error(&n.get(head_url).await, 404);
+    // Only node administrators sign on demand; the refusal is recorded.
+    let r = n
+        .call(
+            Method::POST,
+            head_url,
+            Some(&basic("alice", "alice-pw")),
+            None,
+        )
+        .await;
+    assert_taxii_error(&r, 403);
+    n.store
+        .create_user(&User {
+            name: "root".into(),
+            org: "host".into(),
+            password_phc: Some(auth::hash_password("root-pw").unwrap()),
+            is_admin: true,
+            generation: 0,
+            disabled: false,
+        })
+        .unwrap();
+    let r = n
+        .call(
+            Method::POST,
+            head_url,
+            Some(&basic("root", "root-pw")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
+    let size = n.audit_size();
+    assert_eq!(size, 2, "two denials (401, 403) and nothing else");
+    assert_eq!(r.body["tree_size"], size);
+    let head: anyam_audit::SignedTreeHead = serde_json::from_value(r.body.clone()).unwrap();
+    head.verify(&TrustedKeys::new([head_key().verifying_key()]))
+        .unwrap();
+    assert_eq!(head.head.root_hash, n.audit.log().root_at(size).unwrap());
+    let latest = n.get(head_url).await;
+    assert_eq!(latest.status, 200);
+    assert_eq!(latest.body, r.body);
+}
+
+#[tokio::test]
+async fn a_failing_audit_writer_is_loud_but_never_fails_a_request() {
+    let n = node();
+    n.post_objects(&basic("alice", "alice-pw"), vec![indicator(1, V2)])
+        .await;
+    assert_eq!(n.audit_size(), 1);
+    let failures = counter("anyam_audit_failures_total");
+    // Cut the log behind the writer (as an attacker with the file would):
+    // every append from now on fails.
+    let raw = rusqlite::Connection::open(n.dir.path().join("audit.db")).unwrap();
+    raw.execute_batch("DROP TRIGGER entries_append_only_d; DELETE FROM entries;")
+        .unwrap();
+    for _ in 0..3 {
+        let r = n.get(&format!("/r/collections/{COLL}/objects/")).await;
+        assert_eq!(
+            r.status, 200,
+            "the response does not depend on the audit log"
+        );
+        assert_eq!(r.body["objects"].as_array().unwrap().len(), 1);
+    }
+    assert!(n.audit.flush().is_err());
+    // The watcher counts each lost entry (and logs an error).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while counter("anyam_audit_failures_total") < failures + 3.0 {
+        assert!(std::time::Instant::now() < deadline, "no failure counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(counter("anyam_audit_entries_total") >= 1.0);
 }
