@@ -42,7 +42,11 @@
 //! reason when not ([`NotInForce`]): every party signed with a key its
 //! keyring accepts; the validity dates hold; no later version signed by
 //! all its parties has begun; no party's [`Termination`] notice has run
-//! its notice period. [`view`] flattens the agreements in force into
+//! its notice period, counted from the notice's date or from its receipt
+//! here when that is later ([`Notice`]), so a party cannot shorten the
+//! period by backdating. A termination ends the version it names and
+//! earlier ones; a later version signed again by everyone is a fresh
+//! commitment. [`view`] flattens the agreements in force into
 //! [`AgreementsInForce`], the serde type the release decision consumes.
 //! An agreement with more than two parties is a sharing group; its member
 //! list lives only in these documents and that view, which are for the
@@ -53,11 +57,19 @@
 //! no confidence); source reliability A–F rides in a property extension
 //! whose extension-definition this crate provides.
 //!
+//! **Times.** Documents write RFC 3339 UTC times truncated to the
+//! microsecond, so that a rotation and a document made in the same second
+//! still compare in the order they happened.
+//!
 //! **Storage** ([`TrustStore`]). One SQLite file of its own (`trust.db` in
 //! the node's data directory; WAL, `synchronous=FULL`): the local node's
 //! key statements, partners' descriptors and statements, every agreement
-//! version with every signature held, termination notices. Backups of a
-//! node must include it with the keys directory.
+//! version with every signature held (signatures are merged as copies
+//! come back from the parties), termination notices with when they
+//! arrived. Backups of a node must include it with the keys directory
+//! ([`TrustStore::backup_to`] writes a consistent copy); the keyrings are
+//! rebuilt from the stored statements on every open, never cached. The
+//! policy engine reads [`TrustStore::in_force_view`].
 //!
 //! # What it is not
 //!

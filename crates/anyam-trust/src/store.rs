@@ -93,6 +93,17 @@ impl TrustStore {
         Ok(TrustStore { conn })
     }
 
+    /// Write a consistent copy of the database to `dest` (which must not
+    /// exist), for `anyam backup`: the copy is taken in one read
+    /// transaction, so it is whole even while commands write.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| TrustError::Malformed("backup path is not UTF-8".into()))?;
+        self.conn.execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
+    }
+
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn

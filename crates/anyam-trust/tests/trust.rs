@@ -809,6 +809,15 @@ fn trust_store_keeps_versions_signatures_partners() {
         KeyStatus::Retired
     );
     assert_eq!(store.statements(&a.id()).expect("statements").len(), 2);
+
+    // A backup holds everything and opens as a trust database.
+    let copy = dir.path().join("backup.db");
+    store.backup_to(&copy).expect("backup");
+    let restored = TrustStore::open(&copy).expect("open backup");
+    assert_eq!(restored.self_node_id().expect("self"), Some(a.id()));
+    assert_eq!(restored.agreements().expect("all").len(), 2);
+    assert_eq!(restored.terminations().expect("notices").len(), 1);
+    assert_eq!(restored.partners().expect("partners").len(), 1);
 }
 
 #[test]
