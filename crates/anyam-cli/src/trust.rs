@@ -82,8 +82,12 @@ fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
         Some(p) => std::fs::write(p, format!("{text}\n"))
             .with_context(|| format!("writing {}", p.display())),
         None => {
-            println!("{text}");
-            Ok(())
+            use std::io::Write;
+            // A reader that stops early (`| head`) is not an error.
+            match writeln!(std::io::stdout().lock(), "{text}") {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.context("writing to standard output"),
+            }
         }
     }
 }
@@ -154,7 +158,7 @@ pub fn key(cmd: KeyCmd) -> Result<ExitCode> {
             let (rec_private, _) = identity::recovery_paths(&ctx.node.dir);
             v["recovery_key_file_present"] = json!(rec_private.exists());
             if json {
-                println!("{}", pretty(&v));
+                write_output(None, &pretty(&v))?;
             } else {
                 println!("node id:     {}", ring.node_id());
                 if let Some((id, _)) = ring.active() {
@@ -434,7 +438,7 @@ pub fn partner(cmd: PartnerCmd) -> Result<ExitCode> {
                         })
                     })
                     .collect();
-                println!("{}", pretty(&v));
+                write_output(None, &pretty(&v))?;
             } else {
                 for p in &partners {
                     println!(
@@ -464,7 +468,7 @@ pub fn partner(cmd: PartnerCmd) -> Result<ExitCode> {
                 "updated_at": p.updated_at,
             });
             if json {
-                println!("{}", pretty(&v));
+                write_output(None, &pretty(&v))?;
             } else {
                 let d = &p.descriptor;
                 println!("node:       {} ({})", d.node_name, d.node_id);
@@ -980,7 +984,7 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
                 ctx.trust.evaluate(&target, version, now)?
             };
             if json {
-                println!("{}", pretty(&status_json(&status)));
+                write_output(None, &pretty(&status_json(&status)))?;
             } else {
                 println!("{}", status_text(&status));
             }
@@ -1020,7 +1024,7 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
                         })
                     })
                     .collect();
-                println!("{}", pretty(&v));
+                write_output(None, &pretty(&v))?;
             } else {
                 for (a, st) in &rows {
                     let names: Vec<&str> = a.parties.iter().map(|p| p.node_name.as_str()).collect();
@@ -1093,7 +1097,7 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
         AgreementCmd::InForce { data } => {
             let ctx = open(&data)?;
             let v = ctx.trust.in_force_view(Timestamp::now())?;
-            println!("{}", pretty(&v));
+            write_output(None, &pretty(&v))?;
             Ok(ExitCode::SUCCESS)
         }
     }
