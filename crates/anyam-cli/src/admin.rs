@@ -1,20 +1,55 @@
 //! Administration commands: users, organizations, tokens, API roots,
 //! collections, grants and backups. They work on the data directory
 //! directly, also while the node is serving; changes take effect at once.
+//! Every change is recorded as an `admin` entry of the audit log, by the
+//! local operator (see [`audit::operator`]), before the command reports
+//! success.
 
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyam_audit::{Event, Kind};
 use anyam_store::{Access, ApiRoot, Collection, Grant, Organization, Token, TokenScope, User};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
 
-use crate::DataArgs;
 use crate::node::{self, Node};
+use crate::{DataArgs, audit};
 
 fn open(d: &DataArgs) -> Result<Node> {
     node::open_existing(&d.data_dir, d.config.as_deref())
+}
+
+/// Record a change `anyam <command>` made in the node's audit log: the
+/// resource changed (`path`), the organizations concerned (`parties`) and
+/// what was set (`details`, never a password or token secret).
+fn audited(
+    n: &Node,
+    command: &str,
+    path: String,
+    parties: Vec<String>,
+    details: serde_json::Value,
+    build: impl FnOnce(&mut Event),
+) -> Result<()> {
+    audit::record_operator_event(&n.dir, &n.config, Kind::Admin, |e| {
+        e.what.path = Some(path);
+        e.parties = parties;
+        e.why = format!("operator command `anyam {command}`");
+        let mut d = json!({ "command": command });
+        if let (Some(d), serde_json::Value::Object(more)) = (d.as_object_mut(), details) {
+            d.extend(more);
+        }
+        e.details = d;
+        build(e);
+    })?;
+    Ok(())
+}
+
+/// The organization of user `name`, for the parties of an entry.
+fn org_of(n: &Node, name: &str) -> Result<Vec<String>> {
+    Ok(n.store.user(name)?.map(|u| vec![u.org]).unwrap_or_default())
 }
 
 /// Where a new password comes from; never a prompt, so every command is
@@ -122,12 +157,20 @@ pub fn user(cmd: UserCmd) -> Result<ExitCode> {
             let phc = anyam_taxii::auth::hash_password(&pw).map_err(anyhow::Error::msg)?;
             n.store.create_user(&User {
                 name: name.clone(),
-                org,
+                org: org.clone(),
                 password_phc: Some(phc),
                 is_admin: admin,
                 generation: 0,
                 disabled: false,
             })?;
+            audited(
+                &n,
+                "user add",
+                format!("user/{name}"),
+                vec![org.clone()],
+                json!({ "user": name, "org": org, "admin": admin }),
+                |_| {},
+            )?;
             println!("created user {name}");
             if generated {
                 println!("password: {pw}");
@@ -147,17 +190,43 @@ pub fn user(cmd: UserCmd) -> Result<ExitCode> {
             let pw = given.unwrap_or_else(node::random_password);
             let phc = anyam_taxii::auth::hash_password(&pw).map_err(anyhow::Error::msg)?;
             n.store.set_password(&name, &phc)?;
+            audited(
+                &n,
+                "user passwd",
+                format!("user/{name}"),
+                org_of(&n, &name)?,
+                json!({ "user": name }),
+                |_| {},
+            )?;
             println!("password of {name} changed");
             if generated {
                 println!("password: {pw}");
             }
         }
         UserCmd::Disable { name, data } => {
-            open(&data)?.store.set_user_disabled(&name, true)?;
+            let n = open(&data)?;
+            n.store.set_user_disabled(&name, true)?;
+            audited(
+                &n,
+                "user disable",
+                format!("user/{name}"),
+                org_of(&n, &name)?,
+                json!({ "user": name }),
+                |_| {},
+            )?;
             println!("disabled user {name}");
         }
         UserCmd::Enable { name, data } => {
-            open(&data)?.store.set_user_disabled(&name, false)?;
+            let n = open(&data)?;
+            n.store.set_user_disabled(&name, false)?;
+            audited(
+                &n,
+                "user enable",
+                format!("user/{name}"),
+                org_of(&n, &name)?,
+                json!({ "user": name }),
+                |_| {},
+            )?;
             println!("enabled user {name}");
         }
         UserCmd::List { data } => {
@@ -213,10 +282,19 @@ pub fn org(cmd: OrgCmd) -> Result<ExitCode> {
         OrgCmd::Add { name, title, data } => {
             validate_name("organization name", &name)?;
             let n = open(&data)?;
+            let title = title.unwrap_or_else(|| name.clone());
             n.store.create_org(&Organization {
-                title: title.unwrap_or_else(|| name.clone()),
+                title: title.clone(),
                 name: name.clone(),
             })?;
+            audited(
+                &n,
+                "org add",
+                format!("org/{name}"),
+                vec![name.clone()],
+                json!({ "org": name, "title": title }),
+                |_| {},
+            )?;
             println!("created organization {name}");
         }
         OrgCmd::List { data } => {
@@ -298,6 +376,20 @@ pub fn token(cmd: TokenCmd) -> Result<ExitCode> {
                 revoked: false,
             };
             n.store.create_token(&t)?;
+            audited(
+                &n,
+                "token create",
+                format!("token/{}", t.id),
+                org_of(&n, &user)?,
+                json!({
+                    "token": t.id,
+                    "user": user,
+                    "label": t.label,
+                    "scope": scope_name(t.scope),
+                    "expires": t.expires.map(anyam_taxii::params::fmt_micros),
+                }),
+                |_| {},
+            )?;
             println!("token id: {}", t.id);
             println!("secret:   {secret}");
             println!("(shown once; send it as `Authorization: Bearer <secret>`)");
@@ -307,11 +399,7 @@ pub fn token(cmd: TokenCmd) -> Result<ExitCode> {
                 let expires = t
                     .expires
                     .map_or_else(|| "never".to_string(), anyam_taxii::params::fmt_micros);
-                let scope = match t.scope {
-                    TokenScope::Full => "full",
-                    TokenScope::ReadOnly => "read",
-                    TokenScope::WriteOnly => "write",
-                };
+                let scope = scope_name(t.scope);
                 let state = if t.revoked { "revoked" } else { "active" };
                 println!(
                     "{}\t{}\t{}\t{}\texpires {}\t{}",
@@ -320,11 +408,38 @@ pub fn token(cmd: TokenCmd) -> Result<ExitCode> {
             }
         }
         TokenCmd::Revoke { id, data } => {
-            open(&data)?.store.revoke_token(&id)?;
+            let n = open(&data)?;
+            n.store.revoke_token(&id)?;
+            let user = n
+                .store
+                .tokens(None)?
+                .into_iter()
+                .find(|t| t.id == id)
+                .map(|t| t.user);
+            let parties = match &user {
+                Some(u) => org_of(&n, u)?,
+                None => Vec::new(),
+            };
+            audited(
+                &n,
+                "token revoke",
+                format!("token/{id}"),
+                parties,
+                json!({ "token": id, "user": user }),
+                |_| {},
+            )?;
             println!("revoked token {id}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn scope_name(s: TokenScope) -> &'static str {
+    match s {
+        TokenScope::Full => "full",
+        TokenScope::ReadOnly => "read",
+        TokenScope::WriteOnly => "write",
+    }
 }
 
 #[derive(Subcommand)]
@@ -366,12 +481,22 @@ pub fn api_root(cmd: ApiRootCmd) -> Result<ExitCode> {
                 bail!("--max-content-length must be positive");
             }
             let n = open(&data)?;
+            let title = title.unwrap_or_else(|| name.clone());
             n.store.create_api_root(&ApiRoot {
-                title: title.unwrap_or_else(|| name.clone()),
+                title: title.clone(),
                 name: name.clone(),
                 description,
                 max_content_length,
             })?;
+            audited(
+                &n,
+                "api-root add",
+                format!("api-root/{name}"),
+                Vec::new(),
+                // A string: audit details are canonicalized as doubles.
+                json!({ "api_root": name, "title": title, "max_content_length": max_content_length.to_string() }),
+                |_| {},
+            )?;
             println!("created API root /{name}/");
         }
         ApiRootCmd::List { data } => {
@@ -434,6 +559,14 @@ pub fn collection(cmd: CollectionCmd) -> Result<ExitCode> {
                 alias,
             };
             n.store.create_collection(&c)?;
+            audited(
+                &n,
+                "collection add",
+                format!("collection/{}", c.id),
+                Vec::new(),
+                json!({ "api_root": c.api_root, "title": c.title, "alias": c.alias }),
+                |e| e.what.collection = Some(c.id.clone()),
+            )?;
             println!("{}", c.id);
         }
         CollectionCmd::List { api_root, data } => {
@@ -497,6 +630,14 @@ pub fn grant(cmd: GrantCmd) -> Result<ExitCode> {
                 collection: collection.clone(),
                 access: Access { read, write },
             })?;
+            audited(
+                &n,
+                "grant set",
+                format!("grant/{org}/{collection}"),
+                vec![org.clone()],
+                json!({ "org": org, "read": read, "write": write }),
+                |e| e.what.collection = Some(collection.clone()),
+            )?;
             println!("{org} on {collection}: read={read} write={write}");
         }
         GrantCmd::List { org, data } => {

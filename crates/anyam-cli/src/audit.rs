@@ -1,14 +1,18 @@
-//! `anyam audit`: check the node's tamper-evident audit log, sign a tree head, export a partner's entries.
+//! `anyam audit`: check the node's tamper-evident audit log, sign a tree head, export a partner's entries;
+//! and how the rest of the CLI opens the log and records operator events in it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyam_audit::{AuditLog, AuditOptions, ExportRequest, PartnerExport, TrustedKeys};
+use anyam_audit::{
+    AuditLog, AuditOptions, Event, ExportRequest, Kind, PartnerExport, Synchronous, TrustedKeys,
+};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey;
 
+use crate::config::{self, FileConfig};
 use crate::{DataArgs, EXIT_REJECTED, identity};
 
 /// The audit log's file in the data directory.
@@ -67,6 +71,70 @@ pub struct ExportArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
+}
+
+/// How the node opens its audit log for writing: as durable as the store
+/// (`store.synchronous`), since an audit record should survive whatever
+/// the release or change it records survives.
+pub fn write_options(cfg: &FileConfig) -> AuditOptions {
+    AuditOptions {
+        synchronous: match cfg.store.synchronous {
+            config::Synchronous::Full => Synchronous::Full,
+            config::Synchronous::Normal => Synchronous::Normal,
+        },
+        ..AuditOptions::default()
+    }
+}
+
+/// Open (creating it if absent) the audit log of the node in `dir` for
+/// appending. The server and administration commands may both have it
+/// open: each append takes SQLite's write lock, waiting up to ten seconds
+/// for the other, and catches up with what the other appended.
+pub fn open_for_append(dir: &Path, cfg: &FileConfig) -> Result<AuditLog> {
+    let path = dir.join(AUDIT_FILE);
+    AuditLog::open(&path, write_options(cfg))
+        .with_context(|| format!("opening the audit log {}", path.display()))
+}
+
+/// Who runs an administration command: the local operator, as the OS
+/// account (`$USER`, else `$LOGNAME`, else the numeric user id) on this
+/// host, e.g. `operator:alice@cert-node-1`. The environment can claim any
+/// name, so this records what the operator's shell said, not a proof; the
+/// node's own users are authenticated, operators are trusted with the data
+/// directory already.
+pub fn operator() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            Some(format!("uid{}", uid.split_whitespace().next()?))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "localhost".into());
+    format!("operator:{user}@{host}")
+}
+
+/// Record one operator event of `kind` (an administration change, a key or
+/// agreement event) and wait until it is durable: the command reports
+/// success only once its change is both made and audited.
+pub fn record_operator_event(
+    dir: &Path,
+    cfg: &FileConfig,
+    kind: Kind,
+    build: impl FnOnce(&mut Event),
+) -> Result<u64> {
+    let mut event = Event::new(kind, operator());
+    build(&mut event);
+    let log = open_for_append(dir, cfg)?;
+    log.append(&event)
+        .context("recording the change in the audit log (the change itself was made)")
 }
 
 fn open(dir: &Path, read_only: bool) -> Result<AuditLog> {

@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub tls: TlsConfig,
     pub store: StoreConfig,
     pub api: ApiConfig,
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -90,6 +91,26 @@ pub struct ApiConfig {
     pub max_limit: usize,
 }
 
+/// The audit log (`audit.db`). Its durability follows `store.synchronous`:
+/// an audit record should survive whatever the release it records survives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How often the running node signs a tree head over its audit log, in
+    /// seconds (only when entries were added since the last head). It also
+    /// signs one at graceful shutdown. Smaller means a tighter bound on what
+    /// a partner holding the heads could fail to notice being cut.
+    pub head_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            head_interval_secs: 300,
+        }
+    }
+}
+
 impl Default for FileConfig {
     fn default() -> Self {
         FileConfig {
@@ -102,6 +123,7 @@ impl Default for FileConfig {
             tls: TlsConfig::default(),
             store: StoreConfig::default(),
             api: ApiConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -178,6 +200,16 @@ mod tests {
         let parsed: FileConfig = toml::from_str(&text).unwrap();
         assert_eq!(parsed.listen, FileConfig::default().listen);
         assert_eq!(parsed.store.synchronous, Synchronous::Full);
+        assert_eq!(parsed.audit.head_interval_secs, 300);
+        assert!(text.contains("[audit]"), "{text}");
+    }
+
+    #[test]
+    fn files_written_before_the_audit_section_still_load() {
+        let parsed: FileConfig = toml::from_str("[store]\nsynchronous = \"normal\"\n").unwrap();
+        assert_eq!(parsed.audit.head_interval_secs, 300);
+        let parsed: FileConfig = toml::from_str("[audit]\nhead_interval_secs = 5\n").unwrap();
+        assert_eq!(parsed.audit.head_interval_secs, 5);
     }
 
     #[test]

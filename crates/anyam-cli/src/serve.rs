@@ -1,9 +1,19 @@
 //! `anyam serve`: start (and on first start, create) a node.
+//!
+//! Besides the TAXII server it runs the audit log's upkeep: every release,
+//! receipt and denial goes to `audit.db` through an
+//! [`Auditor`](anyam_taxii::audit::Auditor), a tree head is signed every
+//! `audit.head_interval_secs` when entries were added, and one more at
+//! graceful shutdown, after the last entries are committed.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyam_audit::AuditLog;
+use anyam_taxii::audit::{Auditor, HeadSigner};
 use anyam_taxii::server::{Transport, generate_self_signed};
 use anyam_taxii::{ApiSettings, AppState};
 use anyhow::{Context, Result};
@@ -11,7 +21,7 @@ use clap::Args;
 
 use crate::DataArgs;
 use crate::config::{FileConfig, LogFormat};
-use crate::node;
+use crate::{audit, identity, node};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -38,6 +48,10 @@ pub struct ServeArgs {
     /// Base URL clients reach the node at, for discovery links [config: public_url].
     #[arg(long, env = "ANYAM_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Seconds between signed tree heads of the audit log [config:
+    /// audit.head_interval_secs; default 300].
+    #[arg(long, env = "ANYAM_AUDIT_HEAD_INTERVAL_SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    audit_head_interval_secs: Option<u64>,
     /// Password of the `admin` user created on first start (instead of a
     /// generated one, so that setup can be scripted). Ignored afterwards.
     #[arg(long, env = "ANYAM_ADMIN_PASSWORD", hide_env_values = true)]
@@ -84,6 +98,9 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(u) = a.public_url {
         cfg.public_url = Some(u);
+    }
+    if let Some(s) = a.audit_head_interval_secs {
+        cfg.audit.head_interval_secs = s;
     }
     init_logging(cfg.log_format, &cfg.log_level)?;
 
@@ -132,12 +149,15 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         public_url: cfg.public_url.clone(),
         tls: !cfg.plain_http,
     };
-    let state = AppState::new(node.store.clone(), settings, metrics);
+    let auditor = open_auditor(&node.dir, &cfg)?;
+    let head_interval = Duration::from_secs(cfg.audit.head_interval_secs.max(1));
+    let state = AppState::new(node.store.clone(), settings, metrics).with_audit(auditor.clone());
     let app = anyam_taxii::app(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let heads = runtime.spawn(sign_heads_periodically(auditor.clone(), head_interval));
     runtime.block_on(async move {
         let transport = if cfg.plain_http {
             Transport::Plain
@@ -153,8 +173,57 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         })
         .await
     })?;
+    heads.abort();
+    drop(runtime);
+    // Every request has been answered: commit what they recorded and sign
+    // a head over it, so the log ends on a signature.
+    if let Err(e) = auditor.flush() {
+        tracing::error!(error = %e, "audit entries were lost before shutdown");
+    }
+    match auditor.sign_head() {
+        Ok(h) => tracing::info!(tree_size = h.head.tree_size, "signed the audit tree head"),
+        Err(e) => tracing::error!(error = %e, "signing the audit tree head at shutdown failed"),
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The audit log and its auditor. Heads are signed with the node key as it
+/// is at signing time, read through the identity module each time, so a
+/// key rotated while the node serves signs the next head.
+fn open_auditor(dir: &Path, cfg: &FileConfig) -> Result<Arc<Auditor>> {
+    let log = audit::open_for_append(dir, cfg)?;
+    let key_dir = dir.to_path_buf();
+    let signer: HeadSigner = Arc::new(move |log: &AuditLog| {
+        let key = identity::load_signing_key(&key_dir).map_err(|e| format!("{e:#}"))?;
+        log.sign_head(&key, jiff::Timestamp::now())
+            .map_err(|e| e.to_string())
+    });
+    let auditor = Auditor::new(Arc::new(log), Some(signer)).context("starting the audit writer")?;
+    Ok(Arc::new(auditor))
+}
+
+/// Sign a head whenever one is due: entries were added since the latest
+/// head and it is `interval` old. Checking every tenth of the interval
+/// (between 1 and 30 seconds) keeps heads close to the interval at the
+/// cost of one small read per check.
+async fn sign_heads_periodically(auditor: Arc<Auditor>, interval: Duration) {
+    let check = (interval / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let mut timer = tokio::time::interval(check);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        timer.tick().await;
+        let a = auditor.clone();
+        let signed = tokio::task::spawn_blocking(move || a.sign_head_if_due(interval)).await;
+        match signed {
+            Ok(Ok(Some(h))) => {
+                tracing::debug!(tree_size = h.head.tree_size, "signed an audit tree head");
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "signing an audit tree head failed"),
+            Err(e) => tracing::error!(error = %e, "the audit head task failed"),
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

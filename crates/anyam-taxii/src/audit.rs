@@ -27,8 +27,9 @@ use anyam_policy::Principal;
 use serde_json::{Value, json};
 
 /// Signs a head over the whole log as it is now. The CLI supplies it, so
-/// that the node's private key is read by its identity module only.
-pub type HeadSigner = Arc<dyn Fn(&AuditLog) -> Result<SignedTreeHead, AuditError> + Send + Sync>;
+/// that the node's private key is read by its identity module only; its
+/// error is a message (reading the key, or the log's error).
+pub type HeadSigner = Arc<dyn Fn(&AuditLog) -> Result<SignedTreeHead, String> + Send + Sync>;
 
 /// The API's handle on the audit log. Shared by every handler (through
 /// [`crate::AppState`]) and by the server's periodic head signer.
@@ -85,16 +86,38 @@ impl Auditor {
     }
 
     /// Commit what is queued, then sign a head over the whole log. Fails
-    /// when no signer was given.
-    pub fn sign_head(&self) -> Result<SignedTreeHead, AuditError> {
+    /// when no signer was given. Failures count in
+    /// `anyam_audit_head_failures_total`.
+    pub fn sign_head(&self) -> Result<SignedTreeHead, String> {
         let signer = self
             .signer
             .as_ref()
-            .ok_or_else(|| AuditError::Malformed("this server signs no audit heads".into()))?;
+            .ok_or_else(|| "this server signs no audit heads".to_string())?;
         // A batch that failed earlier was already reported by the watcher;
         // the head covers whatever is in the log.
         let _ = self.appender.flush();
-        signer(&self.log)
+        let signed = signer(&self.log);
+        if signed.is_err() {
+            metrics::counter!("anyam_audit_head_failures_total").increment(1);
+        }
+        signed
+    }
+
+    /// Sign a head if one is due ([`AuditLog::heads_due`]): entries were
+    /// added since the latest head and it is at least `interval` old.
+    pub fn sign_head_if_due(&self, interval: Duration) -> Result<Option<SignedTreeHead>, String> {
+        let due = self
+            .log
+            .heads_due(interval, jiff::Timestamp::now())
+            .map_err(|e| {
+                metrics::counter!("anyam_audit_head_failures_total").increment(1);
+                e.to_string()
+            })?;
+        if due {
+            self.sign_head().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }
 

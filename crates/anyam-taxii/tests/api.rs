@@ -147,8 +147,10 @@ fn node() -> Node {
     };
     let log =
         Arc::new(AuditLog::open(&dir.path().join("audit.db"), AuditOptions::default()).unwrap());
-    let signer: HeadSigner =
-        Arc::new(|log: &AuditLog| log.sign_head(&head_key(), jiff::Timestamp::now()));
+    let signer: HeadSigner = Arc::new(|log: &AuditLog| {
+        log.sign_head(&head_key(), jiff::Timestamp::now())
+            .map_err(|e| e.to_string())
+    });
     let audit = Arc::new(Auditor::new(log, Some(signer)).unwrap());
     metrics();
     let router = app(AppState::new(store.clone(), settings, None).with_audit(audit.clone()));
