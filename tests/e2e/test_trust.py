@@ -277,3 +277,26 @@ def test_lost_trust_database_is_not_a_new_identity(make_node, tmp_path):
     assert "restore trust.db" in (n.dir.parent / "data.stderr.log").read_text()
     r = n.cli("key", "show", check=False)
     assert r.returncode == 1 and "key history" in r.stderr
+
+
+def test_descriptor_carries_the_organization_identity(make_node, tmp_path):
+    a, b = started(make_node, "alpha"), started(make_node, "bravo")
+    ident = {
+        "type": "identity", "spec_version": "2.1",
+        "id": "identity--6f4e3c2a-1b0d-4e5f-8a9b-0c1d2e3f4a5b",
+        "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+        "name": "Alpha national CERT", "identity_class": "organization",
+    }
+    bad = dict(ident, identity_class=7)
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    r = a.cli("descriptor", "export", "--identity", tmp_path / "bad.json", check=False)
+    assert r.returncode == REJECTED, r.stderr
+    (tmp_path / "id.json").write_text(json.dumps(ident))
+    a.cli("descriptor", "export", "--identity", tmp_path / "id.json", "--out", tmp_path / "a.json")
+    b.cli("partner", "import", tmp_path / "a.json")
+    shown = json.loads(b.cli("partner", "show", node_id(a), "--json").stdout)
+    assert shown["descriptor"]["identity"] == ident
+    assert shown["keys"]["node_id"] == node_id(a)
+    # The identity is remembered for later exports.
+    later = json.loads(a.cli("descriptor", "export").stdout)
+    assert later["descriptor"]["document"]["identity"]["name"] == "Alpha national CERT"
