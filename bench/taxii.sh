@@ -12,13 +12,20 @@
 # costs time quadratic in the collection size (seconds at 1,000 objects).
 # Prints a table and the ratios; raw JSON lines go to results.jsonl.
 #
+# The node audits every response and every POST (one audit entry each):
+# the audit counter of /metrics is read around each phase, so the table
+# also shows audit entries appended per second under that load, and the
+# log is verified (`anyam audit verify`) after the node stops. `--anyam
+# BIN` benchmarks another build of the node (for example one from before
+# a change, to compare), without building this tree's.
+#
 # Every server it starts listens on 127.0.0.1 and is stopped on exit; every
 # load is bounded in time or in count.
 #
 # Usage: bench/taxii.sh [--sizes 100000,1000000] [--duration 20]
 #          [--connections 16] [--post-objects 100000] [--post-connections 2]
 #          [--medallion-size 200] [--medallion-post 10000]
-#          [--medallion-duration 40] [--no-medallion]
+#          [--medallion-duration 40] [--no-medallion] [--anyam BIN]
 #          [--out DIR (default target/bench-taxii)] [--keep]
 set -euo pipefail
 
@@ -34,6 +41,7 @@ MED_DURATION=40
 MEDALLION=1
 OUT=
 KEEP=0
+ANYAM_GIVEN=
 PASSWORD=bench-admin-pw
 
 while [ $# -gt 0 ]; do
@@ -48,16 +56,17 @@ while [ $# -gt 0 ]; do
         --medallion-post) MED_POST=$2; shift 2 ;;
         --medallion-duration) MED_DURATION=$2; shift 2 ;;
         --no-medallion) MEDALLION=0; shift ;;
+        --anyam) ANYAM_GIVEN=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "taxii.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-ANYAM=$ROOT/target/release/anyam
+ANYAM=${ANYAM_GIVEN:-$ROOT/target/release/anyam}
 BENCH=$ROOT/target/release/anyam-bench
 VENV=$ROOT/.venv
 
@@ -121,8 +130,41 @@ record() {
     python3 -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; print(json.dumps(d))' "$1" "$2" | tee -a "$RESULTS"
 }
 
-log "building release binaries"
-cargo build --release -q -p anyam-cli -p anyam-bench
+if [ -n "$ANYAM_GIVEN" ]; then
+    log "building the load generator (node: $ANYAM)"
+    cargo build --release -q -p anyam-bench
+else
+    log "building release binaries"
+    cargo build --release -q -p anyam-cli -p anyam-bench
+fi
+# Builds from before the audit log have no `audit` command and no counter.
+AUDITED=0
+"$ANYAM" audit --help > /dev/null 2>&1 && AUDITED=1
+
+# audit_count PORT: audit entries the node committed so far (-1 if it has
+# no such counter).
+audit_count() {
+    { curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } \
+        | awk '$1 == "anyam_audit_entries_total" { v = $2 } END { if (v == "") print -1; else printf "%d\n", v }'
+}
+
+# audited LABEL PORT COMMAND...: run a load phase, and record how many
+# audit entries the node appended during it, per second of the phase.
+audited() {
+    local label=$1 port=$2 before after t0 t1 out
+    shift 2
+    before=$(audit_count "$port")
+    t0=$(now)
+    out=$("$@")
+    t1=$(now)
+    # Entries are counted once committed, a moment after their responses.
+    sleep 0.5
+    after=$(audit_count "$port")
+    echo "$out"
+    if [ "$before" -ge 0 ]; then
+        record "$label-audit" "$(python3 -c 'import json,sys; n=int(sys.argv[2])-int(sys.argv[1]); s=float(sys.argv[4])-float(sys.argv[3]); print(json.dumps({"bench":"audit","entries":n,"seconds":round(s,3),"entries_per_s":round(n/s,1)}))' "$before" "$after" "$t0" "$t1")" >&2
+    fi
+}
 
 log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); results in $RESULTS"
 
@@ -167,18 +209,23 @@ for SIZE in "${SIZE_LIST[@]}"; do
     record "anyam-$SIZE-rss-idle" "$("$BENCH" rss --pid "$PID")"
 
     log "GET limit=100, $CONNECTIONS connections, ${DURATION}s, Basic auth"
-    record "anyam-$SIZE-get-basic" "$("$BENCH" get --base "$BASE" --collection "$COLL" --user admin --password "$PASSWORD" \
+    record "anyam-$SIZE-get-basic" "$(audited "anyam-$SIZE-get-basic" "$PORT" "$BENCH" get --base "$BASE" --collection "$COLL" --user admin --password "$PASSWORD" \
         --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --server-pid "$PID")"
     log "GET limit=100, $CONNECTIONS connections, ${DURATION}s, Bearer token"
-    record "anyam-$SIZE-get-bearer" "$("$BENCH" get --base "$BASE" --collection "$COLL" --token "$TOKEN" \
+    record "anyam-$SIZE-get-bearer" "$(audited "anyam-$SIZE-get-bearer" "$PORT" "$BENCH" get --base "$BASE" --collection "$COLL" --token "$TOKEN" \
         --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --server-pid "$PID")"
 
     log "POST $POST_OBJECTS objects in envelopes of 1000, $POST_CONNECTIONS connections"
-    record "anyam-$SIZE-post" "$("$BENCH" post --base "$BASE" --collection "$INGEST" --user admin --password "$PASSWORD" \
+    record "anyam-$SIZE-post" "$(audited "anyam-$SIZE-post" "$PORT" "$BENCH" post --base "$BASE" --collection "$INGEST" --user admin --password "$PASSWORD" \
         --objects "$POST_OBJECTS" --batch 1000 --connections "$POST_CONNECTIONS" --seed 2)"
     record "anyam-$SIZE-rss-after" "$("$BENCH" rss --pid "$PID")"
     stop "$PID"
     du -sh "$DATA" >&2
+    if [ "$AUDITED" = 1 ]; then
+        log "verifying the audit log the load wrote"
+        "$ANYAM" audit verify --data-dir "$DATA" > "$DIR/audit-verify.json"
+        record "anyam-$SIZE-audit-verify" "$(python3 -c 'import json,os,sys; d=json.load(open(sys.argv[1])); print(json.dumps({"bench":"audit-verify","entries":d["entries"],"unsigned_entries":d["unsigned_entries"],"audit_db_mb":round(os.path.getsize(sys.argv[2])/1048576,1)}))' "$DIR/audit-verify.json" "$DATA/audit.db")"
+    fi
     [ "$KEEP" = 1 ] || rm -rf "$DATA"
 done
 
@@ -284,6 +331,17 @@ for n in sizes:
     print(f"{'anyam, ' + format(n, ',') + ' objects':<26}{f(g(a+'-get-basic','req_per_s')):>11}{f(g(a+'-get-basic','p99_ms'),'{:.2f}'):>9}"
           f"{f(g(a+'-get-bearer','req_per_s')):>11}{f(g(a+'-get-bearer','p99_ms'),'{:.2f}'):>9}"
           f"{f(g(a+'-import','objects_per_s')):>14}{f(g(a+'-post','objects_per_s')):>12}{f(rss,'{:.1f}'):>9}")
+audit = [n for n in sizes if f"anyam-{n}-get-basic-audit" in rows]
+if audit:
+    print()
+    print("audit entries appended per second (one per response or POST), during each phase:")
+    for n in audit:
+        a = f"anyam-{n}"
+        parts = [f"{name} {f(g(f'{a}-{phase}-audit','entries_per_s'))}/s ({f(g(f'{a}-{phase}-audit','entries'))} entries)"
+                 for name, phase in (("GET Basic", "get-basic"), ("GET Bearer", "get-bearer"), ("POST", "post"))]
+        v = rows.get(f"{a}-audit-verify")
+        tail = f"; log verified: {v['entries']:,} entries, {v['audit_db_mb']} MB" if v else ""
+        print(f"  anyam at {n:,}: " + ", ".join(parts) + tail)
 if med + "-get-basic" in rows:
     print(f"{'medallion, ' + format(int(med_size), ',') + ' objects':<26}{f(g(med+'-get-basic','req_per_s')):>11}{f(g(med+'-get-basic','p99_ms'),'{:.2f}'):>9}"
           f"{'':>11}{'':>9}{'-':>14}{f(g(med+'-post','objects_per_s')):>12}{f(g(med+'-get-basic','server_max_rss_mb'),'{:.1f}'):>9}")
