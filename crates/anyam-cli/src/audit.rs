@@ -46,8 +46,8 @@ pub enum AuditCmd {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Also trust these public keys (SPKI PEM), e.g. keys the node rotated
-    /// away from; the node's current key is always trusted.
+    /// Also trust these public keys (SPKI PEM); the node's own keys (all
+    /// but revoked ones, from its key history) are always trusted.
     #[arg(long = "key")]
     keys: Vec<PathBuf>,
     #[command(flatten)]
@@ -162,9 +162,21 @@ fn read_public(path: &Path) -> Result<VerifyingKey> {
         .with_context(|| format!("{} is not an Ed25519 public key (SPKI PEM)", path.display()))
 }
 
+/// The node's keys that vouch for its heads: every key of its history
+/// that was not revoked (a head signed with a key the node revoked after a
+/// compromise could be the thief's; after recovery, `anyam audit head`
+/// signs a fresh head with the new key), else its current public key.
 fn trusted(dir: &Path, extra: &[PathBuf]) -> Result<TrustedKeys> {
-    let (_, public) = identity::key_paths(dir);
-    let mut keys = vec![read_public(&public)?];
+    let history = identity::node_key_history(dir)?;
+    let mut keys: Vec<VerifyingKey> = history
+        .iter()
+        .filter(|k| !matches!(k.status, anyam_trust::KeyStatus::Revoked))
+        .map(|k| k.key)
+        .collect();
+    if keys.is_empty() {
+        let (_, public) = identity::key_paths(dir);
+        keys.push(read_public(&public)?);
+    }
     for p in extra {
         keys.push(read_public(p)?);
     }
