@@ -3,9 +3,10 @@
 # (stix2-matcher, in the project's .venv) on the same workload in one run.
 #
 # 1. The reference matcher's own kind of workload: N mixed patterns (single
-#    observation: equality, IN, ISSUBSET, LIKE, MATCHES, ordering, !=, NOT,
-#    EXISTS-like tests; across observations: AND, OR, FOLLOWEDBY, WITHIN,
-#    REPEATS, START/STOP) and N STIX 2.1 observed-data within 50 minutes.
+#    observation: equality, IN, ISSUBSET, LIKE, MATCHES, ordering, !=,
+#    NOT IN, EXISTS, timestamps, references; across observations: AND, OR,
+#    FOLLOWEDBY, WITHIN, REPEATS, START/STOP) and N STIX 2.1 observed-data
+#    within 50 minutes.
 #    The reference matches each single-observation pattern against each
 #    observation alone, and each multi-observation pattern once against the
 #    whole list; `anyam detect` reads the same files. Hit sets must be
@@ -57,7 +58,7 @@ while [ $# -gt 0 ]; do
         --work) WORK=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "detect.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done

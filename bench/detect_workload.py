@@ -220,7 +220,7 @@ def single_pattern(rng, pools):
     kinds = {
         "eq-ip": 12, "eq-dst-ref": 8, "eq-domain": 10, "eq-url": 8, "eq-sha256": 6, "eq-md5": 3,
         "in-ip": 4, "in-domain": 4, "in-port": 2, "cidr": 7, "cidr-v6": 2, "like": 6, "matches": 6,
-        "ordering": 8, "not-equal": 3, "or-in-bracket": 4, "deref-list": 2, "exists-ext": 2,
+        "ordering": 8, "not-equal": 3, "or-in-bracket": 4, "deref-list": 2, "cross-type-and": 2, "exists": 2,
         "timestamp": 2, "not-in": 2,
     }
     k = rng.choices(list(kinds), weights=list(kinds.values()))[0]
@@ -291,7 +291,10 @@ def single_pattern(rng, pools):
         ])
     if k == "deref-list":
         return k, f"[domain-name:resolves_to_refs[*].value = {q(ip(0.9))}]"
-    if k == "exists-ext":
+    if k == "exists":
+        return k, (f"[network-traffic:dst_ref.value = {q(ip(0.9))} AND "
+                   f"EXISTS network-traffic:extensions.'http-request-ext'.request_header.'User-Agent']")
+    if k == "cross-type-and":
         return k, f"[network-traffic:extensions.'http-request-ext'.request_method = 'POST' AND url:value LIKE '%{rng.choice(PATHS[1:])}']"
     if k == "timestamp":
         at = T0 + timedelta(seconds=rng.randrange(0, SPAN_SECS))
