@@ -161,7 +161,7 @@ audited() {
     sleep 0.5
     after=$(audit_count "$port")
     echo "$out"
-    if [ "$before" -ge 0 ]; then
+    if [ "$AUDITED" = 1 ] && [ "$before" -ge 0 ]; then
         record "$label-audit" "$(python3 -c 'import json,sys; n=int(sys.argv[2])-int(sys.argv[1]); s=float(sys.argv[4])-float(sys.argv[3]); print(json.dumps({"bench":"audit","entries":n,"seconds":round(s,3),"entries_per_s":round(n/s,1)}))' "$before" "$after" "$t0" "$t1")" >&2
     fi
 }

@@ -49,6 +49,10 @@ impl Auditor {
     /// heads signed elsewhere are served.
     pub fn new(log: Arc<AuditLog>, signer: Option<HeadSigner>) -> Result<Auditor, AuditError> {
         let appender = log.appender(AppenderOptions::default())?;
+        // Export the counters from the start, at zero, so that a scrape
+        // (and a rate) needs no first entry or failure.
+        metrics::counter!("anyam_audit_entries_total").increment(0);
+        metrics::counter!("anyam_audit_failures_total").increment(0);
         let (tx, rx) = mpsc::channel::<Receipt>();
         let watcher = std::thread::Builder::new()
             .name("anyam-audit-watch".into())

@@ -182,7 +182,11 @@ fn claimed_identity(authorization: Option<&str>) -> (&'static str, Option<String
         .decode(rest.trim())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.split_once(':').map(|(u, _)| u.to_string()));
+        // Whoever sends the header chooses this text: keep a bounded prefix.
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(u, _)| u.chars().take(128).collect())
+        });
     ("basic", user)
 }
 
