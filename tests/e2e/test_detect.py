@@ -147,6 +147,9 @@ def test_indicators_posted_over_taxii_match_sensor_logs(detect_node, tmp_path):
     identities = [o for o in objects if o["type"] == "identity"]
     assert len(identities) == 1
     node_identity = identities[0]["id"]
+    # The same identity the node's signed descriptor carries.
+    desc = json.loads(n.cli("descriptor", "export").stdout)
+    assert desc["descriptor"]["document"]["identity"]["id"] == node_identity
     s_c2 = sightings[c2["id"]]
     assert s_c2["count"] == 1
     assert s_c2["first_seen"].startswith("2026-01-01T00:00:01")

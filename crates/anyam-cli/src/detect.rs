@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::{DataArgs, EXIT_REJECTED, node, sightings, transfer};
+use crate::{DataArgs, EXIT_REJECTED, node, sightings, transfer, trust};
 
 /// How often the store's indicator change sequence is read.
 const POLL: Duration = Duration::from_millis(500);
@@ -295,10 +295,11 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                 } else {
                     a.sightings_markings.clone()
                 };
+                let node_identity = trust::host_identity(&node.dir, &node.config.node_name)?;
                 sightings = Some(sightings::Sightings::open(
                     store.clone(),
                     &a.sightings_collection,
-                    &node.config.node_name,
+                    &node_identity,
                     a.where_sighted.clone(),
                     markings,
                     a.keep_observed_data,

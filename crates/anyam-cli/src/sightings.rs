@@ -108,25 +108,16 @@ fn collection(store: &dyn Store, wanted: &str) -> Result<String> {
     Ok(c.id)
 }
 
-/// The node's STIX identity (created on first use and stored in the
-/// sightings collection so that references to it resolve).
-fn identity(store: &dyn Store, collection: &str, node_name: &str) -> Result<String> {
-    if let Some(id) = store.meta("host_identity")? {
-        return Ok(id);
-    }
-    let id = format!("identity--{}", uuid::Uuid::new_v4());
-    let now = ts(now_micros());
-    let obj = json!({
-        "type": "identity",
-        "spec_version": "2.1",
-        "id": id,
-        "created": now,
-        "modified": now,
-        "name": node_name,
-        "identity_class": "organization",
-    });
-    put(store, collection, &[obj])?;
-    store.set_meta("host_identity", &id)?;
+/// Stores the node's STIX identity (the one its descriptor carries) in the
+/// sightings collection, so that references to it resolve there, and
+/// returns its id.
+fn identity(store: &dyn Store, collection: &str, identity: &Value) -> Result<String> {
+    let id = identity
+        .get("id")
+        .and_then(Value::as_str)
+        .context("the node's identity object has no id")?
+        .to_string();
+    put(store, collection, std::slice::from_ref(identity))?;
     Ok(id)
 }
 
@@ -147,13 +138,13 @@ impl Sightings {
     pub fn open(
         store: Arc<dyn Store>,
         collection_name: &str,
-        node_name: &str,
+        node_identity: &Value,
         where_sighted: Option<String>,
         markings: Vec<String>,
         keep_observed: bool,
     ) -> Result<Sightings> {
         let collection = collection(store.as_ref(), collection_name)?;
-        let identity = identity(store.as_ref(), &collection, node_name)?;
+        let identity = identity(store.as_ref(), &collection, node_identity)?;
         Ok(Sightings {
             where_sighted: where_sighted.unwrap_or_else(|| identity.clone()),
             store,
@@ -436,10 +427,16 @@ mod tests {
             })
             .unwrap();
         let ind = "indicator--11111111-1111-4111-8111-111111111111";
+        let node_identity = json!({
+            "type": "identity", "spec_version": "2.1",
+            "id": "identity--5a2e2c5f-8a4b-4f4e-9d8e-0f0e7a1b2c3d",
+            "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+            "name": "Test node", "identity_class": "organization",
+        });
         let mut s = Sightings::open(
             store.clone(),
             "sightings",
-            "Test node",
+            &node_identity,
             None,
             vec![TLP_AMBER_STRICT.into()],
             true,

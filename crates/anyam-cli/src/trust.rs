@@ -270,7 +270,11 @@ fn stix_now() -> String {
 
 /// The organization's identity: stored, or made once from the node name.
 fn own_identity(ctx: &Ctx) -> Result<Value> {
-    if let Some(text) = ctx.trust.meta(META_IDENTITY)? {
+    identity_in(&ctx.trust, &ctx.node.config.node_name)
+}
+
+fn identity_in(trust: &anyam_trust::TrustStore, node_name: &str) -> Result<Value> {
+    if let Some(text) = trust.meta(META_IDENTITY)? {
         return serde_json::from_str(&text).context("the stored identity object");
     }
     let now = stix_now();
@@ -280,12 +284,18 @@ fn own_identity(ctx: &Ctx) -> Result<Value> {
         "id": format!("identity--{}", uuid::Uuid::new_v4()),
         "created": now,
         "modified": now,
-        "name": ctx.node.config.node_name,
+        "name": node_name,
         "identity_class": "organization",
     });
-    ctx.trust
-        .set_meta(META_IDENTITY, &serde_json::to_string(&identity)?)?;
+    trust.set_meta(META_IDENTITY, &serde_json::to_string(&identity)?)?;
     Ok(identity)
+}
+
+/// The host organization's STIX identity, the one the node descriptor
+/// carries, for everything else the node writes in its own name
+/// (sightings' `created_by_ref` and `where_sighted_refs`).
+pub fn host_identity(dir: &Path, node_name: &str) -> Result<Value> {
+    identity_in(&identity::open_trust(dir)?, node_name)
 }
 
 fn own_taxii_url(ctx: &Ctx) -> Result<String> {
