@@ -263,6 +263,11 @@ mod tests {
             ),
             ("[indicator:name = 'x']", &["Str(\"x\")"]),
             ("[file:size = 3.0]", &["Int(3)"]),
+            // A literal required inside the regex, not at its ends.
+            (
+                "[url:value MATCHES '^https?://(www\\\\.)?evil-c9\\\\.[a-z]+/']",
+                &["Substr([101, 118, 105, 108, 45, 99, 57, 46])"],
+            ),
         ];
         for (p, want) in cases {
             assert_eq!(

@@ -256,6 +256,12 @@ pub fn syntax_ok(pattern: &str) -> bool {
 /// with a multi-string automaton before running the full expression. The
 /// literals are those of the translated, NFC-normalised expression, so they
 /// are to be searched for in NFC-normalised values.
+///
+/// Three sources are tried and the most selective set kept (the one whose
+/// shortest literal is longest): the prefixes every match starts with, the
+/// suffixes every match ends with, and literals required anywhere inside
+/// (`^https?://(www\.)?evil\.[a-z]+/` must contain `evil.`, which neither
+/// its prefixes nor its suffixes show).
 pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     let nfc: String = pattern.nfc().collect();
@@ -263,10 +269,10 @@ pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .build()
         .parse(&translate(&nfc, false))
         .ok()?;
+    let mut candidates: Vec<Vec<Vec<u8>>> = Vec::new();
     // A match starts with one of the prefix literals (or ends with one of
     // the suffix literals), so one of them occurs in the value; an empty
     // literal would prove nothing.
-    let mut best: Option<Vec<Vec<u8>>> = None;
     for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
         let mut seq = Extractor::new().kind(kind).extract(&hir);
         seq.optimize_for_prefix_by_preference();
@@ -274,17 +280,52 @@ pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
         if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
             continue;
         }
-        let set: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
-        let shortest = set.iter().map(Vec::len).min().unwrap_or(0);
-        let better = match &best {
-            None => true,
-            Some(b) => shortest > b.iter().map(Vec::len).min().unwrap_or(0),
-        };
-        if better {
-            best = Some(set);
-        }
+        candidates.push(lits.iter().map(|l| l.as_bytes().to_vec()).collect());
     }
-    best
+    if let Some(inner) = inner_literals(&hir) {
+        candidates.push(inner);
+    }
+    let score = |set: &Vec<Vec<u8>>| {
+        (
+            set.iter().map(Vec::len).min().unwrap_or(0),
+            std::cmp::Reverse(set.len()),
+        )
+    };
+    candidates
+        .into_iter()
+        .filter(|set| !set.is_empty() && set.len() <= 64)
+        .max_by_key(score)
+}
+
+/// Literals one of which every match of `h` contains, found by structure:
+/// a literal is required; a concatenation requires what any of its parts
+/// requires (the best part is kept); an alternation requires one of what
+/// each branch requires; a repetition at least once requires what its body
+/// requires. Classes, anchors and optional parts require nothing.
+fn inner_literals(h: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::HirKind;
+    match h.kind() {
+        HirKind::Literal(l) => (!l.0.is_empty()).then(|| vec![l.0.to_vec()]),
+        HirKind::Capture(c) => inner_literals(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => inner_literals(&r.sub),
+        HirKind::Concat(parts) => parts.iter().filter_map(inner_literals).max_by_key(|set| {
+            (
+                set.iter().map(Vec::len).min().unwrap_or(0),
+                std::cmp::Reverse(set.len()),
+            )
+        }),
+        HirKind::Alternation(branches) => {
+            let mut all = Vec::new();
+            for b in branches {
+                all.extend(inner_literals(b)?);
+                if all.len() > 64 {
+                    return None;
+                }
+            }
+            Some(all)
+        }
+        _ => None,
+    }
 }
 
 /// A compiled `LIKE` operand: `%` any run, `_` any one character, anchored
@@ -347,6 +388,27 @@ mod tests {
         assert_eq!(lits("evil\\.com$"), Some(vec![b"evil.com".to_vec()]));
         assert!(lits("^(a|b)+").is_some());
         assert_eq!(lits(".*"), None);
+        // Required inside, where prefixes and suffixes say little.
+        let inner = |p: &str| {
+            lits(p).map(|v| {
+                v.iter()
+                    .map(|x| String::from_utf8_lossy(x).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            inner("^https?://(www\\.)?evil-c9e348\\.[a-z]+/"),
+            Some(vec!["evil-c9e348.".to_string()])
+        );
+        assert_eq!(
+            inner("^([a-z]+\\.)?service-8695[0-9a-f]{2}\\."),
+            Some(vec!["service-8695".to_string()])
+        );
+        // Whatever the source, a set holds literals every match contains.
+        let set = inner("[0-9]+x(foo|barbaz)").unwrap();
+        for m in ["7xfoo", "12xbarbaz", "a90xfoo!"] {
+            assert!(set.iter().any(|l| m.contains(l.as_str())), "{m}: {set:?}");
+        }
         assert_eq!(lits("(?<=a)b"), None);
         let l = Like::new("he%o_").unwrap();
         assert!(l.matches("hello!"));
