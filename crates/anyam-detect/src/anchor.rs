@@ -35,6 +35,9 @@ pub(crate) enum Key {
     Cidr(IpNet),
     /// The path reaches a string (NFC-normalised) containing these bytes.
     Substr(Box<[u8]>),
+    /// The path reaches a string (NFC-normalised) this expression (in the
+    /// linear engine's syntax) finds something in.
+    Regex(Box<str>),
     /// The path reaches some value.
     Any,
 }
@@ -65,6 +68,7 @@ impl Anchor {
                 Key::Cidr(_) => 2,
                 Key::Substr(b) if b.len() >= 4 => 3,
                 Key::Substr(_) => 10,
+                Key::Regex(_) => 20,
                 Key::Any => 50,
             },
             Anchor::Type(_) => 100,
@@ -188,11 +192,18 @@ fn test(t: &PropTest) -> Vec<Anchor> {
             }
         }
         CompOp::Matches(p) => match regex_dialect::required_literals(p) {
-            Some(lits) => lits
+            // A literal of two bytes or more narrows the candidates; a
+            // shorter one (a `/` every URL holds) would not.
+            Some(lits) if lits.iter().all(|l| l.len() >= 2) => lits
                 .into_iter()
                 .map(|l| path(Key::Substr(l.into_boxed_slice())))
                 .collect(),
-            None => any(),
+            // Otherwise the expression itself joins a set automaton that
+            // runs all of a path's expressions in one pass.
+            _ => match regex_dialect::linear_text(p) {
+                Some(t) => vec![path(Key::Regex(t.into_boxed_str()))],
+                None => any(),
+            },
         },
         _ => any(),
     }
@@ -263,6 +274,11 @@ mod tests {
             ),
             ("[indicator:name = 'x']", &["Str(\"x\")"]),
             ("[file:size = 3.0]", &["Int(3)"]),
+            // No literal: the expression joins the path's set automaton.
+            (
+                "[domain-name:value MATCHES '^[a-z]+\\\\.[a-z]{2,3}$']",
+                &["Regex(\"^[a-z]+\\\\.[a-z]{2,3}(?:\\\\n?\\\\z)\")"],
+            ),
             // A literal required inside the regex, not at its ends.
             (
                 "[url:value MATCHES '^https?://(www\\\\.)?evil-c9\\\\.[a-z]+/']",

@@ -245,6 +245,98 @@ impl V4Cover {
     }
 }
 
+/// Expressions with no useful literal, run together as one set automaton
+/// ([`regex::RegexSet`]): one pass over a value finds which of them match,
+/// instead of one evaluation per expression. Like [`Substrings`], the set is
+/// immutable: new expressions wait in a tail whose brackets are candidates
+/// for every value until the next rebuild, and removed ones keep their
+/// place with no targets.
+#[derive(Default)]
+struct RegexSets {
+    exprs: Vec<(Box<str>, Postings)>,
+    by_expr: HashMap<Box<str>, usize>,
+    set: Option<regex::RegexSet>,
+    built: usize,
+    stale: usize,
+}
+
+impl RegexSets {
+    fn add(&mut self, e: &str, t: Target) {
+        match self.by_expr.get(e) {
+            Some(&i) => {
+                if self.exprs[i].1.is_empty() {
+                    self.stale = self.stale.saturating_sub(1);
+                }
+                self.exprs[i].1.push(t);
+            }
+            None => {
+                self.by_expr.insert(e.into(), self.exprs.len());
+                self.exprs.push((e.into(), vec![t]));
+            }
+        }
+    }
+
+    fn remove(&mut self, e: &str, slot: u32) {
+        if let Some(&i) = self.by_expr.get(e) {
+            let list = &mut self.exprs[i].1;
+            let was = list.is_empty();
+            remove_target(list, slot);
+            if !was && list.is_empty() {
+                self.stale += 1;
+            }
+        }
+    }
+
+    fn maintain(&mut self) {
+        let pending = self.exprs.len() - self.built;
+        if pending > 64 || self.stale > 64.max(self.built / 2) {
+            self.rebuild();
+        }
+    }
+
+    fn rebuild(&mut self) {
+        self.exprs.retain(|(_, p)| !p.is_empty());
+        self.by_expr = self
+            .exprs
+            .iter()
+            .enumerate()
+            .map(|(i, (e, _))| (e.clone(), i))
+            .collect();
+        self.stale = 0;
+        self.set = if self.exprs.is_empty() {
+            None
+        } else {
+            regex::RegexSetBuilder::new(self.exprs.iter().map(|(e, _)| &**e))
+                .size_limit(256 << 20)
+                .dfa_size_limit(32 << 20)
+                .build()
+                .ok()
+        };
+        // A set that does not build (too large) leaves every expression in
+        // the tail: candidates for every value, decided one by one.
+        self.built = if self.set.is_some() {
+            self.exprs.len()
+        } else {
+            0
+        };
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exprs.is_empty()
+    }
+
+    fn lookup(&self, hay: &str, out: &mut Vec<Target>) {
+        if let Some(set) = &self.set {
+            for i in set.matches(hay).iter() {
+                out.extend_from_slice(&self.exprs[i].1);
+            }
+        }
+        for (_, p) in &self.exprs[self.built..] {
+            out.extend_from_slice(p);
+        }
+    }
+}
+
 #[derive(Default)]
 struct PathIndex {
     steps: Vec<PathStep>,
@@ -256,6 +348,7 @@ struct PathIndex {
     v6: PrefixMap<(u128, u8), Postings>,
     n_cidr: usize,
     subs: Substrings,
+    regexes: RegexSets,
     any: Postings,
 }
 
@@ -279,12 +372,17 @@ impl PathIndex {
                 {
                     self.lookup_net(net, out);
                 }
-                if !self.subs.is_empty() {
-                    if s.is_ascii() {
-                        self.subs.lookup(s.as_bytes(), out);
+                if !self.subs.is_empty() || !self.regexes.is_empty() {
+                    let nfc: std::borrow::Cow<'_, str> = if s.is_ascii() {
+                        std::borrow::Cow::Borrowed(s.as_str())
                     } else {
-                        let nfc: String = s.nfc().collect();
+                        std::borrow::Cow::Owned(s.nfc().collect())
+                    };
+                    if !self.subs.is_empty() {
                         self.subs.lookup(nfc.as_bytes(), out);
+                    }
+                    if !self.regexes.is_empty() {
+                        self.regexes.lookup(&nfc, out);
                     }
                 }
                 (!self.strs.is_empty()).then_some(s.as_str())
@@ -326,6 +424,7 @@ impl PathIndex {
             && self.ints.is_empty()
             && self.n_cidr == 0
             && self.subs.is_empty()
+            && self.regexes.is_empty()
             && self.any.is_empty()
     }
 }
@@ -418,6 +517,7 @@ impl Index {
                         }
                     }
                     Key::Substr(b) => p.subs.add(b, t),
+                    Key::Regex(e) => p.regexes.add(e, t),
                     Key::Any => p.any.push(t),
                 }
             }
@@ -487,6 +587,7 @@ impl Index {
                         }
                     }
                     Key::Substr(b) => p.subs.remove(b, slot),
+                    Key::Regex(e) => p.regexes.remove(e, slot),
                     Key::Any => remove_target(&mut p.any, slot),
                 }
             }
@@ -559,6 +660,7 @@ impl Index {
     pub fn maintain(&mut self) {
         for p in &mut self.paths {
             p.subs.maintain();
+            p.regexes.maintain();
         }
     }
 
@@ -568,6 +670,9 @@ impl Index {
         for p in &mut self.paths {
             if p.subs.built != p.subs.lits.len() || p.subs.stale > 0 {
                 p.subs.rebuild();
+            }
+            if p.regexes.built != p.regexes.exprs.len() || p.regexes.stale > 0 {
+                p.regexes.rebuild();
             }
         }
     }

@@ -324,7 +324,8 @@ fn q(s: &str) -> String {
 fn comparison(r: &mut StdRng, ty: &str) -> String {
     let not = if r.gen_ratio(1, 8) { "NOT " } else { "" };
     match ty {
-        "ipv4-addr" => match r.gen_range(0..6) {
+        "ipv4-addr" => match r.gen_range(0..7) {
+            6 => format!("ipv4-addr:value {not}MATCHES '[13]$'"),
             0 => format!("ipv4-addr:value {not}= {}", q(pick(r, IPS))),
             1 => format!(
                 "ipv4-addr:value {not}IN ({}, {})",
@@ -340,7 +341,8 @@ fn comparison(r: &mut StdRng, ty: &str) -> String {
             0 => format!("ipv6-addr:value {not}= {}", q(pick(r, IP6))),
             _ => format!("ipv6-addr:value {not}ISSUBSET {}", q(pick(r, CIDR6))),
         },
-        "domain-name" => match r.gen_range(0..5) {
+        "domain-name" => match r.gen_range(0..6) {
+            5 => format!("domain-name:value {not}MATCHES '^[a-z]+\\\\.[a-z]+$'"),
             0 => format!("domain-name:value {not}= {}", q(pick(r, DOMAINS))),
             1 => format!("domain-name:value {not}LIKE '%evil%'"),
             2 => format!("domain-name:value {not}MATCHES 'evil\\\\.com$'"),

@@ -238,6 +238,20 @@ impl Compiled {
     }
 }
 
+/// The expression a `MATCHES` operand runs as on text values (NFC-normalised
+/// and translated, see the module docs), when the linear-time engine takes
+/// it; `None` when it needs the backtracking engine. An indexed engine
+/// compiles many of these into one set automaton.
+pub fn linear_text(pattern: &str) -> Option<String> {
+    let nfc: String = pattern.nfc().collect();
+    let t = translate(&nfc, false);
+    regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(&t)
+        .is_ok()
+        .then_some(t)
+}
+
 /// Whether a `MATCHES` operand is valid for the linear-time engine, by
 /// parsing alone. `false` does not mean invalid: the pattern may need the
 /// backtracking engine.
