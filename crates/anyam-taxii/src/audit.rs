@@ -10,7 +10,7 @@
 //! thread waits for each batch's outcome, counts committed entries
 //! (`anyam_audit_entries_total`) and makes failures loud: an error log
 //! line and `anyam_audit_failures_total`. A failing audit writer never
-//! fails or delays a response; a writer that falls far behind (65,536
+//! fails or delays a response; a writer that falls far behind (8,192
 //! queued entries) slows requests down rather than drop their records,
 //! and that wait happens on the blocking pool, not on the async threads.
 
@@ -25,6 +25,12 @@ use anyam_audit::{
 };
 use anyam_policy::Principal;
 use serde_json::{Value, json};
+
+/// Most entries waiting for the writer. A release entry of a page of 100
+/// objects is about 10 KB, so this bounds the queue near 80 MB should the
+/// disk stall, and is still two seconds of a busy node's entries; past it,
+/// requests wait for the writer rather than lose their records.
+const MAX_QUEUED: usize = 8192;
 
 /// Signs a head over the whole log as it is now. The CLI supplies it, so
 /// that the node's private key is read by its identity module only; its
@@ -48,7 +54,10 @@ impl Auditor {
     /// (`POST /audit/head`, [`Auditor::sign_head`]); without one, only
     /// heads signed elsewhere are served.
     pub fn new(log: Arc<AuditLog>, signer: Option<HeadSigner>) -> Result<Auditor, AuditError> {
-        let appender = log.appender(AppenderOptions::default())?;
+        let appender = log.appender(AppenderOptions {
+            max_queued: MAX_QUEUED,
+            ..AppenderOptions::default()
+        })?;
         // Export the counters from the start, at zero, so that a scrape
         // (and a rate) needs no first entry or failure.
         metrics::counter!("anyam_audit_entries_total").increment(0);
