@@ -192,9 +192,9 @@ fn test(t: &PropTest) -> Vec<Anchor> {
             }
         }
         CompOp::Matches(p) => match regex_dialect::required_literals(p) {
-            // A literal of two bytes or more narrows the candidates; a
-            // shorter one (a `/` every URL holds) would not.
-            Some(lits) if lits.iter().all(|l| l.len() >= 2) => lits
+            // A literal of six bytes or more narrows the candidates; a
+            // shorter one (`/` or `http`, which every URL holds) would not.
+            Some(lits) if lits.iter().all(|l| l.len() >= 6) => lits
                 .into_iter()
                 .map(|l| path(Key::Substr(l.into_boxed_slice())))
                 .collect(),
