@@ -3,13 +3,6 @@
 //! Exit codes: 0 success; 1 failure; 2 bad usage; 3 the command ran but
 //! rejected some input (for example `import` with invalid objects).
 
-/// The allocator. The node allocates per request, per stored row and per
-/// sensor record; mimalloc's thread-local free lists make that cheaper
-/// than the system allocator (measured on `anyam detect` and the TAXII
-/// benchmark; figures in the benchmark notes).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod admin;
 mod audit;
 mod config;
