@@ -94,7 +94,13 @@ mod tests {
 
     #[test]
     fn every_mistyped_digit_is_caught() {
-        for v in [0i64, 1, 1_700_000_000_123_456, 1_767_225_600_000_001, i64::MAX] {
+        for v in [
+            0i64,
+            1,
+            1_700_000_000_123_456,
+            1_767_225_600_000_001,
+            i64::MAX,
+        ] {
             let good = encode_cursor(v).into_bytes();
             for pos in 0..good.len() {
                 for d in b"0123456789abcdef" {
