@@ -150,6 +150,12 @@ def test_backup_is_a_database_a_node_can_serve(node, imported, tmp_path, make_no
         tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         assert "objects" in tables, tables
         assert db.execute("SELECT count(*) FROM objects").fetchone()[0] >= len(imported["good"])
+    # The trust database and the audit log are copied beside it, whole.
+    for side, table in (("backup.trust.db", "agreements"), ("backup.audit.db", "entries")):
+        with sqlite3.connect(f"file:{tmp_path / side}?mode=ro", uri=True) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            assert table in tables, (side, tables)
     # A backup never overwrites a file.
     again = node.cli("backup", dest, check=False)
     assert again.returncode != 0

@@ -264,6 +264,22 @@ impl AuditLog {
         self.inner.append(events)
     }
 
+    /// Writes a consistent copy of the log to `dest`, which must not exist
+    /// (`anyam backup`): one read transaction, so the copy is whole while
+    /// the node keeps appending, and it verifies like the original.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), AuditError> {
+        let d = dest
+            .to_str()
+            .ok_or_else(|| AuditError::Malformed(format!("backup path {dest:?} is not UTF-8")))?;
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute("VACUUM INTO ?1", [d])?;
+        Ok(())
+    }
+
     /// How many entries the log holds (the next sequence number).
     pub fn size(&self) -> Result<u64, AuditError> {
         let r = self.inner.reader()?;

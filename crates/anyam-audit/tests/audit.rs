@@ -608,6 +608,21 @@ fn a_clean_log_verifies_and_reports() {
 }
 
 #[test]
+fn a_backup_is_whole_and_verifies() {
+    let f = fixture(N, HEADS);
+    let log = AuditLog::open(&f.path, AuditOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("copy.db");
+    log.backup_to(&dest).unwrap();
+    let copy = read_only(&dest);
+    let report = verify(&copy, &trusted(&[&f.key])).unwrap();
+    assert_eq!(report.entries, N);
+    assert_eq!(report.heads, 3);
+    // Never over an existing file.
+    assert!(log.backup_to(&dest).is_err());
+}
+
+#[test]
 fn heads_are_idempotent_ordered_and_rotate_keys() {
     let f = fixture(10, &[]);
     let log = AuditLog::open(&f.path, AuditOptions::default()).unwrap();

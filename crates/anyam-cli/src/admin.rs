@@ -654,20 +654,58 @@ pub fn grant(cmd: GrantCmd) -> Result<ExitCode> {
 
 #[derive(Args)]
 pub struct BackupArgs {
-    /// Where to write the copy (a new SQLite database file).
+    /// Where to write the copy of the object database (a new SQLite
+    /// file). The trust database and the audit log are copied beside it,
+    /// as STEM.trust.db and STEM.audit.db (STEM: DEST without its
+    /// extension). Private keys are not copied: keep the recovery key
+    /// offline, and back up keys/ separately if you must.
     dest: PathBuf,
     #[command(flatten)]
     data: DataArgs,
 }
 
+/// `DEST` with its extension replaced by `.{what}.db`.
+fn beside(dest: &std::path::Path, what: &str) -> PathBuf {
+    let stem = dest
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "backup".into());
+    dest.with_file_name(format!("{stem}.{what}.db"))
+}
+
 pub fn backup(a: BackupArgs) -> Result<ExitCode> {
-    if a.dest.exists() {
-        bail!("{} exists already; choose a new file", a.dest.display());
+    let trust_dest = beside(&a.dest, "trust");
+    let audit_dest = beside(&a.dest, "audit");
+    for p in [&a.dest, &trust_dest, &audit_dest] {
+        if p.exists() {
+            bail!("{} exists already; choose a new file", p.display());
+        }
     }
     let n = open(&a.data)?;
     n.store
         .backup(&a.dest)
         .with_context(|| format!("backing up to {}", a.dest.display()))?;
-    println!("backed up to {}", a.dest.display());
+    println!("backed up the object database to {}", a.dest.display());
+    if n.dir.join("trust.db").exists() {
+        crate::identity::open_trust(&n.dir)?
+            .backup_to(&trust_dest)
+            .with_context(|| {
+                format!("backing up the trust database to {}", trust_dest.display())
+            })?;
+        println!("backed up the trust database to {}", trust_dest.display());
+    }
+    let audit_path = n.dir.join(audit::AUDIT_FILE);
+    if audit_path.exists() {
+        let log = anyam_audit::AuditLog::open(
+            &audit_path,
+            anyam_audit::AuditOptions {
+                read_only: true,
+                ..anyam_audit::AuditOptions::default()
+            },
+        )?;
+        log.backup_to(&audit_dest)
+            .with_context(|| format!("backing up the audit log to {}", audit_dest.display()))?;
+        println!("backed up the audit log to {}", audit_dest.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
