@@ -6,6 +6,7 @@ the offline recovery key — documents signed by the revoked key are
 rejected once partners hold the revocation."""
 
 import json
+import sqlite3
 import re
 import shutil
 import stat
@@ -172,6 +173,19 @@ def test_agreement_lifecycle(pair, tmp_path):
     forged["document"]["reason"] = "forged"
     (tmp_path / "forged.json").write_text(json.dumps(forged))
     assert a.cli("agreement", "import", tmp_path / "forged.json", check=False).returncode == REJECTED
+
+    # Every agreement event is in A's audit log, naming B as the party, and
+    # B's export of A's entries holds exactly those.
+    con = sqlite3.connect(f"file:{a.dir / 'audit.db'}?mode=ro", uri=True)
+    try:
+        logged = [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+    finally:
+        con.close()
+    commands = [e["details"]["command"] for e in logged if e["kind"] == "agreement"]
+    assert commands == ["agreement draft", "agreement sign", "agreement import", "agreement amend",
+                        "agreement sign", "agreement import", "agreement import"], commands
+    assert all(e["parties"] == [node_id(b)] for e in logged if e["kind"] == "agreement")
+    assert a.cli("audit", "verify").returncode == 0
 
 
 def test_sharing_group_and_non_party(make_node, tmp_path):

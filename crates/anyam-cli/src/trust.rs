@@ -197,11 +197,16 @@ pub fn key(cmd: KeyCmd) -> Result<ExitCode> {
             let mut ctx = open(&data)?;
             let s = identity::rotate_node_key(&ctx.node.dir, &mut ctx.trust)?;
             let ring = ctx.trust.own_keyring()?;
-            println!(
-                "node key rotated: {} (statement {})",
-                ring.active().map(|(id, _)| id).unwrap_or(""),
-                s.digest()
-            );
+            let new_key = ring.active().map(|(id, _)| id).unwrap_or("").to_string();
+            record(
+                &ctx,
+                anyam_audit::Kind::Key,
+                "key rotate",
+                format!("key/{new_key}"),
+                Vec::new(),
+                json!({"command": "key rotate", "new_key_id": new_key, "statement": s.digest()}),
+            )?;
+            println!("node key rotated: {new_key} (statement {})", s.digest());
             println!(
                 "export the descriptor again (`anyam descriptor export`) and send it to partners; restart a running node"
             );
@@ -222,11 +227,17 @@ pub fn key(cmd: KeyCmd) -> Result<ExitCode> {
                 reason,
             )?;
             let ring = ctx.trust.own_keyring()?;
+            let new_key = ring.active().map(|(id, _)| id).unwrap_or("").to_string();
+            record(
+                &ctx,
+                anyam_audit::Kind::Key,
+                "key revoke",
+                format!("key/{revoked}"),
+                Vec::new(),
+                json!({"command": "key revoke", "revoked_key_id": revoked, "new_key_id": new_key}),
+            )?;
             println!("revoked key:  {revoked}");
-            println!(
-                "new node key: {}",
-                ring.active().map(|(id, _)| id).unwrap_or("")
-            );
+            println!("new node key: {new_key}");
             println!(
                 "export the descriptor now (`anyam descriptor export`) and send it to every partner; put the recovery key back offline; restart a running node"
             );
@@ -266,6 +277,34 @@ const META_TAXII_URL: &str = "taxii_url";
 fn stix_now() -> String {
     let micros = Timestamp::now().as_microsecond();
     anyam_stix::format_micros(micros - micros.rem_euclid(1000), 3)
+}
+
+/// Records a key or agreement event in the audit log, naming the partner
+/// nodes it concerns (so that `anyam audit export --partner NODE_ID` gives
+/// each its part).
+fn record(
+    ctx: &Ctx,
+    kind: anyam_audit::Kind,
+    command: &str,
+    path: String,
+    parties: Vec<String>,
+    details: Value,
+) -> Result<()> {
+    crate::audit::record_operator_event(&ctx.node.dir, &ctx.node.config, kind, |e| {
+        e.what.path = Some(path);
+        e.parties = parties;
+        e.why = format!("operator command `anyam {command}`");
+        e.details = details;
+    })?;
+    Ok(())
+}
+
+/// The other parties of an agreement (node ids).
+fn others(ctx: &Ctx, a: &Agreement) -> Vec<String> {
+    a.party_ids()
+        .filter(|id| *id != ctx.node_id)
+        .map(str::to_string)
+        .collect()
 }
 
 /// The organization's identity: stored, or made once from the node name.
@@ -416,6 +455,15 @@ pub fn partner(cmd: PartnerCmd) -> Result<ExitCode> {
                 expect_node_id.as_deref(),
                 Timestamp::now()
             ));
+            record(
+                &ctx,
+                anyam_audit::Kind::Key,
+                "partner import",
+                format!("partner/{}", r.node_id),
+                vec![r.node_id.clone()],
+                json!({"command": "partner import", "node_name": r.descriptor.node_name,
+                       "new": r.new, "new_key_statements": r.new_statements}),
+            )?;
             if r.new {
                 println!("partner added: {} ({})", r.descriptor.node_name, r.node_id);
                 if expect_node_id.is_none() {
@@ -807,6 +855,14 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             let a = accept!(Agreement::draft(parties(&ctx, &terms.parties)?, t, now));
             let s = Signed::new(&a)?;
             accept!(ctx.trust.put_agreement(&s, now));
+            record(
+                &ctx,
+                anyam_audit::Kind::Agreement,
+                "agreement draft",
+                format!("agreement/{}/1", a.id),
+                others(&ctx, &a),
+                json!({"command": "agreement draft", "digest": s.digest()}),
+            )?;
             write_output(out.as_deref(), &pretty(&s))?;
             eprintln!(
                 "drafted {} version 1; sign it with `anyam agreement sign {}`",
@@ -927,6 +983,15 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
                 return Ok(reject(&"this node is not a party to the agreement"));
             }
             let s = sign_and_store(&mut ctx, s)?;
+            let a: Agreement = s.parse()?;
+            record(
+                &ctx,
+                anyam_audit::Kind::Agreement,
+                "agreement sign",
+                format!("agreement/{}/{}", a.id, a.version),
+                others(&ctx, &a),
+                json!({"command": "agreement sign", "digest": s.digest()}),
+            )?;
             write_output(out.as_deref(), &pretty(&s))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -943,6 +1008,15 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             let status = ctx
                 .trust
                 .evaluate(&a.id, Some(a.version), Timestamp::now())?;
+            record(
+                &ctx,
+                anyam_audit::Kind::Agreement,
+                "agreement countersign",
+                format!("agreement/{}/{}", a.id, a.version),
+                others(&ctx, &a),
+                json!({"command": "agreement countersign", "digest": s.digest(),
+                       "status": status_text(&status)}),
+            )?;
             eprintln!("{} version {}: {}", a.id, a.version, status_text(&status));
             Ok(ExitCode::SUCCESS)
         }
@@ -952,6 +1026,14 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             let now = Timestamp::now();
             if s.doc_type() == Some(<Termination as anyam_trust::Document>::TYPE) {
                 let t = accept!(ctx.trust.put_termination(&s, now));
+                record(
+                    &ctx,
+                    anyam_audit::Kind::Agreement,
+                    "agreement import",
+                    format!("agreement/{}/{}", t.agreement_id, t.agreement_version),
+                    vec![t.by.clone()],
+                    json!({"command": "agreement import", "termination_by": t.by}),
+                )?;
                 println!(
                     "termination notice of {} by {} stored",
                     t.agreement_id, t.by
@@ -963,6 +1045,15 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             }
             let a = accept!(ctx.trust.put_agreement(&s, now));
             let status = ctx.trust.evaluate(&a.id, Some(a.version), now)?;
+            record(
+                &ctx,
+                anyam_audit::Kind::Agreement,
+                "agreement import",
+                format!("agreement/{}/{}", a.id, a.version),
+                others(&ctx, &a),
+                json!({"command": "agreement import", "digest": s.digest(),
+                       "status": status_text(&status)}),
+            )?;
             println!(
                 "{} version {} stored: {}",
                 a.id,
@@ -1074,6 +1165,14 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             ));
             let s = Signed::new(&a)?;
             accept!(ctx.trust.put_agreement(&s, now));
+            record(
+                &ctx,
+                anyam_audit::Kind::Agreement,
+                "agreement amend",
+                format!("agreement/{}/{}", a.id, a.version),
+                others(&ctx, &a),
+                json!({"command": "agreement amend", "digest": s.digest()}),
+            )?;
             write_output(out.as_deref(), &pretty(&s))?;
             eprintln!(
                 "drafted {} version {}; every party signs it again (`anyam agreement sign {}`)",
@@ -1094,6 +1193,14 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             let key = identity::load_signing_key(&ctx.node.dir)?;
             let notice = accept!(Termination::sign(&a, &ctx.node_id, &key, now, reason));
             accept!(ctx.trust.put_termination(&notice, now));
+            record(
+                &ctx,
+                anyam_audit::Kind::Agreement,
+                "agreement terminate",
+                format!("agreement/{}/{}", a.id, a.version),
+                others(&ctx, &a),
+                json!({"command": "agreement terminate", "notice": notice.digest()}),
+            )?;
             write_output(out.as_deref(), &pretty(&notice))?;
             let effective = now.checked_add(a.notice_period()).unwrap_or(now);
             eprintln!(
