@@ -214,18 +214,25 @@ impl AuditLog {
                 checkpointer: None,
             }
         } else {
-            let size = stored_size(&conn)?;
+            // One read transaction, so that the entry count, the cache and
+            // the frontier come from the same snapshot: another process
+            // (the server, an administration command) may commit between
+            // separate reads, and a cache row of its new entry would look
+            // like a cut log.
+            let snapshot = conn.unchecked_transaction()?;
+            let size = stored_size(&snapshot)?;
             // Cache rows past the last entry mean entries were cut from the
             // file: appending would build on the cut log (and collide with
             // those rows). Refuse, and let `verify` say what happened.
             let last: Option<i64> =
-                conn.query_row("SELECT max(last) FROM nodes", [], |r| r.get(0))?;
+                snapshot.query_row("SELECT max(last) FROM nodes", [], |r| r.get(0))?;
             if last.is_some_and(|l| l as u64 >= size) {
                 return Err(AuditError::Damaged(format!(
                     "the tree cache reaches past the last of {size} entries: entries were removed"
                 )));
             }
-            let frontier = load_frontier(&conn, size)?;
+            let frontier = load_frontier(&snapshot, size)?;
+            snapshot.commit()?;
             let ck = open_conn(path, &opts, false)?;
             // The checkpointer makes the database file durable: it must
             // fsync like the writer does.
