@@ -447,6 +447,14 @@ def by_id(objects: list[dict]) -> dict[str, dict]:
 # --- STIX content -------------------------------------------------------------------
 
 
+# TLP 2.0 marking definitions (OASIS), by id.
+TLP_CLEAR = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
+TLP_GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+TLP_AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
+TLP_AMBER_STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
+TLP_RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
+
+
 def indicator(n: int | None = None, *, id: str | None = None, created: str = "2024-01-01T00:00:00.000Z",
               modified: str | None = None, **extra) -> dict:
     """A valid STIX 2.1 indicator as a plain dict (fast to make by the thousand)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from support import anyam_bin, assert_taxii_error, get_json, indicator, post_envelope
+from support import TLP_GREEN, anyam_bin, assert_taxii_error, get_json, indicator, post_envelope
 
 EXIT_REJECTED = 3
 
@@ -272,7 +272,7 @@ def test_a_partner_export_verifies_and_an_altered_one_does_not(make_node, tmp_pa
     node.grant("partner-x", cid, "r")
     pw = node.add_user("px", "partner-x")
     admin = node.session()
-    post_envelope(admin, node.objects_url(cid), [indicator(7)])
+    post_envelope(admin, node.objects_url(cid), [indicator(7, object_marking_refs=[TLP_GREEN])])
     px = node.session("px", pw)
     body, _ = get_json(px, node.objects_url(cid))
     get_json(admin, node.objects_url(cid))  # concerns the host only

@@ -13,6 +13,7 @@ from taxii2client.exceptions import AccessError
 
 from support import (
     TAXII,
+    TLP_GREEN,
     assert_taxii_error,
     fresh_source,
     get_json,
@@ -45,7 +46,9 @@ def world(node):
     for org in ("partner", "reader", "outsider"):
         node.add_user(f"{org}-analyst", org)
         tokens[org] = node.create_token(f"{org}-analyst", "--label", "e2e")[1]
-    seed = indicator(1)
+    # GREEN: every local organization with the read right may see it (unmarked
+    # data would stay with the host organization).
+    seed = indicator(1, object_marking_refs=[TLP_GREEN])
     st = post_envelope(node.session(), node.objects_url(cid), [seed])
     return {"cid": cid, "tokens": tokens, "seed": seed, "admin_status": st["id"]}
 

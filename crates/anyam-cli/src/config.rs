@@ -34,6 +34,27 @@ pub struct FileConfig {
     pub store: StoreConfig,
     pub api: ApiConfig,
     pub audit: AuditConfig,
+    pub policy: PolicyConfig,
+}
+
+/// The release policy's node-wide settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// The TLP level of data that carries no TLP marking: `clear`,
+    /// `green`, `amber` or `amber+strict`. The default, `amber+strict`,
+    /// releases unmarked data to the host organization (and to the
+    /// organization that submitted it) and to no one else. `red` is not
+    /// allowed: TLP:RED needs named recipients, which unmarked data lacks.
+    pub unmarked: anyam_trust::Tlp,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            unmarked: anyam_trust::Tlp::AmberStrict,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -124,6 +145,7 @@ impl Default for FileConfig {
             store: StoreConfig::default(),
             api: ApiConfig::default(),
             audit: AuditConfig::default(),
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -164,11 +186,26 @@ impl FileConfig {
     /// A malformed file is an error naming the file, line and column.
     pub fn load(path: &Path) -> Result<FileConfig> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .with_context(|| format!("configuration file {}", path.display())),
+            Ok(text) => {
+                let c: FileConfig = toml::from_str(&text)
+                    .with_context(|| format!("configuration file {}", path.display()))?;
+                c.check()
+                    .with_context(|| format!("configuration file {}", path.display()))?;
+                Ok(c)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
+    }
+
+    /// Rules the types alone do not enforce.
+    pub fn check(&self) -> Result<()> {
+        if self.policy.unmarked == anyam_trust::Tlp::Red {
+            anyhow::bail!(
+                "policy.unmarked = \"red\" is not allowed: TLP:RED needs named recipients, which unmarked data lacks"
+            );
+        }
+        Ok(())
     }
 
     /// The file written at first start: every setting, at its default.

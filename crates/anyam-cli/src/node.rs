@@ -27,6 +27,43 @@ pub struct Node {
     pub store: Arc<dyn Store>,
 }
 
+impl Node {
+    /// The one door for reading data out of this node, with the node's
+    /// release policy: its id, host organization, default for unmarked
+    /// data, and the agreements in force in its trust database.
+    pub fn gate(&self) -> Result<anyam_policy::Gate> {
+        let trust = identity::open_trust(&self.dir)?;
+        // Before the first start completed there is no key history; RED
+        // recipients on "this node" then match nobody.
+        let node_id = trust.self_node_id()?.unwrap_or_default();
+        Ok(anyam_policy::Gate::new(
+            self.store.clone(),
+            anyam_policy::PolicyConfig {
+                node_id,
+                host_org: HOST_ORG.into(),
+                unmarked: self.config.policy.unmarked,
+            },
+            Arc::new(TrustAgreements(std::sync::Mutex::new(trust))),
+        ))
+    }
+}
+
+/// The agreements in force, evaluated from the trust database at the time
+/// of asking (another process may have signed or terminated one).
+struct TrustAgreements(std::sync::Mutex<anyam_trust::TrustStore>);
+
+impl anyam_policy::AgreementSource for TrustAgreements {
+    fn in_force(&self) -> std::result::Result<anyam_trust::AgreementsInForce, String> {
+        let trust = self
+            .0
+            .lock()
+            .map_err(|_| "the trust database lock is poisoned".to_string())?;
+        trust
+            .in_force_view(jiff::Timestamp::now())
+            .map_err(|e| format!("evaluating the agreements in force: {e}"))
+    }
+}
+
 /// What first start created, to tell the operator once.
 pub struct Created {
     pub admin_password: Option<String>,
@@ -47,7 +84,41 @@ fn open_store(dir: &Path, config: &FileConfig) -> Result<Arc<dyn Store>> {
     };
     let store = SqliteStore::open(&db, opts)
         .with_context(|| format!("opening the database {}", db.display()))?;
+    relabel_legacy(&store)?;
     Ok(Arc::new(store))
+}
+
+/// The meta key recording that every stored version carries a release
+/// label.
+const LABELLED_KEY: &str = "release_labels";
+
+/// Versions stored before release labels existed are released to no one
+/// until they have one: give it to them once, from their own markings
+/// (their source is taken to be the host organization).
+fn relabel_legacy(store: &SqliteStore) -> Result<()> {
+    if store.meta(LABELLED_KEY)?.is_some() {
+        return Ok(());
+    }
+    let n = store
+        .relabel_unlabelled(
+            &mut |raw| match serde_json::from_str::<serde_json::Value>(raw) {
+                Ok(v) => anyam_policy::label_of(&v).key(),
+                // Stored objects are valid JSON; anything else stays
+                // unreleasable (and must leave class 0, or this never ends).
+                Err(e) => anyam_policy::Label {
+                    malformed: Some(format!("the stored text is not JSON: {e}")),
+                    ..anyam_policy::Label::default()
+                }
+                .key(),
+            },
+            5_000,
+        )
+        .context("giving stored objects their release labels")?;
+    if n > 0 {
+        tracing::info!(versions = n, "stored objects given release labels");
+    }
+    store.set_meta(LABELLED_KEY, "1")?;
+    Ok(())
 }
 
 /// Open an existing data directory (administration commands). Fails with a

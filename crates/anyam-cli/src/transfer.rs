@@ -274,7 +274,7 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         Some(c) => c.clone(),
         None => find_collection(&n, &a.api_root, None)?.id,
     };
-    let gate = Gate::new(n.store.clone());
+    let gate = n.gate()?;
     // Decide before anything is written: a user who may not read the
     // collection learns nothing, not even that it exists.
     let (coll, _) = gate

@@ -10,10 +10,17 @@
 //! hold a `Gate`, never a bare [`Store`] reference for reading, so no read
 //! path can reach the store around the decision.
 //!
-//! Today the decision rests on collection grants (an organization's read
-//! and/or write right on a collection) narrowed by the token scope. The
-//! marking (TLP 2.0) and agreement checks extend [`decide`] and the
-//! per-object filter that `Gate` hands the store, in this one place.
+//! Two layers, one door. [`decide`] is the collection-level decision:
+//! an organization's grant on a collection (read and/or write) narrowed by
+//! the token scope. [`decide_release`] is the object-level decision: may
+//! this object version go to this reader through this path, by its TLP 2.0
+//! markings, its named recipients, its source, and for partner nodes the
+//! agreements in force (see [`decision`] for the rules). `Gate` applies
+//! both on every read: it turns the reader into the release classes (and
+//! object types) [`decide_release`] admits, and the store applies them
+//! inside its page indexes, so nothing the reader may not see is ever read
+//! for it and a page costs the same however little of a collection the
+//! reader may see.
 //!
 //! A collection or object that the caller may not see is indistinguishable
 //! from one that does not exist: [`Denied::NotFound`] is returned for both.
@@ -26,12 +33,59 @@
 //! Not authentication (the HTTP layer turns credentials into a
 //! [`Principal`]), and not storage.
 
+pub mod decision;
+pub mod marking;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyam_store::{
-    Access, Collection, ManifestEntry, Page, Query, Status, Store, StoreError, StoredObject,
-    TokenScope, VersionSel,
+    Access, ClassScope, Collection, ManifestEntry, Page, Query, Status, Store, StoreError,
+    StoredObject, TokenScope, TypeScope, VersionSel,
 };
+use anyam_trust::{AgreementsInForce, Tlp};
+
+pub use decision::{
+    Accepted, Path, Reader, Rules, Version, Withheld, decide_release, distinguished_types,
+    effective,
+};
+pub use marking::{Label, Recipient, Source, label_of};
+
+/// The store `meta` key under which the operator's accepted markings are
+/// kept (a JSON object: marking id → [`Accepted`]).
+pub const ACCEPTED_MARKINGS_KEY: &str = "policy.accepted_markings";
+
+/// The node-wide settings of the release decision.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// This node's id (the recovery key id).
+    pub node_id: String,
+    /// The organization that runs the node.
+    pub host_org: String,
+    /// The level of data without a TLP marking. The safe default,
+    /// AMBER+STRICT, shares nothing outside the host organization (and the
+    /// organization that submitted it).
+    pub unmarked: Tlp,
+}
+
+/// Where the agreements in force come from (the trust database, evaluated
+/// at the time of asking). Only releases to partner nodes read them.
+pub trait AgreementSource: Send + Sync {
+    fn in_force(&self) -> Result<AgreementsInForce, String>;
+}
+
+/// No agreements at all: nothing is released to any partner.
+pub struct NoAgreements;
+
+impl AgreementSource for NoAgreements {
+    fn in_force(&self) -> Result<AgreementsInForce, String> {
+        Ok(AgreementsInForce {
+            schema_version: 1,
+            evaluated_at: String::new(),
+            agreements: Vec::new(),
+        })
+    }
+}
 
 /// Who is asking. Built by the authentication layer from a verified
 /// password or token.
@@ -56,6 +110,10 @@ pub enum Denied {
     Forbidden(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The policy's own inputs could not be read (accepted markings,
+    /// agreements): nothing is released.
+    #[error("release policy unavailable: {0}")]
+    Policy(String),
 }
 
 /// What a principal wants to do with a collection.
@@ -111,15 +169,130 @@ pub fn effective_access(p: &Principal, grant: Access) -> Access {
 }
 
 /// The only way data is read from the store for release. Every method
-/// applies [`decide`] before it touches objects.
+/// applies [`decide`] to the collection and [`decide_release`] to every
+/// object version before it touches objects.
 #[derive(Clone)]
 pub struct Gate {
     store: Arc<dyn Store>,
+    config: Arc<PolicyConfig>,
+    agreements: Arc<dyn AgreementSource>,
 }
 
 impl Gate {
-    pub fn new(store: Arc<dyn Store>) -> Gate {
-        Gate { store }
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: PolicyConfig,
+        agreements: Arc<dyn AgreementSource>,
+    ) -> Gate {
+        Gate {
+            store,
+            config: Arc::new(config),
+            agreements,
+        }
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The source a write by `p` gives the versions it stores: no
+    /// organization for the host organization itself.
+    pub fn source_of(&self, p: &Principal) -> (Option<String>, Option<String>) {
+        let org = (p.org != self.config.host_org).then(|| p.org.clone());
+        (org, Some(p.user.clone()))
+    }
+
+    /// The rules as they stand now: local organizations and accepted
+    /// markings from the store, agreements only for partner readers.
+    pub fn rules(&self, with_agreements: bool) -> Result<Rules, Denied> {
+        let local_orgs = self.store.orgs()?.into_iter().map(|o| o.name).collect();
+        let accepted = accepted_markings(self.store.as_ref())?;
+        let agreements = if with_agreements {
+            self.agreements.in_force().map_err(Denied::Policy)?
+        } else {
+            NoAgreements.in_force().map_err(Denied::Policy)?
+        };
+        Ok(Rules {
+            node_id: self.config.node_id.clone(),
+            host_org: self.config.host_org.clone(),
+            local_orgs,
+            unmarked: self.config.unmarked,
+            accepted,
+            agreements,
+        })
+    }
+
+    /// The release classes of `collection` that `reader` may see through
+    /// `via`, each with the object types it may see there, derived from
+    /// [`decide_release`] alone: every class is decided for each object
+    /// type the rules tell apart for this reader, and once for "any other
+    /// type".
+    pub fn visible(
+        &self,
+        rules: &Rules,
+        reader: &Reader,
+        collection: &str,
+        via: Path,
+    ) -> Result<Vec<ClassScope>, Denied> {
+        let types = distinguished_types(reader, rules);
+        let mut out = Vec::new();
+        for c in self.store.release_classes(collection)? {
+            let label = Label::from_key(&c.label);
+            let admits = |object_type: &str| {
+                let v = Version {
+                    label: label.as_ref(),
+                    collection,
+                    object_type,
+                };
+                decide_release(&v, reader, via, rules).is_ok()
+            };
+            let (mut yes, mut no) = (Vec::new(), Vec::new());
+            for t in &types {
+                if admits(t) {
+                    yes.push(t.clone());
+                } else {
+                    no.push(t.clone());
+                }
+            }
+            let scope = if admits(decision::OTHER_TYPE) {
+                Some(if no.is_empty() {
+                    TypeScope::Any
+                } else {
+                    TypeScope::Except(no)
+                })
+            } else if !yes.is_empty() {
+                Some(TypeScope::Only(yes))
+            } else {
+                None
+            };
+            if let Some(types) = scope {
+                out.push(ClassScope {
+                    class: c.class,
+                    types,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `q` narrowed to what `p` may see in collection `c` through `via`.
+    fn narrowed(
+        &self,
+        p: &Principal,
+        c: &Collection,
+        access: Access,
+        q: &Query,
+        via: Path,
+    ) -> Result<Query, Denied> {
+        let rules = self.rules(false)?;
+        let reader = Reader::Local {
+            user: &p.user,
+            org: &p.org,
+            access,
+        };
+        let mut q = q.clone();
+        q.visible = Some(self.visible(&rules, &reader, &c.id, via)?);
+        Ok(q)
     }
 
     fn grant(&self, p: &Principal, collection: &str) -> Result<Access, Denied> {
@@ -156,6 +329,18 @@ impl Gate {
         Ok(out)
     }
 
+    fn find_collection(&self, api_root: &str, id: &str) -> Result<Option<Collection>, Denied> {
+        // `id` may be the collection's id or its alias (TAXII 2.1 §5.2.1).
+        Ok(match self.store.collection(api_root, id)? {
+            Some(c) => Some(c),
+            None => self
+                .store
+                .collections(api_root)?
+                .into_iter()
+                .find(|c| c.alias.as_deref() == Some(id)),
+        })
+    }
+
     /// One collection, named by id or alias, if `p` may do `action` on it.
     pub fn collection(
         &self,
@@ -164,19 +349,35 @@ impl Gate {
         id: &str,
         action: Action,
     ) -> Result<(Collection, Access), Denied> {
-        // `id` may be the collection's id or its alias (TAXII 2.1 §5.2.1).
-        let c = match self.store.collection(api_root, id)? {
-            Some(c) => c,
-            None => self
-                .store
-                .collections(api_root)?
-                .into_iter()
-                .find(|c| c.alias.as_deref() == Some(id))
-                .ok_or(Denied::NotFound)?,
-        };
+        let c = self
+            .find_collection(api_root, id)?
+            .ok_or(Denied::NotFound)?;
         let grant = self.grant(p, &c.id)?;
         decide(p, grant, action)?;
         Ok((c, effective_access(p, grant)))
+    }
+
+    /// For the audit log only: why the collection named `id` is invisible
+    /// to `p`, if it exists and is. What it returns is never shown to `p`.
+    pub fn why_hidden(&self, p: &Principal, api_root: &str, id: &str) -> Option<String> {
+        let c = self.find_collection(api_root, id).ok()??;
+        let grant = self.grant(p, &c.id).ok()?;
+        let effective = effective_access(p, grant);
+        if effective.read || effective.write {
+            // Visible: the 404 was about something absent inside it.
+            return None;
+        }
+        Some(if grant.read || grant.write {
+            format!(
+                "hidden: the token's {:?} scope leaves organization {} no right on collection {} (answered 404, as for an absent collection)",
+                p.scope, p.org, c.id
+            )
+        } else {
+            format!(
+                "hidden: organization {} holds no grant on collection {} (answered 404, as for an absent collection)",
+                p.org, c.id
+            )
+        })
     }
 
     /// The objects endpoint's page, for a reader.
@@ -187,8 +388,21 @@ impl Gate {
         collection: &str,
         q: &Query,
     ) -> Result<Page<StoredObject>, Denied> {
-        let (c, _) = self.collection(p, api_root, collection, Action::Read)?;
-        Ok(self.store.objects(&c.id, q)?)
+        self.objects_via(p, api_root, collection, q, Path::Objects)
+    }
+
+    /// Objects for a reader through another path (export, search).
+    pub fn objects_via(
+        &self,
+        p: &Principal,
+        api_root: &str,
+        collection: &str,
+        q: &Query,
+        via: Path,
+    ) -> Result<Page<StoredObject>, Denied> {
+        let (c, access) = self.collection(p, api_root, collection, Action::Read)?;
+        let q = self.narrowed(p, &c, access, q, via)?;
+        Ok(self.store.objects(&c.id, &q)?)
     }
 
     /// The manifest endpoint's page, for a reader.
@@ -199,8 +413,9 @@ impl Gate {
         collection: &str,
         q: &Query,
     ) -> Result<Page<ManifestEntry>, Denied> {
-        let (c, _) = self.collection(p, api_root, collection, Action::Read)?;
-        Ok(self.store.manifest(&c.id, q)?)
+        let (c, access) = self.collection(p, api_root, collection, Action::Read)?;
+        let q = self.narrowed(p, &c, access, q, Path::Manifest)?;
+        Ok(self.store.manifest(&c.id, &q)?)
     }
 
     /// The versions of one object, for a reader.
@@ -212,13 +427,14 @@ impl Gate {
         id: &str,
         q: &Query,
     ) -> Result<Page<ManifestEntry>, Denied> {
-        let (c, _) = self.collection(p, api_root, collection, Action::Read)?;
-        Ok(self.store.versions(&c.id, id, q)?)
+        let (c, access) = self.collection(p, api_root, collection, Action::Read)?;
+        let q = self.narrowed(p, &c, access, q, Path::Versions)?;
+        Ok(self.store.versions(&c.id, id, &q)?)
     }
 
     /// Delete versions of one object; the caller must be able to read and
-    /// write the collection. Deleting what the caller cannot see is
-    /// reported as not found.
+    /// write the collection, and only versions it may see are deleted.
+    /// Deleting what the caller cannot see is reported as not found.
     pub fn delete(
         &self,
         p: &Principal,
@@ -228,10 +444,15 @@ impl Gate {
         versions: &[VersionSel],
         spec_versions: &[String],
     ) -> Result<u64, Denied> {
-        let (c, _) = self.collection(p, api_root, collection, Action::Delete)?;
-        let n = self
-            .store
-            .delete_object(&c.id, id, versions, spec_versions)?;
+        let (c, access) = self.collection(p, api_root, collection, Action::Delete)?;
+        let q = self.narrowed(p, &c, access, &Query::default(), Path::Delete)?;
+        let n = self.store.delete_object(
+            &c.id,
+            id,
+            versions,
+            spec_versions,
+            q.visible.as_deref(),
+        )?;
         if n == 0 {
             return Err(Denied::NotFound);
         }
@@ -245,6 +466,28 @@ impl Gate {
             Some(s) if s.owner_org == p.org => Ok(s),
             _ => Err(Denied::NotFound),
         }
+    }
+
+    /// For the audit log only: which organization owns a status resource
+    /// that `p` was refused. Never shown to `p`.
+    pub fn status_owner(&self, api_root: &str, id: &str) -> Option<String> {
+        self.store
+            .status(api_root, id)
+            .ok()
+            .flatten()
+            .map(|s| s.owner_org)
+    }
+}
+
+/// The operator's accepted markings, as kept in the store.
+pub fn accepted_markings(store: &dyn Store) -> Result<BTreeMap<String, Accepted>, Denied> {
+    match store.meta(ACCEPTED_MARKINGS_KEY)? {
+        None => Ok(BTreeMap::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| {
+            Denied::Policy(format!(
+                "the accepted markings in the store do not parse: {e}"
+            ))
+        }),
     }
 }
 

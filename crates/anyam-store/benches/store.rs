@@ -86,6 +86,7 @@ fn indicator(n: u64) -> NewObject {
         version_micros: Some(secs * 1_000_000),
         digest,
         raw,
+        release_label: String::new(),
     }
 }
 

@@ -240,14 +240,23 @@ pub trait Store: Send + Sync + 'static {
     /// selector deletes all versions; `first`/`last` mean the versions
     /// that are first/last before the delete. Returns how many versions
     /// went (0 when none matched). The remaining versions' first/last are
-    /// repaired in the same transaction.
+    /// repaired in the same transaction. With `visible`, versions outside
+    /// those classes and types are neither deleted nor counted.
     fn delete_object(
         &self,
         collection: &str,
         id: &str,
         versions: &[VersionSel],
         spec_versions: &[String],
+        visible: Option<&[ClassScope]>,
     ) -> Result<u64>;
+    /// The release classes occurring in a collection, with their labels.
+    fn release_classes(&self, collection: &str) -> Result<Vec<ReleaseClass>>;
+    /// Give every version stored before release labels existed (class 0)
+    /// the class of the label `f` computes from its text, in transactions
+    /// of `batch` versions. Returns how many versions changed class.
+    fn relabel_unlabelled(&self, f: &mut dyn FnMut(&str) -> String, batch: usize)
+    -> Result<u64>;
     /// How many object versions a collection holds.
     fn count_objects(&self, collection: &str) -> Result<u64>;
 

@@ -46,6 +46,34 @@ pub struct NewObject {
     pub digest: [u8; 32],
     /// The object's JSON text exactly as received.
     pub raw: String,
+    /// The version's release label, as the policy layer wrote it; the
+    /// store interns it as a release class and never reads it. Empty
+    /// means unlabelled (released to no one).
+    pub release_label: String,
+}
+
+/// Which versions of one release class a reader may see: a class, and the
+/// object types within it (the policy decides; the store applies it inside
+/// its page indexes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassScope {
+    pub class: i64,
+    pub types: TypeScope,
+}
+
+/// Object types admitted within one release class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeScope {
+    Any,
+    Only(Vec<String>),
+    Except(Vec<String>),
+}
+
+/// One release class of a collection: its id and the label it interns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseClass {
+    pub class: i64,
+    pub label: String,
 }
 
 /// One stored version of one object in one collection.
@@ -100,6 +128,11 @@ pub struct Query {
     pub limit: usize,
     /// Opaque continuation from a previous page's `next`.
     pub next: Option<String>,
+    /// The release classes the reader may see, each with the object types
+    /// it may see there. `None`: every class (for the node's own
+    /// processing, never for a release: the policy gate always sets it).
+    /// `Some(empty)`: nothing.
+    pub visible: Option<Vec<ClassScope>>,
 }
 
 /// One page of results in `date_added` order.

@@ -9,18 +9,16 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 
 use crate::codec::{decode_cursor, encode_cursor, now_micros, rfc3339_micros};
 use crate::{
-    Ctx, ManifestEntry, Micros, NewObject, Page, PutOutcome, Query, Result, SqliteStore,
-    StoreError, StoredObject, VersionSel,
+    ClassScope, Ctx, ManifestEntry, Micros, NewObject, Page, PutOutcome, Query, ReleaseClass,
+    Result, SqliteStore, StoreError, StoredObject, TypeScope, VersionSel,
 };
-
-/// The visibility class every object has until markings and agreements are
-/// enforced in the store (see the crate documentation, "Visibility").
-const PUBLIC_CLASS: i64 = 0;
 
 /// One stored version of an object, as the writer needs it to decide what a
 /// delete does.
 struct Existing {
     rid: i64,
+    release_class: i64,
+    object_type: String,
     version_micros: Micros,
     date_added: Micros,
     spec_version: String,
@@ -38,11 +36,23 @@ impl Existing {
     }
 }
 
+/// Whether a version is inside the given classes and types.
+fn sees(visible: &[ClassScope], e: &Existing) -> bool {
+    visible.iter().any(|s| {
+        s.class == e.release_class
+            && match &s.types {
+                TypeScope::Any => true,
+                TypeScope::Only(t) => t.contains(&e.object_type),
+                TypeScope::Except(t) => !t.contains(&e.object_type),
+            }
+    })
+}
+
 /// Every stored version of `id` in collection `cid`.
 fn load_versions(conn: &Connection, cid: i64, id: &str) -> Result<Vec<Existing>> {
     let mut st = conn
         .prepare_cached(
-            "SELECT rid, version_micros, date_added, spec_version, is_first, is_last
+            "SELECT rid, version_micros, date_added, spec_version, is_first, is_last, release_class, type
              FROM objects INDEXED BY objects_by_id WHERE cid = ?1 AND id = ?2",
         )
         .ctx("preparing version lookup")?;
@@ -54,6 +64,8 @@ fn load_versions(conn: &Connection, cid: i64, id: &str) -> Result<Vec<Existing>>
             spec_version: r.get(3)?,
             is_first: r.get(4)?,
             is_last: r.get(5)?,
+            release_class: r.get(6)?,
+            object_type: r.get(7)?,
         })
     })
     .ctx("looking up versions")?
@@ -194,15 +206,20 @@ impl VersionFilter {
 enum Shape {
     Objects,
     Manifest,
+    /// Only `date_added`: the first phase of a page over several classes.
+    Dates,
 }
 
-/// Build the keyset page query. Every page is
+/// Build the keyset page query over one release class. Every page is
 /// `WHERE cid = ? AND release_class = ? AND date_added > ? … ORDER BY
 /// date_added LIMIT n+1` over one index whose leading columns are exactly
 /// those, so SQLite seeks to the cursor and reads forward: the cost is the
 /// page size (plus rows rejected by residual filters), independent of the
-/// collection size and the depth. `INDEXED BY` pins the choice so a stale
-/// planner estimate can never turn a page into a sort of the collection.
+/// collection size and the depth. `until` bounds the range from above (the
+/// second phase of a page over several classes). `INDEXED BY` pins the
+/// choice so a stale planner estimate can never turn a page into a sort of
+/// the collection.
+#[allow(clippy::too_many_arguments)]
 fn page_sql(
     shape: Shape,
     q: &Query,
@@ -210,10 +227,13 @@ fn page_sql(
     vf: &VersionFilter,
     cid: i64,
     after: Micros,
+    scope: &ClassScope,
+    until: Option<Micros>,
 ) -> (String, Vec<Value>) {
     let cols = match shape {
         Shape::Objects => "id, type, spec_version, version, date_added, raw",
         Shape::Manifest => "id, type, spec_version, version, date_added",
+        Shape::Dates => "date_added",
     };
     let by_id = id.is_some() || !q.ids.is_empty();
     let index = if by_id {
@@ -234,9 +254,13 @@ fn page_sql(
     );
     let mut args: Vec<Value> = vec![
         Value::Integer(cid),
-        Value::Integer(PUBLIC_CLASS),
+        Value::Integer(scope.class),
         Value::Integer(after),
     ];
+    if let Some(u) = until {
+        args.push(Value::Integer(u));
+        sql.push_str(&format!(" AND date_added <= ?{}", args.len()));
+    }
     let mut push_in = |sql: &mut String, col: &str, vals: &mut dyn Iterator<Item = Value>| {
         sql.push_str(" AND ");
         sql.push_str(col);
@@ -272,6 +296,20 @@ fn page_sql(
             "type",
             &mut q.types.iter().map(|s| Value::Text(s.clone())),
         );
+    }
+    match &scope.types {
+        TypeScope::Any => {}
+        TypeScope::Only(types) => push_in(
+            &mut sql,
+            "type",
+            &mut types.iter().map(|s| Value::Text(s.clone())),
+        ),
+        TypeScope::Except(types) if types.is_empty() => {}
+        TypeScope::Except(types) => push_in(
+            &mut sql,
+            "type NOT",
+            &mut types.iter().map(|s| Value::Text(s.clone())),
+        ),
     }
     if !q.spec_versions.is_empty() {
         push_in(
@@ -315,6 +353,91 @@ fn page_sql(
     (sql, args)
 }
 
+/// The classes a query reads: the reader's visible classes, or for the
+/// node's own processing every class present in the collection.
+fn scopes_of(conn: &Connection, cid: i64, q: &Query) -> Result<Vec<ClassScope>> {
+    if let Some(v) = &q.visible {
+        return Ok(v.clone());
+    }
+    let mut st = conn
+        .prepare_cached("SELECT class FROM collection_classes WHERE cid = ?1 ORDER BY class")
+        .ctx("preparing class list")?;
+    st.query_map([cid], |r| {
+        Ok(ClassScope {
+            class: r.get(0)?,
+            types: TypeScope::Any,
+        })
+    })
+    .ctx("listing classes")?
+    .collect::<rusqlite::Result<_>>()
+    .ctx("listing classes")
+}
+
+/// One page (`limit + 1` rows at most, in `date_added` order) over the
+/// given classes, inside one read transaction.
+///
+/// One class is one range scan. Several classes take two phases, so that
+/// no more than a page of rows is ever read in full however many classes
+/// there are: first each class's next `limit + 1` `date_added` values
+/// (from the index alone when no residual filter needs the row), whose
+/// `(limit + 1)`-th smallest bounds the page; then each class's rows up to
+/// that bound, merged. A query by id is bounded by that id's versions and
+/// needs no first phase.
+#[allow(clippy::too_many_arguments)]
+fn read_page<T>(
+    conn: &Connection,
+    shape: Shape,
+    q: &Query,
+    id: Option<&str>,
+    vf: &VersionFilter,
+    cid: i64,
+    after: Micros,
+    scopes: &[ClassScope],
+    map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    date_added: impl Fn(&T) -> Micros,
+) -> Result<Vec<T>> {
+    let limit = q.limit.max(1);
+    let by_id = id.is_some() || !q.ids.is_empty();
+    let until = if scopes.len() > 1 && !by_id {
+        let mut dates: Vec<Micros> = Vec::new();
+        for s in scopes {
+            let (sql, args) = page_sql(Shape::Dates, q, id, vf, cid, after, s, None);
+            let mut st = conn.prepare_cached(&sql).ctx("preparing page bound")?;
+            let rows = st
+                .query_map(params_from_iter(args), |r| r.get::<_, Micros>(0))
+                .ctx("reading page bound")?;
+            for d in rows {
+                dates.push(d.ctx("reading page bound")?);
+            }
+        }
+        // A class listed twice (with different types) yields a row twice.
+        dates.sort_unstable();
+        dates.dedup();
+        dates.get(limit).copied()
+    } else {
+        None
+    };
+    let mut items = Vec::new();
+    for s in scopes {
+        let (sql, args) = page_sql(shape, q, id, vf, cid, after, s, until);
+        let mut st = conn.prepare_cached(&sql).ctx("preparing page")?;
+        let rows = st
+            .query_map(params_from_iter(args), &map)
+            .ctx("reading page")?;
+        for r in rows {
+            items.push(r.ctx("reading page")?);
+        }
+    }
+    if scopes.len() > 1 {
+        // `date_added` is unique in a collection: equal values are one row
+        // met through two scopes of the same class.
+        items.sort_by_key(&date_added);
+        items.dedup_by_key(|t| date_added(t));
+        items.truncate(limit + 1);
+    }
+    Ok(items)
+}
+
 /// SQLite binds at most 32,766 values per statement; refuse a query string
 /// with more filter values than that as the client's error, not ours.
 const MAX_FILTER_VALUES: usize = 30_000;
@@ -351,6 +474,53 @@ fn into_page<T>(mut items: Vec<T>, limit: usize, date_added: impl Fn(&T) -> Micr
     }
 }
 
+/// Release classes interned during one write transaction, and which of
+/// them are already recorded for which collection.
+#[derive(Default)]
+struct ClassCache {
+    classes: std::collections::HashMap<String, i64>,
+    recorded: std::collections::HashSet<(i64, i64)>,
+}
+
+impl ClassCache {
+    /// The class of `label` in collection `cid`, creating the class and
+    /// recording it for the collection as needed.
+    fn intern(&mut self, conn: &Connection, cid: i64, label: &str) -> Result<i64> {
+        let class = match self.classes.get(label) {
+            Some(c) => *c,
+            None => {
+                let found: Option<i64> = conn
+                    .prepare_cached("SELECT class FROM release_classes WHERE label = ?1")
+                    .ctx("preparing class lookup")?
+                    .query_row([label], |r| r.get(0))
+                    .optional()
+                    .ctx("looking up a release class")?;
+                let c = match found {
+                    Some(c) => c,
+                    None => {
+                        conn.prepare_cached("INSERT INTO release_classes (label) VALUES (?1)")
+                            .ctx("preparing class insert")?
+                            .execute([label])
+                            .ctx("adding a release class")?;
+                        conn.last_insert_rowid()
+                    }
+                };
+                self.classes.insert(label.to_string(), c);
+                c
+            }
+        };
+        if self.recorded.insert((cid, class)) {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO collection_classes (cid, class) VALUES (?1, ?2)",
+            )
+            .ctx("preparing collection class insert")?
+            .execute(params![cid, class])
+            .ctx("recording a collection's class")?;
+        }
+        Ok(class)
+    }
+}
+
 impl SqliteStore {
     pub(crate) fn put_objects_impl(
         &self,
@@ -372,6 +542,7 @@ impl SqliteStore {
         let (cid, mut last_added) = collection_key(&tx, collection)?;
         let now = now_micros();
         let mut added = 0i64;
+        let mut classes = ClassCache::default();
         let mut outcomes = Vec::with_capacity(objects.len());
         for o in objects {
             // The current last version; none means a new object, which
@@ -415,6 +586,7 @@ impl SqliteStore {
                 Some(v) => v.clone(),
                 None => rfc3339_micros(date_added),
             };
+            let class = classes.intern(&tx, cid, &o.release_label)?;
             tx.prepare_cached(
                 "INSERT INTO objects (cid, release_class, date_added, id, type, spec_version, version, versionless,
                                       version_micros, is_first, is_last, digest, raw)
@@ -423,7 +595,7 @@ impl SqliteStore {
             .ctx("preparing object insert")?
             .execute(params![
                 cid,
-                PUBLIC_CLASS,
+                class,
                 date_added,
                 o.id,
                 o.object_type,
@@ -461,6 +633,7 @@ impl SqliteStore {
         id: &str,
         versions: &[VersionSel],
         spec_versions: &[String],
+        visible: Option<&[ClassScope]>,
     ) -> Result<u64> {
         let vf = VersionFilter::new(versions, VersionSel::All);
         let mut w = self.writer();
@@ -468,9 +641,13 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("starting delete transaction")?;
         let (cid, _) = collection_key(&tx, collection)?;
+        // Versions the caller may not see are not there for it: neither
+        // deleted nor counted, and they keep their place among the versions.
         let existing = load_versions(&tx, cid, id)?;
         let (gone, kept): (Vec<Existing>, Vec<Existing>) = existing.into_iter().partition(|e| {
-            vf.selects(e) && (spec_versions.is_empty() || spec_versions.contains(&e.spec_version))
+            vf.selects(e)
+                && (spec_versions.is_empty() || spec_versions.contains(&e.spec_version))
+                && visible.is_none_or(|v| sees(v, e))
         });
         if gone.is_empty() {
             return Ok(0);
@@ -505,11 +682,19 @@ impl SqliteStore {
         let after = start_after(q)?;
         let vf = VersionFilter::new(&q.versions, VersionSel::Last);
         let r = self.reader()?;
-        let (cid, _) = collection_key(&r, collection)?;
-        let (sql, args) = page_sql(Shape::Objects, q, None, &vf, cid, after);
-        let mut st = r.prepare_cached(&sql).ctx("preparing objects page")?;
-        let items = st
-            .query_map(params_from_iter(args), |r| {
+        let tx = r.unchecked_transaction().ctx("starting read")?;
+        let (cid, _) = collection_key(&tx, collection)?;
+        let scopes = scopes_of(&tx, cid, q)?;
+        let items = read_page(
+            &tx,
+            Shape::Objects,
+            q,
+            None,
+            &vf,
+            cid,
+            after,
+            &scopes,
+            |r| {
                 Ok(StoredObject {
                     id: r.get(0)?,
                     object_type: r.get(1)?,
@@ -518,10 +703,10 @@ impl SqliteStore {
                     date_added: r.get(4)?,
                     raw: r.get(5)?,
                 })
-            })
-            .ctx("reading objects page")?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .ctx("reading objects page")?;
+            },
+            |o| o.date_added,
+        )?;
+        drop(tx);
         Ok(into_page(items, q.limit, |o| o.date_added))
     }
 
@@ -542,11 +727,19 @@ impl SqliteStore {
         };
         let vf = VersionFilter::new(&q.versions, default);
         let r = self.reader()?;
-        let (cid, _) = collection_key(&r, collection)?;
-        let (sql, args) = page_sql(Shape::Manifest, q, id, &vf, cid, after);
-        let mut st = r.prepare_cached(&sql).ctx("preparing manifest page")?;
-        let items = st
-            .query_map(params_from_iter(args), |r| {
+        let tx = r.unchecked_transaction().ctx("starting read")?;
+        let (cid, _) = collection_key(&tx, collection)?;
+        let scopes = scopes_of(&tx, cid, q)?;
+        let items = read_page(
+            &tx,
+            Shape::Manifest,
+            q,
+            id,
+            &vf,
+            cid,
+            after,
+            &scopes,
+            |r| {
                 Ok(ManifestEntry {
                     id: r.get(0)?,
                     object_type: r.get(1)?,
@@ -554,11 +747,76 @@ impl SqliteStore {
                     version: r.get(3)?,
                     date_added: r.get(4)?,
                 })
-            })
-            .ctx("reading manifest page")?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .ctx("reading manifest page")?;
+            },
+            |e| e.date_added,
+        )?;
+        drop(tx);
         Ok(into_page(items, q.limit, |e| e.date_added))
+    }
+
+    /// The release classes occurring in a collection.
+    pub(crate) fn release_classes_impl(&self, collection: &str) -> Result<Vec<ReleaseClass>> {
+        let r = self.reader()?;
+        let (cid, _) = collection_key(&r, collection)?;
+        let mut st = r
+            .prepare_cached(
+                "SELECT c.class, c.label FROM collection_classes cc
+                 JOIN release_classes c ON c.class = cc.class
+                 WHERE cc.cid = ?1 ORDER BY c.class",
+            )
+            .ctx("preparing class list")?;
+        st.query_map([cid], |r| {
+            Ok(ReleaseClass {
+                class: r.get(0)?,
+                label: r.get(1)?,
+            })
+        })
+        .ctx("listing release classes")?
+        .collect::<rusqlite::Result<_>>()
+        .ctx("listing release classes")
+    }
+
+    /// Give versions stored before release labels existed (class 0) the
+    /// class of the label `f` computes from their text, `batch` versions
+    /// per transaction. Returns how many versions were relabelled.
+    pub(crate) fn relabel_unlabelled_impl(
+        &self,
+        f: &mut dyn FnMut(&str) -> String,
+        batch: usize,
+    ) -> Result<u64> {
+        let mut done = 0u64;
+        loop {
+            let mut w = self.writer();
+            let tx = w
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .ctx("starting relabel transaction")?;
+            let rows: Vec<(i64, i64, String)> = tx
+                .prepare_cached(
+                    "SELECT rid, cid, raw FROM objects WHERE release_class = 0 LIMIT ?1",
+                )
+                .ctx("preparing relabel scan")?
+                .query_map([i64::try_from(batch.max(1)).unwrap_or(1000)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .ctx("scanning unlabelled versions")?
+                .collect::<rusqlite::Result<_>>()
+                .ctx("scanning unlabelled versions")?;
+            if rows.is_empty() {
+                tx.commit().ctx("committing relabel")?;
+                return Ok(done);
+            }
+            let mut classes = ClassCache::default();
+            for (rid, cid, raw) in &rows {
+                let label = f(raw);
+                let class = classes.intern(&tx, *cid, &label)?;
+                tx.prepare_cached("UPDATE objects SET release_class = ?2 WHERE rid = ?1")
+                    .ctx("preparing relabel")?
+                    .execute(params![rid, class])
+                    .ctx("relabelling a version")?;
+            }
+            tx.commit().ctx("committing relabel")?;
+            done += rows.len() as u64;
+        }
     }
 
     /// `VACUUM INTO` reads the database inside one read transaction, so the

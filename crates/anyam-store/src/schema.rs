@@ -12,7 +12,7 @@ use crate::{Ctx, Result, StoreError};
 
 /// Every migration, oldest first. `MIGRATIONS.len()` is the schema version
 /// this program writes.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this program understands.
 pub(crate) fn supported() -> i64 {
@@ -150,6 +150,30 @@ CREATE TRIGGER indicator_deleted AFTER DELETE ON objects
     WHEN OLD.type = 'indicator'
     BEGIN INSERT INTO indicator_changes (id) VALUES (OLD.id); END;
 CREATE INDEX objects_by_type ON objects(type, id) WHERE type = 'indicator';
+"#;
+
+/// Version 3: release classes.
+///
+/// A release class is one distinct release label (markings, named
+/// recipients, source; the label's text is produced and read by the
+/// policy layer, the store only interns it). `objects.release_class`
+/// names the class of each version. `collection_classes` lists which
+/// classes occur in which collection, so a reader's visible classes are
+/// found without reading objects. Versions written before this migration
+/// keep class 0, whose label is empty: the policy releases them to no one
+/// until `Store::relabel_unlabelled` gave them their real class.
+const V3: &str = r#"
+CREATE TABLE release_classes (
+    class INTEGER PRIMARY KEY,
+    label TEXT NOT NULL UNIQUE
+);
+INSERT INTO release_classes (class, label) VALUES (0, '');
+CREATE TABLE collection_classes (
+    cid   INTEGER NOT NULL REFERENCES collections(cid),
+    class INTEGER NOT NULL REFERENCES release_classes(class),
+    PRIMARY KEY (cid, class)
+) WITHOUT ROWID;
+INSERT INTO collection_classes (cid, class) SELECT DISTINCT cid, 0 FROM objects;
 "#;
 
 /// Bring `conn` up to the newest schema, or refuse a file written by a newer

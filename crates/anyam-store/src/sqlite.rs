@@ -9,7 +9,8 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::{
-    Access, ApiRoot, Collection, Ctx, Grant, ManifestEntry, NewObject, Organization, Page,
+    Access, ApiRoot, ClassScope, Collection, Ctx, Grant, ManifestEntry, NewObject, Organization,
+    Page, ReleaseClass,
     PutOutcome, Query, Result, Status, Store, StoreError, StoredObject, Token, TokenScope, User,
     VersionSel, schema,
 };
@@ -529,8 +530,21 @@ impl Store for SqliteStore {
         id: &str,
         versions: &[VersionSel],
         spec_versions: &[String],
+        visible: Option<&[ClassScope]>,
     ) -> Result<u64> {
-        self.delete_object_impl(collection, id, versions, spec_versions)
+        self.delete_object_impl(collection, id, versions, spec_versions, visible)
+    }
+
+    fn release_classes(&self, collection: &str) -> Result<Vec<ReleaseClass>> {
+        self.release_classes_impl(collection)
+    }
+
+    fn relabel_unlabelled(
+        &self,
+        f: &mut dyn FnMut(&str) -> String,
+        batch: usize,
+    ) -> Result<u64> {
+        self.relabel_unlabelled_impl(f, batch)
     }
 
     fn count_objects(&self, collection: &str) -> Result<u64> {

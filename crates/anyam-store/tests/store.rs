@@ -71,6 +71,7 @@ fn obj_full(id: &str, ty: &str, spec: &str, v: Option<Micros>, tag: &str) -> New
         version_micros: v,
         digest: digest(&raw),
         raw,
+        release_label: String::new(),
     }
 }
 
@@ -614,7 +615,7 @@ fn date_added_strictly_increases_across_batches_and_deletes() {
         // Deleting the newest object must not let the next date_added reuse
         // its timestamp: a client may already hold it as a cursor.
         assert_eq!(
-            s.delete_object(COLL, &format!("indicator--{i}-19"), &[], &[])
+            s.delete_object(COLL, &format!("indicator--{i}-19"), &[], &[], None)
                 .unwrap(),
             1
         );
@@ -690,7 +691,7 @@ fn delete_versions_and_repair_flags() {
         let (_d, s, _) = filter_fixture();
         let specs = strs(&specs);
         assert_eq!(
-            s.delete_object(COLL, "indicator--a", &versions, &specs)
+            s.delete_object(COLL, "indicator--a", &versions, &specs, None)
                 .unwrap(),
             n,
             "{what}"
@@ -743,14 +744,14 @@ fn delete_versions_and_repair_flags() {
         );
     }
     let (_d, s, added) = filter_fixture();
-    assert_eq!(s.delete_object(COLL, "indicator--zz", &[], &[]).unwrap(), 0);
+    assert_eq!(s.delete_object(COLL, "indicator--zz", &[], &[], None).unwrap(), 0);
     assert!(matches!(
-        s.delete_object("nope", "indicator--a", &[], &[]),
+        s.delete_object("nope", "indicator--a", &[], &[], None),
         Err(StoreError::NotFound(_))
     ));
     // A deleted version can be posted again; it is new, with a new date_added.
     assert_eq!(
-        s.delete_object(COLL, "indicator--a", &[At(20)], &[])
+        s.delete_object(COLL, "indicator--a", &[At(20)], &[], None)
             .unwrap(),
         1
     );
@@ -827,7 +828,7 @@ fn many_versions_in_any_order_keep_one_first_and_one_last() {
     // Peel versions off both ends; first and last follow.
     for k in 0..10 {
         assert_eq!(
-            s.delete_object(COLL, "indicator--m", &[First, Last], &[])
+            s.delete_object(COLL, "indicator--m", &[First, Last], &[], None)
                 .unwrap(),
             2
         );
@@ -865,7 +866,7 @@ fn collections_are_independent() {
     assert_eq!(labels_m(&s.manifest(COLL, &q()).unwrap()), "x1");
     assert_eq!(labels_m(&s.manifest(other, &q()).unwrap()), "x2 y1");
     assert_eq!(s.objects(COLL, &q()).unwrap().items[0].raw, a.raw);
-    assert_eq!(s.delete_object(other, "indicator--x", &[], &[]).unwrap(), 2);
+    assert_eq!(s.delete_object(other, "indicator--x", &[], &[], None).unwrap(), 2);
     assert_eq!(s.count_objects(COLL).unwrap(), 1);
     assert_eq!(s.count_objects(other).unwrap(), 1);
     assert_eq!(
@@ -1756,24 +1757,36 @@ mod oracle {
         id.split("--").next().unwrap_or(id)
     }
 
+    /// Release labels the posts carry; the store interns each as a class.
+    const LABELS: [&str; 3] = ["", "L1", "L2"];
+    const TYPES: [&str; 3] = ["indicator", "malware", "file"];
+
     #[derive(Debug, Clone)]
     pub struct Post {
         id: usize,
         version: Option<i64>,
         tag: u8,
         spec: usize,
+        label: usize,
     }
+
+    /// What a reader may see: per label, no type limit (0), only one type
+    /// (1) or all but one type (2).
+    type Visible = Option<Vec<(usize, u8, usize)>>;
 
     impl Post {
         fn new_object(&self) -> NewObject {
             let id = IDS[self.id];
-            obj_full(
-                id,
-                object_type(id),
-                SPECS[self.spec],
-                self.version,
-                &self.tag.to_string(),
-            )
+            NewObject {
+                release_label: LABELS[self.label].to_string(),
+                ..obj_full(
+                    id,
+                    object_type(id),
+                    SPECS[self.spec],
+                    self.version,
+                    &self.tag.to_string(),
+                )
+            }
         }
     }
 
@@ -1785,6 +1798,7 @@ mod oracle {
         versions: Vec<VersionSel>,
         specs: Vec<usize>,
         limit: usize,
+        visible: Visible,
     }
 
     #[derive(Debug, Clone)]
@@ -1794,6 +1808,7 @@ mod oracle {
             id: usize,
             versions: Vec<VersionSel>,
             specs: Vec<usize>,
+            visible: Visible,
         },
         Query(Filter),
     }
@@ -1805,6 +1820,7 @@ mod oracle {
         date: Micros,
         spec: String,
         digest: [u8; 32],
+        label: String,
     }
 
     impl Row {
@@ -1870,6 +1886,7 @@ mod oracle {
                             date,
                             spec: o.spec_version.clone(),
                             digest: o.digest,
+                            label: o.release_label.clone(),
                         });
                         want.push(PutOutcome::Added(date));
                     }
@@ -1878,7 +1895,13 @@ mod oracle {
             want
         }
 
-        fn delete(&mut self, id: &str, sels: &[VersionSel], specs: &[String]) -> u64 {
+        fn delete(
+            &mut self,
+            id: &str,
+            sels: &[VersionSel],
+            specs: &[String],
+            visible: &Visible,
+        ) -> u64 {
             let all = [VersionSel::All];
             let sels = if sels.is_empty() { &all[..] } else { sels };
             let gone: Vec<bool> = self
@@ -1888,6 +1911,7 @@ mod oracle {
                     r.id == id
                         && self.selected(r, sels)
                         && (specs.is_empty() || specs.contains(&r.spec))
+                        && sees(visible, r)
                 })
                 .collect();
             let n = gone.iter().filter(|g| **g).count();
@@ -1904,6 +1928,7 @@ mod oracle {
         fn query(
             &self,
             q: &Query,
+            visible: &Visible,
             id: Option<&str>,
             default: VersionSel,
         ) -> Vec<(String, Micros, Micros)> {
@@ -1922,11 +1947,53 @@ mod oracle {
                 .filter(|r| q.types.is_empty() || q.types.iter().any(|t| t == object_type(&r.id)))
                 .filter(|r| q.spec_versions.is_empty() || q.spec_versions.contains(&r.spec))
                 .filter(|r| self.selected(r, sels))
+                .filter(|r| sees(visible, r))
                 .map(|r| (r.id.clone(), r.version.unwrap_or(r.date), r.date))
                 .collect();
             out.sort_by_key(|x| x.2);
             out
         }
+    }
+
+    fn sees(visible: &Visible, r: &Row) -> bool {
+        let Some(v) = visible else { return true };
+        let ty = object_type(&r.id);
+        v.iter().any(|(l, mode, t)| {
+            LABELS[*l] == r.label
+                && match mode {
+                    0 => true,
+                    1 => ty == TYPES[*t],
+                    _ => ty != TYPES[*t],
+                }
+        })
+    }
+
+    /// The store's form of a reader's visibility: labels become the classes
+    /// the store interned (a label never stored has no class and so
+    /// contributes nothing).
+    fn scopes(s: &SqliteStore, visible: &Visible) -> Option<Vec<ClassScope>> {
+        let v = visible.as_ref()?;
+        let classes = s.release_classes(COLL).unwrap();
+        Some(
+            v.iter()
+                .filter_map(|(l, mode, t)| {
+                    let class = classes.iter().find(|c| c.label == LABELS[*l])?.class;
+                    let types = match mode {
+                        0 => TypeScope::Any,
+                        1 => TypeScope::Only(vec![TYPES[*t].to_string()]),
+                        _ => TypeScope::Except(vec![TYPES[*t].to_string()]),
+                    };
+                    Some(ClassScope { class, types })
+                })
+                .collect(),
+        )
+    }
+
+    fn visible() -> impl Strategy<Value = Visible> {
+        prop::option::of(prop::collection::vec(
+            (0..LABELS.len(), 0u8..3, 0..TYPES.len()),
+            0..3,
+        ))
     }
 
     /// Version micros of a manifest entry: the test objects' version strings
@@ -1954,12 +2021,14 @@ mod oracle {
             prop::option::weighted(0.8, 0i64..5),
             0u8..2,
             0..2usize,
+            0..LABELS.len(),
         )
-            .prop_map(|(id, version, tag, spec)| Post {
+            .prop_map(|(id, version, tag, spec, label)| Post {
                 id,
                 version,
                 tag,
                 spec,
+                label,
             })
     }
 
@@ -1974,18 +2043,20 @@ mod oracle {
             prop::collection::vec(sel(), 0..3),
             prop::collection::vec(0..2usize, 0..2),
             1usize..6,
+            visible(),
         )
-            .prop_map(|(added_after, ids, types, versions, specs, limit)| Filter {
+            .prop_map(|(added_after, ids, types, versions, specs, limit, visible)| Filter {
                 added_after,
                 ids,
                 types,
                 versions,
                 specs,
                 limit,
+                visible,
             });
         prop_oneof![
             4 => prop::collection::vec(post(), 1..8).prop_map(Op::Put),
-            1 => (0..IDS.len(), prop::collection::vec(sel(), 0..3), prop::collection::vec(0..2usize, 0..2)).prop_map(|(id, versions, specs)| Op::Delete { id, versions, specs }),
+            1 => (0..IDS.len(), prop::collection::vec(sel(), 0..3), prop::collection::vec(0..2usize, 0..2), visible()).prop_map(|(id, versions, specs, visible)| Op::Delete { id, versions, specs, visible }),
             2 => filter.prop_map(Op::Query),
         ]
     }
@@ -2006,8 +2077,9 @@ mod oracle {
             spec_versions: f.specs.iter().map(|i| SPECS[*i].to_string()).collect(),
             limit: f.limit,
             next: None,
+            visible: scopes(s, &f.visible),
         };
-        let want = m.query(&q, None, VersionSel::Last);
+        let want = m.query(&q, &f.visible, None, VersionSel::Last);
         let (objects, _) = page_all(f.limit, q.clone(), |q| s.objects(COLL, q).unwrap());
         let got: Vec<_> = objects
             .iter()
@@ -2021,7 +2093,7 @@ mod oracle {
             .collect();
         assert_eq!(got, want, "manifest {q:?}");
         for id in IDS {
-            let want = m.query(&q, Some(id), VersionSel::All);
+            let want = m.query(&q, &f.visible, Some(id), VersionSel::All);
             let (versions, _) = page_all(f.limit, q.clone(), |q| s.versions(COLL, id, q).unwrap());
             let got: Vec<_> = versions
                 .iter()
@@ -2050,10 +2122,11 @@ mod oracle {
                         let want = m.put(&objs, &got);
                         prop_assert_eq!(got, want);
                     }
-                    Op::Delete { id, versions, specs } => {
+                    Op::Delete { id, versions, specs, visible } => {
                         let specs: Vec<String> = specs.iter().map(|i| SPECS[*i].to_string()).collect();
-                        let got = s.delete_object(COLL, IDS[*id], versions, &specs).unwrap();
-                        prop_assert_eq!(got, m.delete(IDS[*id], versions, &specs));
+                        let sc = scopes(&s, visible);
+                        let got = s.delete_object(COLL, IDS[*id], versions, &specs, sc.as_deref()).unwrap();
+                        prop_assert_eq!(got, m.delete(IDS[*id], versions, &specs, visible));
                     }
                     Op::Query(f) => check_queries(&s, &m, f),
                 }
@@ -2061,7 +2134,8 @@ mod oracle {
             }
             // A final sweep with the plain filters.
             for versions in [vec![], vec![VersionSel::All], vec![VersionSel::First], vec![VersionSel::First, VersionSel::Last]] {
-                check_queries(&s, &m, &Filter { added_after: None, ids: vec![], types: vec![], versions, specs: vec![], limit: 3 });
+                check_queries(&s, &m, &Filter { added_after: None, ids: vec![], types: vec![], versions: versions.clone(), specs: vec![], limit: 3, visible: None });
+                check_queries(&s, &m, &Filter { added_after: None, ids: vec![], types: vec![], versions, specs: vec![], limit: 2, visible: Some(vec![(1, 0, 0), (2, 2, 0)]) });
             }
         }
     }
@@ -2116,7 +2190,7 @@ fn indicator_change_sequence_follows_every_write() {
         "{seen:?}"
     );
     // A deletion is a change too; the id's newest version is then the older one.
-    s.delete_object(other, "indicator--a", &[], &[]).unwrap();
+    s.delete_object(other, "indicator--a", &[], &[], None).unwrap();
     let after = s.indicator_changes(seq, 100).unwrap();
     assert_eq!(ids(after.clone()), ["indicator--a"]);
     assert!(after[0].0 > seq);
@@ -2126,7 +2200,7 @@ fn indicator_change_sequence_follows_every_write() {
             .unwrap()
             .contains("v1")
     );
-    s.delete_object(COLL, "indicator--a", &[], &[]).unwrap();
+    s.delete_object(COLL, "indicator--a", &[], &[], None).unwrap();
     assert_eq!(s.latest_version("indicator--a").unwrap(), None);
     // Sequence numbers are never reused, even after the newest row goes.
     let last = s.indicator_seq().unwrap();

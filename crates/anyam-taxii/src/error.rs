@@ -102,6 +102,8 @@ impl From<anyam_policy::Denied> for ApiError {
             anyam_policy::Denied::NotFound => ApiError::not_found(),
             anyam_policy::Denied::Forbidden(why) => ApiError::forbidden(why),
             anyam_policy::Denied::Store(e) => e.into(),
+            // Never a partial answer: nothing is released without the policy.
+            anyam_policy::Denied::Policy(e) => ApiError::internal(e),
         }
     }
 }

@@ -27,16 +27,34 @@ fn claimed(value: &Value, key: &str) -> String {
 /// `pattern_type: stix` the pattern itself, STIX 2.1 §9) and prepare it for
 /// storage. `raw` is the object's JSON text exactly as received; it is what
 /// the store keeps and serves.
+///
+/// The version's release label (`anyam_policy::label_of`) names the host
+/// organization as its source; [`prepare_from`] names another.
 pub fn prepare(raw: &str) -> Result<NewObject, Rejection> {
+    prepare_from(raw, None, None)
+}
+
+/// [`prepare`] for a version submitted by `org` (`None`: the host
+/// organization) and `user`.
+pub fn prepare_from(
+    raw: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+) -> Result<NewObject, Rejection> {
     let value: Value = serde_json::from_str(raw).map_err(|e| Rejection {
         id: String::new(),
         version: String::new(),
         message: format!("not valid JSON: {e}"),
     })?;
-    prepare_value(&value, raw.to_string())
+    let mut o = prepare_value(&value, raw.to_string())?;
+    o.release_label = anyam_policy::label_of(&value)
+        .with_source(org, user)
+        .key();
+    Ok(o)
 }
 
-/// [`prepare`] for an already parsed value; `raw` must be its text.
+/// [`prepare`] for an already parsed value; `raw` must be its text. The
+/// source is the host organization.
 pub fn prepare_value(value: &Value, raw: String) -> Result<NewObject, Rejection> {
     let reject = |message: String| Rejection {
         id: claimed(value, "id"),
@@ -81,5 +99,6 @@ pub fn prepare_value(value: &Value, raw: String) -> Result<NewObject, Rejection>
         object_type: info.object_type,
         spec_version: info.spec_version,
         raw,
+        release_label: anyam_policy::label_of(value).key(),
     })
 }

@@ -93,13 +93,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// `gate` must read the same store as `store`.
     pub fn new(
         store: Arc<dyn Store>,
+        gate: Gate,
         settings: ApiSettings,
         metrics: Option<PrometheusHandle>,
     ) -> AppState {
         AppState {
-            gate: Gate::new(store.clone()),
+            gate,
             auth: Arc::new(auth::Authenticator::new(store.clone())),
             store,
             settings: Arc::new(settings),

@@ -219,61 +219,14 @@ fn refuse(st: &AppState, p: &Principal, root: &str, t: &Target<'_>, d: Denied) -
                 st.record(|| audit::denial(p, t, format!("forbidden: {why}"), 403));
             }
             Denied::NotFound => {
-                if let Some(reason) = hidden_collection(st, p, root, t.collection) {
+                if let Some(reason) = t.collection.and_then(|c| st.gate.why_hidden(p, root, c)) {
                     st.record(|| audit::denial(p, t, reason, 404));
                 }
             }
-            Denied::Store(_) => {}
+            Denied::Store(_) | Denied::Policy(_) => {}
         }
     }
     d.into()
-}
-
-/// Why the collection named `cid` (id or alias) is invisible to `p`, if it
-/// exists and is. This reads collection and grant records through the
-/// store, not the gate: it decides nothing and releases nothing, it only
-/// tells the audit log what the indistinguishable 404 stood for.
-fn hidden_collection(
-    st: &AppState,
-    p: &Principal,
-    root: &str,
-    cid: Option<&str>,
-) -> Option<String> {
-    let cid = cid?;
-    let found = match st.store.collection(root, cid) {
-        Ok(Some(c)) => Some(c),
-        Ok(None) => st
-            .store
-            .collections(root)
-            .ok()?
-            .into_iter()
-            .find(|c| c.alias.as_deref() == Some(cid)),
-        Err(_) => None,
-    }?;
-    let grant = st
-        .store
-        .grants(Some(&p.org))
-        .ok()?
-        .into_iter()
-        .find(|g| g.collection == found.id)
-        .map(|g| g.access)
-        .unwrap_or_default();
-    let effective = anyam_policy::effective_access(p, grant);
-    if effective.read || effective.write {
-        // Visible: the 404 was about something absent inside it.
-        return None;
-    }
-    Some(if grant.read || grant.write {
-        format!(
-            "hidden: the token's {:?} scope leaves organization {} no right on collection {} (answered 404, as for an absent collection)",
-            p.scope, p.org, found.id
-        )
-    } else {
-        format!(
-            "hidden: organization {} holds no grant on collection {} (answered 404, as for an absent collection)",
-            p.org, found.id
-        )
-    })
 }
 
 fn taxii_json(status: StatusCode, body: impl Into<Body>) -> Response {
@@ -406,7 +359,7 @@ async fn status(
             // Record a status resource hidden because another organization
             // made the request; one that does not exist is no refusal.
             if st.audit.is_some()
-                && let Ok(Some(other)) = st.store.status(&root, &id)
+                && let Some(owner) = st.gate.status_owner(&root, &id)
             {
                 let t = Target {
                     collection: None,
@@ -418,8 +371,7 @@ async fn status(
                         &p,
                         &t,
                         format!(
-                            "hidden: status resource of organization {} (answered 404, as for an absent one)",
-                            other.owner_org
+                            "hidden: status resource of organization {owner} (answered 404, as for an absent one)"
                         ),
                         404,
                     )
@@ -811,8 +763,9 @@ async fn add_objects(
         let request_timestamp = jiff::Timestamp::now().as_microsecond();
         let mut failures = Vec::new();
         let mut ready = Vec::with_capacity(objects.len());
+        let (source_org, source_user) = st.gate.source_of(&p);
         for raw in &objects {
-            match ingest::prepare(raw.get()) {
+            match ingest::prepare_from(raw.get(), source_org.as_deref(), source_user.as_deref()) {
                 Ok(o) => ready.push(o),
                 Err(r) => failures.push(StatusDetail { id: r.id, version: r.version, message: Some(r.message) }),
             }
@@ -832,10 +785,16 @@ async fn add_objects(
                 anyam_store::PutOutcome::Conflict => failures.push(StatusDetail {
                     id: o.id.clone(),
                     version: o.version.clone().unwrap_or_default(),
-                    message: Some(format!(
-                        "{}: version conflict: this id and version are already stored with different content; publish a new version with a later `modified` instead",
-                        o.id
-                    )),
+                    message: Some(if sees_stored_version(&st, &p, &root, &cid, o) {
+                        format!(
+                            "{}: version conflict: this id and version are already stored with different content; publish a new version with a later `modified` instead",
+                            o.id
+                        )
+                    } else {
+                        // The stored version is invisible to the caller: say
+                        // no more than that this one was not taken.
+                        format!("{}: not accepted; publish a new version with a later `modified`", o.id)
+                    }),
                 }),
             }
         }
@@ -876,6 +835,28 @@ async fn add_objects(
         StatusCode::ACCEPTED,
         serde_json::to_vec(&status_json(&status)).unwrap_or_default(),
     ))
+}
+
+/// Whether `p` may see the stored version a post of `o` conflicted with
+/// (read through the gate like any release; nothing is released here).
+fn sees_stored_version(
+    st: &AppState,
+    p: &Principal,
+    root: &str,
+    cid: &str,
+    o: &anyam_store::NewObject,
+) -> bool {
+    let q = Query {
+        versions: vec![match o.version_micros {
+            Some(vm) => anyam_store::VersionSel::At(vm),
+            None => anyam_store::VersionSel::All,
+        }],
+        limit: 1,
+        ..Query::default()
+    };
+    st.gate
+        .versions(p, root, cid, &o.id, &q)
+        .is_ok_and(|page| !page.items.is_empty())
 }
 
 // --- Outside the TAXII tree ---------------------------------------------------------

@@ -153,7 +153,16 @@ fn node() -> Node {
     });
     let audit = Arc::new(Auditor::new(log, Some(signer)).unwrap());
     metrics();
-    let router = app(AppState::new(store.clone(), settings, None).with_audit(audit.clone()));
+    let gate = anyam_policy::Gate::new(
+        store.clone(),
+        anyam_policy::PolicyConfig {
+            node_id: "0".repeat(64),
+            host_org: "host".into(),
+            unmarked: anyam_trust::Tlp::AmberStrict,
+        },
+        Arc::new(anyam_policy::NoAgreements),
+    );
+    let router = app(AppState::new(store.clone(), gate, settings, None).with_audit(audit.clone()));
     Node {
         dir,
         store,
