@@ -432,6 +432,37 @@ impl Gate {
         Ok(self.store.versions(&c.id, id, &q)?)
     }
 
+    /// Objects of a collection for a partner node (sync, live stream,
+    /// partner export): what the agreements in force with it admit.
+    pub fn partner_objects(
+        &self,
+        node_id: &str,
+        collection_id: &str,
+        q: &Query,
+        via: Path,
+    ) -> Result<Page<StoredObject>, Denied> {
+        let rules = self.rules(true)?;
+        let reader = Reader::Partner { node_id };
+        let mut q = q.clone();
+        q.visible = Some(self.visible(&rules, &reader, collection_id, via)?);
+        Ok(self.store.objects(collection_id, &q)?)
+    }
+
+    /// The manifest of a collection for a partner node.
+    pub fn partner_manifest(
+        &self,
+        node_id: &str,
+        collection_id: &str,
+        q: &Query,
+        via: Path,
+    ) -> Result<Page<ManifestEntry>, Denied> {
+        let rules = self.rules(true)?;
+        let reader = Reader::Partner { node_id };
+        let mut q = q.clone();
+        q.visible = Some(self.visible(&rules, &reader, collection_id, via)?);
+        Ok(self.store.manifest(collection_id, &q)?)
+    }
+
     /// Delete versions of one object; the caller must be able to read and
     /// write the collection, and only versions it may see are deleted.
     /// Deleting what the caller cannot see is reported as not found.
