@@ -56,10 +56,51 @@ const KNOWN: &[(&str, Known)] = &[
     (TLP1_GREEN, Known::Tlp(Tlp::Green)),
     (TLP1_AMBER, Known::Tlp(Tlp::Amber)),
     (TLP1_RED, Known::Tlp(Tlp::Red)),
-    // OpenCTI's TLP:AMBER+STRICT (it uses the TLP 1.0 ids for the others).
+    // OpenCTI's TLP:AMBER+STRICT (it uses the TLP 1.0 ids for the others,
+    // and the TLP 1.0 WHITE id for CLEAR).
     (
         "marking-definition--826578e1-40ad-459f-bc73-ede076f81f37",
         Known::Tlp(Tlp::AmberStrict),
+    ),
+    // The OASIS PAP marking definitions (extension
+    // `extension-definition--f8d78575-edfd-406e-8e84-6162a8450f5b`); the
+    // legacy PAP:WHITE is PAP:CLEAR.
+    (
+        "marking-definition--ad15a0cd-55b6-4588-a14c-a66105329b92",
+        Known::Pap(Pap::Clear),
+    ),
+    (
+        "marking-definition--a3bea94c-b469-41dc-9cfe-d6e7daba7730",
+        Known::Pap(Pap::Clear),
+    ),
+    (
+        "marking-definition--c43594d1-4b11-4c59-93ab-1c9b14d53ce9",
+        Known::Pap(Pap::Green),
+    ),
+    (
+        "marking-definition--60f8932b-e51e-4458-b265-a2e8be9a80ab",
+        Known::Pap(Pap::Amber),
+    ),
+    (
+        "marking-definition--740d36e5-7714-4c30-961a-3ae632ceee0e",
+        Known::Pap(Pap::Red),
+    ),
+    // OpenCTI's PAP definitions (ids derived from their definitions).
+    (
+        "marking-definition--4cdff7eb-acb8-543f-8573-829eb9fe8b34",
+        Known::Pap(Pap::Clear),
+    ),
+    (
+        "marking-definition--89484dde-e3d2-547f-a6c6-d14824429eb1",
+        Known::Pap(Pap::Green),
+    ),
+    (
+        "marking-definition--a6f20d4d-0360-59b6-ba22-3b48707828b1",
+        Known::Pap(Pap::Amber),
+    ),
+    (
+        "marking-definition--4e4e3b84-de45-53df-9d9b-b21207699fd8",
+        Known::Pap(Pap::Red),
     ),
 ];
 
@@ -301,6 +342,18 @@ mod tests {
             assert!(label_of(&o).malformed.is_some(), "{o}");
         }
         assert!(Label::from_key("").is_none());
+    }
+
+    #[test]
+    fn pap_is_read_beside_tlp() {
+        let o = json!({"object_marking_refs": [
+            TLP2_GREEN,
+            "marking-definition--740d36e5-7714-4c30-961a-3ae632ceee0e",
+            "marking-definition--89484dde-e3d2-547f-a6c6-d14824429eb1"
+        ]});
+        let l = label_of(&o);
+        assert_eq!((l.tlp, l.pap), (Some(Tlp::Green), Some(Pap::Red)));
+        assert!(l.other.is_empty());
     }
 
     #[test]
