@@ -261,7 +261,8 @@ fn validate_name(what: &str, name: &str) -> Result<()> {
 
 #[derive(Subcommand)]
 pub enum OrgCmd {
-    /// Create an organization (a constituent, a partner, a sensor owner).
+    /// Create an organization served by this node (a constituent: in TLP
+    /// terms, a client of the host organization).
     Add {
         name: String,
         /// Human-readable name [default: the name].
@@ -299,7 +300,181 @@ pub fn org(cmd: OrgCmd) -> Result<ExitCode> {
         }
         OrgCmd::List { data } => {
             for o in open(&data)?.store.orgs()? {
-                println!("{}\t{}", o.name, o.title);
+                let role = if o.name == node::HOST_ORG {
+                    "host"
+                } else {
+                    "constituent"
+                };
+                println!("{}\t{}\t{}", o.name, role, o.title);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum MarkingCmd {
+    /// Say what a marking definition this node does not recognize means.
+    /// Until then every object carrying it is released to no one.
+    Accept {
+        /// The marking definition's id (`marking-definition--<uuid>`).
+        id: String,
+        /// `statement` (carried, restricts nothing), `tlp:<level>` (clear,
+        /// green, amber, amber+strict, red) or `pap:<level>` (clear, green,
+        /// amber, red).
+        #[arg(long = "as", value_name = "MEANING")]
+        meaning: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Forget what a marking was accepted as (objects carrying it are then
+    /// released to no one again).
+    Remove {
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// The markings recognized by id (built in) and accepted by the operator.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+fn parse_meaning(s: &str) -> Result<anyam_policy::Accepted> {
+    use anyam_policy::Accepted;
+    use anyam_trust::{Pap, Tlp};
+    let lower = s.to_ascii_lowercase();
+    Ok(match lower.as_str() {
+        "statement" => Accepted::Statement,
+        "tlp:clear" | "tlp:white" => Accepted::Tlp(Tlp::Clear),
+        "tlp:green" => Accepted::Tlp(Tlp::Green),
+        "tlp:amber" => Accepted::Tlp(Tlp::Amber),
+        "tlp:amber+strict" => Accepted::Tlp(Tlp::AmberStrict),
+        "tlp:red" => Accepted::Tlp(Tlp::Red),
+        "pap:clear" | "pap:white" => Accepted::Pap(Pap::Clear),
+        "pap:green" => Accepted::Pap(Pap::Green),
+        "pap:amber" => Accepted::Pap(Pap::Amber),
+        "pap:red" => Accepted::Pap(Pap::Red),
+        _ => bail!(
+            "--as {s:?}: expected statement, tlp:clear|green|amber|amber+strict|red or pap:clear|green|amber|red"
+        ),
+    })
+}
+
+fn meaning_name(a: &anyam_policy::Accepted) -> String {
+    match a {
+        anyam_policy::Accepted::Statement => "statement".into(),
+        anyam_policy::Accepted::Tlp(t) => format!("tlp:{}", tlp_name(*t)),
+        anyam_policy::Accepted::Pap(p) => format!("pap:{}", format!("{p:?}").to_lowercase()),
+    }
+}
+
+fn tlp_name(t: anyam_trust::Tlp) -> &'static str {
+    match t {
+        anyam_trust::Tlp::Clear => "clear",
+        anyam_trust::Tlp::Green => "green",
+        anyam_trust::Tlp::Amber => "amber",
+        anyam_trust::Tlp::AmberStrict => "amber+strict",
+        anyam_trust::Tlp::Red => "red",
+    }
+}
+
+fn save_accepted(
+    n: &Node,
+    accepted: &std::collections::BTreeMap<String, anyam_policy::Accepted>,
+) -> Result<()> {
+    n.store.set_meta(
+        anyam_policy::ACCEPTED_MARKINGS_KEY,
+        &serde_json::to_string(accepted)?,
+    )?;
+    Ok(())
+}
+
+pub fn marking(cmd: MarkingCmd) -> Result<ExitCode> {
+    match cmd {
+        MarkingCmd::Accept { id, meaning, data } => {
+            let meaning = parse_meaning(&meaning)?;
+            let uuid = id.strip_prefix("marking-definition--").unwrap_or("");
+            if uuid::Uuid::parse_str(uuid).is_err() {
+                bail!("{id:?} is not a marking definition id (marking-definition--<uuid>)");
+            }
+            if let Some(k) = anyam_policy::marking::known(&id) {
+                bail!("{id} is recognized by id already ({k:?}); it cannot be redefined");
+            }
+            let n = open(&data)?;
+            let mut accepted = anyam_policy::accepted_markings(n.store.as_ref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            accepted.insert(id.clone(), meaning);
+            save_accepted(&n, &accepted)?;
+            audited(
+                &n,
+                "marking accept",
+                format!("marking/{id}"),
+                vec![],
+                json!({ "marking": id, "as": meaning_name(&meaning) }),
+                |_| {},
+            )?;
+            println!("accepted {id} as {}", meaning_name(&meaning));
+        }
+        MarkingCmd::Remove { id, data } => {
+            let n = open(&data)?;
+            let mut accepted = anyam_policy::accepted_markings(n.store.as_ref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if accepted.remove(&id).is_none() {
+                bail!("{id} is not an accepted marking (see `anyam marking list`)");
+            }
+            save_accepted(&n, &accepted)?;
+            audited(
+                &n,
+                "marking remove",
+                format!("marking/{id}"),
+                vec![],
+                json!({ "marking": id }),
+                |_| {},
+            )?;
+            println!("removed {id}; objects carrying it are released to no one");
+        }
+        MarkingCmd::List {
+            json: as_json,
+            data,
+        } => {
+            let n = open(&data)?;
+            let accepted = anyam_policy::accepted_markings(n.store.as_ref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let builtin: Vec<_> = anyam_policy::marking::known_ids()
+                .map(|(id, k)| {
+                    let meaning = match k {
+                        anyam_policy::marking::Known::Tlp(t) => format!("tlp:{}", tlp_name(t)),
+                        anyam_policy::marking::Known::Pap(p) => {
+                            format!("pap:{}", format!("{p:?}").to_lowercase())
+                        }
+                    };
+                    json!({ "id": id, "as": meaning })
+                })
+                .collect();
+            let acc: Vec<_> = accepted
+                .iter()
+                .map(|(id, a)| json!({ "id": id, "as": meaning_name(a) }))
+                .collect();
+            if as_json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "builtin": builtin, "accepted": acc }))?
+                );
+            } else {
+                for (title, list) in [("built in", &builtin), ("accepted", &acc)] {
+                    println!("{title}:");
+                    for m in list {
+                        println!(
+                            "  {}\t{}",
+                            m["id"].as_str().unwrap_or(""),
+                            m["as"].as_str().unwrap_or("")
+                        );
+                    }
+                }
             }
         }
     }

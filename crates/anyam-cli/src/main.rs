@@ -73,6 +73,10 @@ enum Command {
     /// Manage organizations' read/write grants on collections.
     #[command(subcommand)]
     Grant(admin::GrantCmd),
+    /// Data markings: the ones recognized by id, and what the operator
+    /// accepted others as.
+    #[command(subcommand)]
+    Marking(admin::MarkingCmd),
     /// Match sensor events (Zeek, Suricata EVE, STIX) against every
     /// indicator and write alerts as JSON lines.
     Detect(detect::DetectArgs),
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         Command::ApiRoot(c) => admin::api_root(c),
         Command::Collection(c) => admin::collection(c),
         Command::Grant(c) => admin::grant(c),
+        Command::Marking(c) => admin::marking(c),
         Command::Pattern(c) => transfer::pattern(c),
         Command::Detect(a) => detect::run(a),
         Command::Key(c) => trust::key(c),

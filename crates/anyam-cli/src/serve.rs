@@ -152,7 +152,8 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     let auditor = open_auditor(&node.dir, &cfg)?;
     let head_interval = Duration::from_secs(cfg.audit.head_interval_secs.max(1));
     let gate = node.gate()?;
-    let state = AppState::new(node.store.clone(), gate, settings, metrics).with_audit(auditor.clone());
+    let state =
+        AppState::new(node.store.clone(), gate, settings, metrics).with_audit(auditor.clone());
     let app = anyam_taxii::app(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

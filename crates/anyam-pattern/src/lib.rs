@@ -125,3 +125,8 @@ pub fn parse(pattern: &str, version: StixVersion) -> Result<Pattern, ParseError>
 pub fn validate(pattern: &str, version: StixVersion) -> Validation {
     validate::validate(pattern, version)
 }
+
+/// [`validate`], also handing back the tree when the pattern parsed.
+pub fn validate_parsed(pattern: &str, version: StixVersion) -> (Option<Pattern>, Validation) {
+    validate::validate_parsed(pattern, version)
+}

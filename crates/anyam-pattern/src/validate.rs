@@ -398,10 +398,16 @@ impl Checker<'_> {
 
 /// See [`crate::validate`].
 pub fn validate(pattern: &str, version: StixVersion) -> Validation {
+    validate_parsed(pattern, version).1
+}
+
+/// [`validate`], also handing back the parsed tree (when it parsed) so that
+/// a caller needing both parses once.
+pub fn validate_parsed(pattern: &str, version: StixVersion) -> (Option<Pattern>, Validation) {
     let tree = match parse(pattern, version) {
         Ok(t) => t,
         Err(e) => {
-            return Validation {
+            let v = Validation {
                 // The column travels in `column`; the message says the rest,
                 // so the rendered diagnostic names the location once.
                 errors: vec![Diagnostic {
@@ -417,6 +423,7 @@ pub fn validate(pattern: &str, version: StixVersion) -> Validation {
                 }],
                 warnings: vec![],
             };
+            return (None, v);
         }
     };
     let mut c = Checker {
@@ -425,5 +432,5 @@ pub fn validate(pattern: &str, version: StixVersion) -> Validation {
         out: Validation::default(),
     };
     c.observation(&tree.root);
-    c.out
+    (Some(tree), c.out)
 }

@@ -200,8 +200,7 @@ pub fn decide_release(v: &Version, to: &Reader, via: Path, rules: &Rules) -> Res
                         .recipients
                         .iter()
                         .any(|r| r.node_id == rules.node_id && r.user == user);
-                    let submitter =
-                        org == source_org && label.source.user.as_deref() == Some(user);
+                    let submitter = org == source_org && label.source.user.as_deref() == Some(user);
                     if named || submitter {
                         Ok(())
                     } else {

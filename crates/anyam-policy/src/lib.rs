@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyam_store::{
-    Access, ClassScope, Collection, ManifestEntry, Page, Query, Status, Store, StoreError,
+    Access, ClassScope, Collection, ManifestEntry, Page, Query, Search, Status, Store, StoreError,
     StoredObject, TokenScope, TypeScope, VersionSel,
 };
 use anyam_trust::{AgreementsInForce, Tlp};
@@ -432,6 +432,45 @@ impl Gate {
         Ok(self.store.versions(&c.id, id, &q)?)
     }
 
+    /// Search every collection of an API root that `p` may read, within
+    /// what it may see there (the same release classes as every other
+    /// read). Newest first, at most `s.limit`; the flag says whether more
+    /// matched.
+    pub fn search(
+        &self,
+        p: &Principal,
+        api_root: &str,
+        s: &Search,
+    ) -> Result<(Vec<SearchHit>, bool), Denied> {
+        let rules = self.rules(false)?;
+        let limit = s.limit.max(1);
+        let mut hits = Vec::new();
+        let mut more = false;
+        for (c, access) in self.collections(p, api_root)? {
+            if !access.read {
+                continue;
+            }
+            let reader = Reader::Local {
+                user: &p.user,
+                org: &p.org,
+                access,
+            };
+            let visible = self.visible(&rules, &reader, &c.id, Path::Search)?;
+            let found = self.store.search(&c.id, &visible, s)?;
+            more |= found.len() > limit;
+            hits.extend(found.into_iter().take(limit).map(|object| SearchHit {
+                collection: c.id.clone(),
+                object,
+            }));
+        }
+        hits.sort_by_key(|h| std::cmp::Reverse(h.object.date_added));
+        if hits.len() > limit {
+            more = true;
+            hits.truncate(limit);
+        }
+        Ok((hits, more))
+    }
+
     /// Objects of a collection for a partner node (sync, live stream,
     /// partner export): what the agreements in force with it admit.
     pub fn partner_objects(
@@ -477,13 +516,9 @@ impl Gate {
     ) -> Result<u64, Denied> {
         let (c, access) = self.collection(p, api_root, collection, Action::Delete)?;
         let q = self.narrowed(p, &c, access, &Query::default(), Path::Delete)?;
-        let n = self.store.delete_object(
-            &c.id,
-            id,
-            versions,
-            spec_versions,
-            q.visible.as_deref(),
-        )?;
+        let n =
+            self.store
+                .delete_object(&c.id, id, versions, spec_versions, q.visible.as_deref())?;
         if n == 0 {
             return Err(Denied::NotFound);
         }
@@ -508,6 +543,13 @@ impl Gate {
             .flatten()
             .map(|s| s.owner_org)
     }
+}
+
+/// One search result: the newest version of an object, and its collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub collection: String,
+    pub object: StoredObject,
 }
 
 /// The operator's accepted markings, as kept in the store.

@@ -87,6 +87,7 @@ fn indicator(n: u64) -> NewObject {
         digest,
         raw,
         release_label: String::new(),
+        observables: Vec::new(),
     }
 }
 

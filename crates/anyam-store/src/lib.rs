@@ -250,13 +250,23 @@ pub trait Store: Send + Sync + 'static {
         spec_versions: &[String],
         visible: Option<&[ClassScope]>,
     ) -> Result<u64>;
+    /// Search the newest version of every object of a collection by words
+    /// of its name and description and/or an exact observable value,
+    /// within `visible` (empty: nothing). Newest first, at most
+    /// `s.limit + 1` results (the extra one only says that more exist).
+    /// Costs in proportion to the matches, not to the collection.
+    fn search(
+        &self,
+        collection: &str,
+        visible: &[ClassScope],
+        s: &Search,
+    ) -> Result<Vec<StoredObject>>;
     /// The release classes occurring in a collection, with their labels.
     fn release_classes(&self, collection: &str) -> Result<Vec<ReleaseClass>>;
     /// Give every version stored before release labels existed (class 0)
     /// the class of the label `f` computes from its text, in transactions
     /// of `batch` versions. Returns how many versions changed class.
-    fn relabel_unlabelled(&self, f: &mut dyn FnMut(&str) -> String, batch: usize)
-    -> Result<u64>;
+    fn relabel_unlabelled(&self, f: &mut dyn FnMut(&str) -> String, batch: usize) -> Result<u64>;
     /// How many object versions a collection holds.
     fn count_objects(&self, collection: &str) -> Result<u64>;
 

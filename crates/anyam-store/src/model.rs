@@ -50,6 +50,22 @@ pub struct NewObject {
     /// store interns it as a release class and never reads it. Empty
     /// means unlabelled (released to no one).
     pub release_label: String,
+    /// Exact observable values the version carries (lower case), for
+    /// search by value.
+    pub observables: Vec<String>,
+}
+
+/// A search over one collection (see `Store::search`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Search {
+    /// Words that must all occur in the name or description; a word
+    /// ending in `*` matches as a prefix.
+    pub words: Vec<String>,
+    /// An exact observable value (compared in lower case).
+    pub value: Option<String>,
+    /// Object types; empty means any.
+    pub types: Vec<String>,
+    pub limit: usize,
 }
 
 /// Which versions of one release class a reader may see: a class, and the

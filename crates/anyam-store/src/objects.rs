@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 use crate::codec::{decode_cursor, encode_cursor, now_micros, rfc3339_micros};
 use crate::{
     ClassScope, Ctx, ManifestEntry, Micros, NewObject, Page, PutOutcome, Query, ReleaseClass,
-    Result, SqliteStore, StoreError, StoredObject, TypeScope, VersionSel,
+    Result, Search, SqliteStore, StoreError, StoredObject, TypeScope, VersionSel,
 };
 
 /// One stored version of an object, as the writer needs it to decide what a
@@ -438,6 +438,25 @@ fn read_page<T>(
     Ok(items)
 }
 
+/// The words of a search as an FTS5 query: each word a quoted phrase (so
+/// no character of it is query syntax), a trailing `*` kept as a prefix
+/// search, all words required. `None` when no word has a letter or digit.
+fn fts_query(words: &[String]) -> Option<String> {
+    let mut parts = Vec::new();
+    for w in words {
+        let (body, prefix) = match w.strip_suffix('*') {
+            Some(b) => (b, true),
+            None => (w.as_str(), false),
+        };
+        if !body.chars().any(char::is_alphanumeric) {
+            continue;
+        }
+        let quoted = format!("\"{}\"", body.replace('"', "\"\""));
+        parts.push(if prefix { format!("{quoted}*") } else { quoted });
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
 /// SQLite binds at most 32,766 values per statement; refuse a query string
 /// with more filter values than that as the client's error, not ours.
 const MAX_FILTER_VALUES: usize = 30_000;
@@ -609,6 +628,18 @@ impl SqliteStore {
                 o.raw
             ])
             .ctx("inserting object")?;
+            if !o.observables.is_empty() {
+                let rid = tx.last_insert_rowid();
+                let mut ins = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO observable_values (value, rid) VALUES (?1, ?2)",
+                    )
+                    .ctx("preparing observable insert")?;
+                for v in &o.observables {
+                    ins.execute(params![v, rid])
+                        .ctx("indexing an observable value")?;
+                }
+            }
             added += 1;
             outcomes.push(PutOutcome::Added(date_added));
         }
@@ -752,6 +783,90 @@ impl SqliteStore {
         )?;
         drop(tx);
         Ok(into_page(items, q.limit, |e| e.date_added))
+    }
+
+    /// The newest versions in `collection` that match `s` and lie inside
+    /// `visible`, newest first, at most `s.limit + 1` (the extra one only
+    /// says that more exist).
+    pub(crate) fn search_impl(
+        &self,
+        collection: &str,
+        visible: &[ClassScope],
+        s: &Search,
+    ) -> Result<Vec<StoredObject>> {
+        let text = fts_query(&s.words);
+        if visible.is_empty() || (text.is_none() && s.value.is_none()) {
+            return Ok(Vec::new());
+        }
+        let r = self.reader()?;
+        let (cid, _) = collection_key(&r, collection)?;
+        let mut sql = String::from(
+            "SELECT o.id, o.type, o.spec_version, o.version, o.date_added, o.raw FROM objects o",
+        );
+        let mut args: Vec<Value> = vec![Value::Integer(cid)];
+        let mut conds = vec!["o.cid = ?1".to_string(), "o.is_last = 1".to_string()];
+        let arg = |args: &mut Vec<Value>, v: Value| {
+            args.push(v);
+            format!("?{}", args.len())
+        };
+        if let Some(v) = &s.value {
+            sql.push_str(" JOIN observable_values v ON v.rid = o.rid");
+            let a = arg(&mut args, Value::Text(v.to_lowercase()));
+            conds.push(format!("v.value = {a}"));
+        }
+        if let Some(t) = text {
+            let a = arg(&mut args, Value::Text(t));
+            conds.push(format!(
+                "o.rid IN (SELECT rowid FROM objects_text WHERE objects_text MATCH {a})"
+            ));
+        }
+        let list = |args: &mut Vec<Value>, vals: &[String]| -> String {
+            vals.iter()
+                .map(|t| arg(args, Value::Text(t.clone())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !s.types.is_empty() {
+            let l = list(&mut args, &s.types);
+            conds.push(format!("o.type IN ({l})"));
+        }
+        let mut alts = Vec::new();
+        for sc in visible {
+            let c = arg(&mut args, Value::Integer(sc.class));
+            alts.push(match &sc.types {
+                TypeScope::Any => format!("o.release_class = {c}"),
+                TypeScope::Except(t) if t.is_empty() => format!("o.release_class = {c}"),
+                TypeScope::Only(t) => {
+                    let l = list(&mut args, t);
+                    format!("(o.release_class = {c} AND o.type IN ({l}))")
+                }
+                TypeScope::Except(t) => {
+                    let l = list(&mut args, t);
+                    format!("(o.release_class = {c} AND o.type NOT IN ({l}))")
+                }
+            });
+        }
+        conds.push(format!("({})", alts.join(" OR ")));
+        let limit = i64::try_from(s.limit.max(1)).unwrap_or(i64::MAX - 1);
+        let l = arg(&mut args, Value::Integer(limit.saturating_add(1)));
+        sql.push_str(&format!(
+            " WHERE {} ORDER BY o.date_added DESC LIMIT {l}",
+            conds.join(" AND ")
+        ));
+        let mut st = r.prepare(&sql).ctx("preparing search")?;
+        st.query_map(params_from_iter(args), |r| {
+            Ok(StoredObject {
+                id: r.get(0)?,
+                object_type: r.get(1)?,
+                spec_version: r.get(2)?,
+                version: r.get(3)?,
+                date_added: r.get(4)?,
+                raw: r.get(5)?,
+            })
+        })
+        .ctx("searching")?
+        .collect::<rusqlite::Result<_>>()
+        .ctx("searching")
     }
 
     /// The release classes occurring in a collection.

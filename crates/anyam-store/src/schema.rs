@@ -12,7 +12,7 @@ use crate::{Ctx, Result, StoreError};
 
 /// Every migration, oldest first. `MIGRATIONS.len()` is the schema version
 /// this program writes.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this program understands.
 pub(crate) fn supported() -> i64 {
@@ -174,6 +174,44 @@ CREATE TABLE collection_classes (
     PRIMARY KEY (cid, class)
 ) WITHOUT ROWID;
 INSERT INTO collection_classes (cid, class) SELECT DISTINCT cid, 0 FROM objects;
+"#;
+
+/// Version 4: search.
+///
+/// `objects_text` is a full-text index (FTS5, contentless: the text stays
+/// in `objects.raw`) over each version's `name` and `description`, kept
+/// by triggers so no write path can miss it. `observable_values` maps
+/// exact observable values (IP addresses, domains, URLs, hashes…, folded
+/// to lower case) to the versions that carry them, in their own
+/// properties or in the comparisons of their STIX pattern; the ingest
+/// pipeline derives them, the writer stores them, a trigger removes them.
+const V4: &str = r#"
+CREATE VIRTUAL TABLE objects_text USING fts5(
+    name, description,
+    content = '', contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO objects_text (rowid, name, description)
+    SELECT rid, json_extract(raw, '$.name'), json_extract(raw, '$.description') FROM objects
+    WHERE json_valid(raw)
+      AND (json_type(raw, '$.name') = 'text' OR json_type(raw, '$.description') = 'text');
+CREATE TRIGGER objects_text_added AFTER INSERT ON objects
+    WHEN json_type(NEW.raw, '$.name') = 'text' OR json_type(NEW.raw, '$.description') = 'text'
+    BEGIN
+        INSERT INTO objects_text (rowid, name, description)
+        VALUES (NEW.rid, json_extract(NEW.raw, '$.name'), json_extract(NEW.raw, '$.description'));
+    END;
+CREATE TRIGGER objects_text_deleted AFTER DELETE ON objects
+    BEGIN DELETE FROM objects_text WHERE rowid = OLD.rid; END;
+
+CREATE TABLE observable_values (
+    value TEXT NOT NULL,
+    rid   INTEGER NOT NULL,
+    PRIMARY KEY (value, rid)
+) WITHOUT ROWID;
+CREATE INDEX observable_values_by_rid ON observable_values(rid);
+CREATE TRIGGER observable_values_deleted AFTER DELETE ON objects
+    BEGIN DELETE FROM observable_values WHERE rid = OLD.rid; END;
 "#;
 
 /// Bring `conn` up to the newest schema, or refuse a file written by a newer

@@ -10,9 +10,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::{
     Access, ApiRoot, ClassScope, Collection, Ctx, Grant, ManifestEntry, NewObject, Organization,
-    Page, ReleaseClass,
-    PutOutcome, Query, Result, Status, Store, StoreError, StoredObject, Token, TokenScope, User,
-    VersionSel, schema,
+    Page, PutOutcome, Query, ReleaseClass, Result, Search, Status, Store, StoreError, StoredObject,
+    Token, TokenScope, User, VersionSel, schema,
 };
 
 /// How hard a commit works to survive a power loss. See the crate
@@ -535,15 +534,20 @@ impl Store for SqliteStore {
         self.delete_object_impl(collection, id, versions, spec_versions, visible)
     }
 
+    fn search(
+        &self,
+        collection: &str,
+        visible: &[ClassScope],
+        s: &Search,
+    ) -> Result<Vec<StoredObject>> {
+        self.search_impl(collection, visible, s)
+    }
+
     fn release_classes(&self, collection: &str) -> Result<Vec<ReleaseClass>> {
         self.release_classes_impl(collection)
     }
 
-    fn relabel_unlabelled(
-        &self,
-        f: &mut dyn FnMut(&str) -> String,
-        batch: usize,
-    ) -> Result<u64> {
+    fn relabel_unlabelled(&self, f: &mut dyn FnMut(&str) -> String, batch: usize) -> Result<u64> {
         self.relabel_unlabelled_impl(f, batch)
     }
 

@@ -72,6 +72,7 @@ fn obj_full(id: &str, ty: &str, spec: &str, v: Option<Micros>, tag: &str) -> New
         digest: digest(&raw),
         raw,
         release_label: String::new(),
+        observables: Vec::new(),
     }
 }
 
@@ -744,7 +745,11 @@ fn delete_versions_and_repair_flags() {
         );
     }
     let (_d, s, added) = filter_fixture();
-    assert_eq!(s.delete_object(COLL, "indicator--zz", &[], &[], None).unwrap(), 0);
+    assert_eq!(
+        s.delete_object(COLL, "indicator--zz", &[], &[], None)
+            .unwrap(),
+        0
+    );
     assert!(matches!(
         s.delete_object("nope", "indicator--a", &[], &[], None),
         Err(StoreError::NotFound(_))
@@ -866,7 +871,11 @@ fn collections_are_independent() {
     assert_eq!(labels_m(&s.manifest(COLL, &q()).unwrap()), "x1");
     assert_eq!(labels_m(&s.manifest(other, &q()).unwrap()), "x2 y1");
     assert_eq!(s.objects(COLL, &q()).unwrap().items[0].raw, a.raw);
-    assert_eq!(s.delete_object(other, "indicator--x", &[], &[], None).unwrap(), 2);
+    assert_eq!(
+        s.delete_object(other, "indicator--x", &[], &[], None)
+            .unwrap(),
+        2
+    );
     assert_eq!(s.count_objects(COLL).unwrap(), 1);
     assert_eq!(s.count_objects(other).unwrap(), 1);
     assert_eq!(
@@ -2045,15 +2054,17 @@ mod oracle {
             1usize..6,
             visible(),
         )
-            .prop_map(|(added_after, ids, types, versions, specs, limit, visible)| Filter {
-                added_after,
-                ids,
-                types,
-                versions,
-                specs,
-                limit,
-                visible,
-            });
+            .prop_map(
+                |(added_after, ids, types, versions, specs, limit, visible)| Filter {
+                    added_after,
+                    ids,
+                    types,
+                    versions,
+                    specs,
+                    limit,
+                    visible,
+                },
+            );
         prop_oneof![
             4 => prop::collection::vec(post(), 1..8).prop_map(Op::Put),
             1 => (0..IDS.len(), prop::collection::vec(sel(), 0..3), prop::collection::vec(0..2usize, 0..2), visible()).prop_map(|(id, versions, specs, visible)| Op::Delete { id, versions, specs, visible }),
@@ -2190,7 +2201,8 @@ fn indicator_change_sequence_follows_every_write() {
         "{seen:?}"
     );
     // A deletion is a change too; the id's newest version is then the older one.
-    s.delete_object(other, "indicator--a", &[], &[], None).unwrap();
+    s.delete_object(other, "indicator--a", &[], &[], None)
+        .unwrap();
     let after = s.indicator_changes(seq, 100).unwrap();
     assert_eq!(ids(after.clone()), ["indicator--a"]);
     assert!(after[0].0 > seq);
@@ -2200,7 +2212,8 @@ fn indicator_change_sequence_follows_every_write() {
             .unwrap()
             .contains("v1")
     );
-    s.delete_object(COLL, "indicator--a", &[], &[], None).unwrap();
+    s.delete_object(COLL, "indicator--a", &[], &[], None)
+        .unwrap();
     assert_eq!(s.latest_version("indicator--a").unwrap(), None);
     // Sequence numbers are never reused, even after the newest row goes.
     let last = s.indicator_seq().unwrap();

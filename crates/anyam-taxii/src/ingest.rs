@@ -47,9 +47,7 @@ pub fn prepare_from(
         message: format!("not valid JSON: {e}"),
     })?;
     let mut o = prepare_value(&value, raw.to_string())?;
-    o.release_label = anyam_policy::label_of(&value)
-        .with_source(org, user)
-        .key();
+    o.release_label = anyam_policy::label_of(&value).with_source(org, user).key();
     Ok(o)
 }
 
@@ -72,16 +70,17 @@ pub fn prepare_value(value: &Value, raw: String) -> Result<NewObject, Rejection>
         return Err(reject("a STIX object must be a JSON object".into()));
     }
     let info = anyam_stix::check_object(value).map_err(|e| reject(e.to_string()))?;
+    let version = if info.spec_version == "2.0" {
+        StixVersion::V2_0
+    } else {
+        StixVersion::V2_1
+    };
+    let mut tree = None;
     if info.object_type == "indicator"
         && value.get("pattern_type").and_then(Value::as_str) == Some("stix")
     {
         let pattern = value.get("pattern").and_then(Value::as_str).unwrap_or("");
-        let version = if info.spec_version == "2.0" {
-            StixVersion::V2_0
-        } else {
-            StixVersion::V2_1
-        };
-        let v = anyam_pattern::validate(pattern, version);
+        let (parsed, v) = anyam_pattern::validate_parsed(pattern, version);
         if !v.is_valid() {
             let errors: Vec<String> = v.errors.iter().map(ToString::to_string).collect();
             return Err(reject(format!(
@@ -90,7 +89,10 @@ pub fn prepare_value(value: &Value, raw: String) -> Result<NewObject, Rejection>
                 errors.join("; ")
             )));
         }
+        tree = parsed;
     }
+    let observables =
+        crate::observables::observable_values(value, &info.object_type, tree.as_ref());
     Ok(NewObject {
         digest: anyam_stix::canonical_digest(value),
         version: info.version().map(str::to_string),
@@ -100,5 +102,6 @@ pub fn prepare_value(value: &Value, raw: String) -> Result<NewObject, Rejection>
         spec_version: info.spec_version,
         raw,
         release_label: anyam_policy::label_of(value).key(),
+        observables,
     })
 }

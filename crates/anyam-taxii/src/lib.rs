@@ -26,6 +26,7 @@ pub mod auth;
 pub mod error;
 pub mod ingest;
 pub mod media;
+pub mod observables;
 pub mod params;
 mod routes;
 pub mod server;

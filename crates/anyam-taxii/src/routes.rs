@@ -42,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .route("/audit/head", get(audit_head).post(sign_audit_head))
         .route("/{root}/", get(api_root))
         .route("/{root}/status/{id}/", get(status))
+        .route("/{root}/search/", get(search))
         .route("/{root}/collections/", get(collections))
         .route("/{root}/collections/{cid}/", get(collection))
         .route("/{root}/collections/{cid}/manifest/", get(manifest))
@@ -857,6 +858,113 @@ fn sees_stored_version(
     st.gate
         .versions(p, root, cid, &o.id, &q)
         .is_ok_and(|page| !page.items.is_empty())
+}
+
+// --- Search (outside TAXII 2.1, inside an API root) -----------------------------------
+
+/// `GET /{root}/search/?q=words&value=v&type=t1,t2&limit=n`: the newest
+/// version of every object the caller may see, in the collections of the
+/// root it may read, whose name or description holds every word of `q`
+/// (a word ending in `*` is a prefix) and/or that carries the exact
+/// observable value `value` (an IP address, domain, URL, hash…, in any
+/// letter case; indicators carry the values their pattern compares
+/// against). Newest first.
+async fn search(
+    State(st): State<AppState>,
+    Path(root): Path<String>,
+    RawQuery(raw): RawQuery,
+    uri: Uri,
+    Caller(p): Caller,
+) -> Result<Response, ApiError> {
+    load_root(&st, root.clone()).await?;
+    let mut s = anyam_store::Search {
+        limit: st.settings.default_limit.min(100),
+        ..anyam_store::Search::default()
+    };
+    for (key, value) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "q" => s.words.extend(value.split_whitespace().map(str::to_string)),
+            "value" if !value.trim().is_empty() => s.value = Some(value.trim().to_string()),
+            "value" => {}
+            "type" => s.types.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            ),
+            "limit" => {
+                s.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("limit: `{value}` is not a positive integer"))
+                    })?
+                    .min(st.settings.max_limit)
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown search parameter `{other}`; use q, value, type and limit"
+                )));
+            }
+        }
+    }
+    if s.words
+        .iter()
+        .all(|w| !w.chars().any(char::is_alphanumeric))
+        && s.value.is_none()
+    {
+        return Err(ApiError::bad_request(
+            "give `q` (words of a name or description) and/or `value` (an observable value)",
+        ));
+    }
+    let (hits, more) = blocking(move || {
+        let t = Target {
+            collection: None,
+            path: uri.path(),
+            query: raw.as_deref(),
+        };
+        let (hits, more) = st
+            .gate
+            .search(&p, &root, &s)
+            .map_err(|d| refuse(&st, &p, &root, &t, d))?;
+        st.record(|| {
+            let refs = hits
+                .iter()
+                .map(|h| ObjectRef {
+                    id: h.object.id.clone(),
+                    version: h.object.version.clone(),
+                })
+                .collect();
+            audit::release(&p, &t, refs, more)
+        });
+        Ok((hits, more))
+    })
+    .await?;
+    let mut body = String::with_capacity(hits.iter().map(|h| h.object.raw.len() + 128).sum());
+    body.push_str("{\"more\":");
+    body.push_str(if more { "true" } else { "false" });
+    body.push_str(",\"results\":[");
+    for (i, h) in hits.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str("{\"collection\":");
+        body.push_str(&Value::String(h.collection.clone()).to_string());
+        body.push_str(",\"date_added\":");
+        body.push_str(&Value::String(fmt_micros(h.object.date_added)).to_string());
+        body.push_str(",\"object\":");
+        body.push_str(&h.object.raw);
+        body.push('}');
+    }
+    body.push_str("]}");
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
 }
 
 // --- Outside the TAXII tree ---------------------------------------------------------

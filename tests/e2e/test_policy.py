@@ -1,0 +1,211 @@
+"""The release decision over HTTP: TLP 2.0 markings, constituents, TLP:RED
+recipients, unknown and spoofed markings, on every read path (objects,
+object, versions, manifest, search), and that what a caller may not see
+leaves no trace in bodies, headers, counts, errors or status resources."""
+
+import json
+import uuid
+
+import pytest
+
+from support import (
+    TAXII,
+    TLP_AMBER,
+    TLP_AMBER_STRICT,
+    TLP_CLEAR,
+    TLP_GREEN,
+    TLP_RED,
+    assert_taxii_error,
+    get_json,
+    indicator,
+    post_envelope,
+    served_objects,
+)
+
+RECIPIENTS_EXT = "extension-definition--4e0cee20-b640-4553-9aad-1c16c0c90a79"
+TLP1_AMBER = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"
+SPOOF = "marking-definition--0d4a0f6e-3f70-4f5b-8a4f-4b3a0f6a9c11"
+
+
+def recipients(node_id, *users):
+    return {RECIPIENTS_EXT: {
+        "extension_type": "property-extension",
+        "recipients": [{"node_id": node_id, "user": u} for u in users],
+    }}
+
+
+@pytest.fixture(scope="module")
+def world(node):
+    """Host organization (admin) and two constituents: cert-a (a1, a2) and
+    cert-b (b1); one collection all three read and write."""
+    node_id = json.loads(node.cli("key", "show", "--json").stdout)["node_id"]
+    for org in ("cert-a", "cert-b"):
+        node.add_org(org)
+    cid = node.add_collection("policy", grants={"host": "rw", "cert-a": "rw", "cert-b": "rw"})
+    users = {"admin": node.session()}
+    for name, org in (("a1", "cert-a"), ("a2", "cert-a"), ("b1", "cert-b")):
+        node.add_user(name, org)
+        users[name] = node.session(token=node.create_token(name)[1])
+    spoof = {
+        "type": "marking-definition", "spec_version": "2.1", "id": SPOOF,
+        "created": "2024-01-01T00:00:00.000Z", "name": "TLP:CLEAR",
+        "definition_type": "statement", "definition": {"statement": "TLP:CLEAR"},
+    }
+    o = {
+        "clear": indicator(1, object_marking_refs=[TLP_CLEAR]),
+        "green": indicator(2, object_marking_refs=[TLP_GREEN]),
+        "amber": indicator(3, object_marking_refs=[TLP_AMBER]),
+        "strict": indicator(4, object_marking_refs=[TLP_AMBER_STRICT]),
+        "unmarked": indicator(5),
+        "red": indicator(6, object_marking_refs=[TLP_RED], extensions=recipients(node_id, "a1")),
+        # A granular AMBER marking makes the whole object AMBER: objects are
+        # served whole.
+        "granular": indicator(7, object_marking_refs=[TLP_CLEAR], granular_markings=[
+            {"marking_ref": TLP1_AMBER, "selectors": ["description"]}]),
+        "spoofed": indicator(8, object_marking_refs=[SPOOF]),
+        "conflicting": indicator(9, object_marking_refs=[TLP_GREEN, TLP_AMBER_STRICT]),
+    }
+    post_envelope(users["admin"], node.objects_url(cid), [spoof, *o.values()])
+    # Submitted by a constituent: its own organization keeps access.
+    o["a_strict"] = indicator(10, object_marking_refs=[TLP_AMBER_STRICT])
+    o["a_red"] = indicator(11, object_marking_refs=[TLP_RED], extensions=recipients(node_id, "b1"))
+    post_envelope(users["a1"], node.objects_url(cid), [o["a_strict"], o["a_red"]])
+    return {"cid": cid, "users": users, "o": o, "node_id": node_id}
+
+
+# Who sees what (by the rules documented in ARCHITECTURE.md and anyam-policy).
+EXPECTED = {
+    # admin submitted "red": the submitting user keeps access to its RED data.
+    "admin": {"clear", "green", "amber", "strict", "unmarked", "red", "granular", "conflicting", "a_strict"},
+    "a1": {"clear", "green", "amber", "red", "granular", "a_strict", "a_red"},
+    "a2": {"clear", "green", "amber", "granular", "a_strict"},
+    "b1": {"clear", "green", "amber", "granular", "a_red"},
+}
+
+
+def names(world, objects):
+    ids = {o["id"]: k for k, o in world["o"].items()}
+    return {ids[x["id"]] for x in objects if x["id"] in ids}
+
+
+@pytest.mark.parametrize("user", sorted(EXPECTED))
+def test_every_read_path_releases_exactly_what_the_rules_permit(node, world, user):
+    s, cid = world["users"][user], world["cid"]
+    want = EXPECTED[user]
+    body, r = get_json(s, node.objects_url(cid))
+    assert names(world, served_objects(body)) == want
+    # Paging one at a time gives the same set, and nothing more.
+    seen, nxt = [], None
+    while True:
+        params = {"limit": 1, **({"next": nxt} if nxt else {})}
+        page, _ = get_json(s, node.objects_url(cid), **params)
+        seen += served_objects(page)
+        if not page.get("more"):
+            break
+        nxt = page["next"]
+    assert names(world, seen) == want and len(seen) == len(set(x["id"] for x in seen))
+    manifest, _ = get_json(s, node.collection_url(cid) + "manifest/")
+    assert names(world, manifest.get("objects", [])) == want
+    for key, o in world["o"].items():
+        one = s.get(node.object_url(cid, o["id"]))
+        versions = s.get(node.object_url(cid, o["id"]) + "versions/")
+        if key in want:
+            assert one.status_code == 200 and served_objects(one.json()) == [o]
+            assert versions.status_code == 200 and versions.json()["versions"] == [o["modified"]]
+        else:
+            # Exactly what an absent object gets.
+            absent = s.get(node.object_url(cid, f"indicator--{uuid.uuid4()}"))
+            body = assert_taxii_error(one, 404)
+            assert body == assert_taxii_error(absent, 404)
+            assert_taxii_error(versions, 404)
+            for name in ("X-TAXII-Date-Added-First", "X-TAXII-Date-Added-Last"):
+                assert name not in one.headers
+
+
+def test_headers_count_only_what_is_released(node, world):
+    s, cid = world["users"]["b1"], world["cid"]
+    body, r = get_json(s, node.objects_url(cid))
+    objs = served_objects(body)
+    dates, _ = get_json(s, node.collection_url(cid) + "manifest/")
+    added = sorted(m["date_added"] for m in dates["objects"])
+    assert r.headers["X-TAXII-Date-Added-First"] == added[0]
+    assert r.headers["X-TAXII-Date-Added-Last"] == added[-1]
+    assert len(objs) == len(added)
+
+
+@pytest.mark.parametrize("user", sorted(EXPECTED))
+def test_search_goes_through_the_same_decision(node, world, user):
+    s = world["users"][user]
+    url = node.root_url() + "search/"
+    r = s.get(url, params={"q": "bad address"})
+    assert r.status_code == 200, r.text
+    got = {h["object"]["id"] for h in r.json()["results"] if h["collection"] == world["cid"]}
+    assert names(world, [{"id": i} for i in got]) == EXPECTED[user]
+    # Exact value lookup: the RED indicator's address (10.0.0.6), any case.
+    red = s.get(url, params={"value": "10.0.0.6"}).json()["results"]
+    assert bool(red) == ("red" in EXPECTED[user])
+    a_red = s.get(url, params={"value": "10.0.0.11"}).json()["results"]
+    assert bool(a_red) == ("a_red" in EXPECTED[user])
+
+
+def test_search_rejects_bad_parameters(node, world):
+    s = world["users"]["a1"]
+    url = node.root_url() + "search/"
+    assert s.get(url).status_code == 400
+    assert s.get(url, params={"q": "x", "limit": "0"}).status_code == 400
+    assert s.get(url, params={"q": "x", "colour": "red"}).status_code == 400
+    # Query syntax in the words is taken literally, not as an error.
+    assert s.get(url, params={"q": 'NEAR( "OR *'}).status_code == 200
+
+
+def test_a_conflict_with_an_invisible_version_reveals_nothing(node, world):
+    s, cid = world["users"]["b1"], world["cid"]
+    hidden = dict(world["o"]["strict"], name="different content")
+    visible = dict(world["o"]["green"], name="different content")
+    r = s.post(node.objects_url(cid), data=json.dumps({"objects": [hidden, visible]}),
+               headers={"Content-Type": TAXII})
+    st = r.json()
+    assert st["failure_count"] == 2
+    msgs = {f["id"]: f["message"] for f in st["failures"]}
+    assert "already stored" not in msgs[hidden["id"]] and "conflict" not in msgs[hidden["id"]]
+    assert "conflict" in msgs[visible["id"]]
+
+
+def test_marking_definitions_referenced_are_resolvable(node, world):
+    """The standard TLP definitions are released to anyone with the read
+    right; a partner's look-alike is not standard and follows the default."""
+    s, cid = world["users"]["b1"], world["cid"]
+    tlp = {"type": "marking-definition", "spec_version": "2.1", "id": TLP_GREEN,
+           "created": "2022-10-01T00:00:00.000Z", "name": "TLP:GREEN",
+           "extensions": {"extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d": {
+               "extension_type": "property-extension", "tlp_2_0": "green"}}}
+    post_envelope(world["users"]["admin"], node.objects_url(cid), [tlp])
+    assert s.get(node.object_url(cid, TLP_GREEN)).status_code == 200
+    assert_taxii_error(s.get(node.object_url(cid, SPOOF)), 404)
+
+
+def test_the_operator_accepts_a_marking_as_a_statement(node, world):
+    """Unknown markings deny release until the operator says what they
+    mean; a statement restricts nothing, so the default for unmarked data
+    then applies (host organization only)."""
+    cid = world["cid"]
+    spoofed = world["o"]["spoofed"]
+    admin = world["users"]["admin"]
+    assert_taxii_error(admin.get(node.object_url(cid, spoofed["id"])), 404)
+    node.cli("marking", "accept", SPOOF, "--as", "statement")
+    try:
+        assert admin.get(node.object_url(cid, spoofed["id"])).status_code == 200
+        assert_taxii_error(world["users"]["b1"].get(node.object_url(cid, spoofed["id"])), 404)
+        listed = json.loads(node.cli("marking", "list", "--json").stdout)
+        assert any(m["id"] == SPOOF and m["as"] == "statement" for m in listed["accepted"])
+    finally:
+        node.cli("marking", "remove", SPOOF)
+    assert_taxii_error(admin.get(node.object_url(cid, spoofed["id"])), 404)
+
+
+def test_a_write_only_token_sees_nothing_and_learns_nothing(node, world):
+    cid = world["cid"]
+    node.add_user("b-writer", "cert-b")
+    w = node.session(token=node.create_token("b-writer", "--scope", "write")[1])
+    assert_taxii_error(w.get(node.objects_url(cid)), 403)
+    assert w.get(node.root_url() + "search/", params={"q": "bad"}).json()["results"] == []
