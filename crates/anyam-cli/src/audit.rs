@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyam_audit::{
-    AuditLog, AuditOptions, Event, ExportRequest, Kind, PartnerExport, Synchronous, TrustedKeys,
+    AuditLog, AuditOptions, Event, ExportRequest, Kind, ObjectRef, PartnerExport, Synchronous,
+    TrustedKeys,
 };
+use anyam_store::{NewObject, PutOutcome};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ed25519_dalek::VerifyingKey;
@@ -137,6 +139,65 @@ pub fn record_operator_event(
         .context("recording the change in the audit log (the change itself was made)")
 }
 
+/// Most (id, version) pairs one entry lists: a run that moves more objects
+/// is recorded as several entries, appended together, so that no single
+/// leaf grows without bound.
+pub const MAX_OBJECTS_PER_ENTRY: usize = 5000;
+
+/// The object versions a store write kept (added, or already present with
+/// the same content), as the API's receipts list them: an object without
+/// `modified` or `created` is named by the `date_added` of its first
+/// storage, the version the store serves for it. Conflicts were not stored
+/// and are left out.
+pub fn stored_refs(objects: &[NewObject], outcomes: &[PutOutcome]) -> Vec<ObjectRef> {
+    objects
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(o, outcome)| {
+            let added = match outcome {
+                PutOutcome::Added(m) | PutOutcome::Unchanged(m) => *m,
+                PutOutcome::Conflict => return None,
+            };
+            Some(ObjectRef {
+                id: o.id.clone(),
+                version: o
+                    .version
+                    .clone()
+                    .unwrap_or_else(|| anyam_taxii::params::fmt_micros(added)),
+            })
+        })
+        .collect()
+}
+
+/// One event per [`MAX_OBJECTS_PER_ENTRY`] objects, each a copy of
+/// `template` listing its share; `template` alone when there are none.
+/// Each entry's details say which part of how many it is.
+pub fn split_by_objects(template: &Event, objects: Vec<ObjectRef>) -> Vec<Event> {
+    if objects.len() <= MAX_OBJECTS_PER_ENTRY {
+        let mut e = template.clone();
+        e.what.objects = objects;
+        return vec![e];
+    }
+    let chunks: Vec<&[ObjectRef]> = objects.chunks(MAX_OBJECTS_PER_ENTRY).collect();
+    let parts = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut e = template.clone();
+            e.what.objects = chunk.to_vec();
+            if let serde_json::Value::Object(d) = &mut e.details {
+                // Strings: audit details are canonicalized as doubles.
+                d.insert(
+                    "part".into(),
+                    serde_json::json!(format!("{}/{parts}", i + 1)),
+                );
+            }
+            e
+        })
+        .collect()
+}
+
 fn open(dir: &Path, read_only: bool) -> Result<AuditLog> {
     let path = dir.join(AUDIT_FILE);
     if !path.exists() {
@@ -254,6 +315,110 @@ pub fn run(cmd: AuditCmd) -> Result<ExitCode> {
                     Ok(ExitCode::from(EXIT_REJECTED))
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A valid object through the ingest pipeline, so that the test does
+    /// not depend on every field the store keeps.
+    fn new_object(id: &str, version: Option<&str>) -> NewObject {
+        let raw = match version {
+            Some(v) => serde_json::json!({
+                "type": "indicator", "spec_version": "2.1", "id": id,
+                "created": v, "modified": v, "pattern_type": "stix",
+                "pattern": "[ipv4-addr:value = '198.51.100.1']",
+                "valid_from": "2026-01-01T00:00:00Z",
+            }),
+            None => serde_json::json!({
+                "type": "ipv4-addr", "spec_version": "2.1", "id": id, "value": "198.51.100.1",
+            }),
+        };
+        anyam_taxii::ingest::prepare(&raw.to_string())
+            .map_err(|r| r.message)
+            .unwrap()
+    }
+
+    #[test]
+    fn stored_refs_list_what_was_kept() {
+        let objects = [
+            new_object(
+                "indicator--11111111-1111-4111-8111-111111111111",
+                Some("2026-01-01T00:00:00.000Z"),
+            ),
+            new_object("ipv4-addr--22222222-2222-5222-8222-222222222222", None),
+            new_object(
+                "indicator--33333333-3333-4333-8333-333333333333",
+                Some("2026-01-02T00:00:00.000Z"),
+            ),
+            new_object(
+                "indicator--44444444-4444-4444-8444-444444444444",
+                Some("2026-01-03T00:00:00.000Z"),
+            ),
+        ];
+        let outcomes = [
+            PutOutcome::Added(1),
+            PutOutcome::Unchanged(1_767_225_600_000_000),
+            PutOutcome::Conflict,
+            PutOutcome::Unchanged(5),
+        ];
+        let got: Vec<(String, String)> = stored_refs(&objects, &outcomes)
+            .into_iter()
+            .map(|r| (r.id, r.version))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "indicator--11111111-1111-4111-8111-111111111111".into(),
+                    "2026-01-01T00:00:00.000Z".into()
+                ),
+                (
+                    "ipv4-addr--22222222-2222-5222-8222-222222222222".into(),
+                    anyam_taxii::params::fmt_micros(1_767_225_600_000_000)
+                ),
+                (
+                    "indicator--44444444-4444-4444-8444-444444444444".into(),
+                    "2026-01-03T00:00:00.000Z".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn large_batches_are_split_into_parts() {
+        let refs = |n: usize| -> Vec<ObjectRef> {
+            (0..n)
+                .map(|i| ObjectRef {
+                    id: format!("indicator--{i}"),
+                    version: "v".into(),
+                })
+                .collect()
+        };
+        let mut template = Event::new(Kind::Release, "someone");
+        template.details = serde_json::json!({ "command": "export" });
+        // (objects, entries, objects in the last entry, parts named)
+        for (n, entries, last, parts) in [
+            (0, 1, 0, false),
+            (MAX_OBJECTS_PER_ENTRY, 1, MAX_OBJECTS_PER_ENTRY, false),
+            (MAX_OBJECTS_PER_ENTRY + 1, 2, 1, true),
+            (3 * MAX_OBJECTS_PER_ENTRY, 3, MAX_OBJECTS_PER_ENTRY, true),
+        ] {
+            let got = split_by_objects(&template, refs(n));
+            assert_eq!(got.len(), entries, "{n}");
+            assert_eq!(got.last().unwrap().what.objects.len(), last, "{n}");
+            let listed: usize = got.iter().map(|e| e.what.objects.len()).sum();
+            assert_eq!(listed, n);
+            if parts {
+                assert_eq!(got[0].details["part"], format!("1/{entries}"));
+            } else {
+                assert!(got[0].details.get("part").is_none());
+            }
+            assert!(got.iter().all(|e| e.kind == Kind::Release));
         }
     }
 }

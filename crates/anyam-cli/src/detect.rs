@@ -8,6 +8,11 @@
 //! standalone use, from a file of STIX objects. Events come from one or
 //! more typed inputs, merged by time. Each hit becomes one alert JSON
 //! line; a summary JSON object goes to standard error at the end.
+//!
+//! An alert names the matched indicator's Admiralty rating (`admiralty`,
+//! `admiralty_description`) when the indicator carries one, and the
+//! summary counts alerts by rating. Sightings written to the store are
+//! recorded in the node's audit log (see [`sightings`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,7 +30,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::{DataArgs, EXIT_REJECTED, node, sightings, transfer, trust};
+use crate::{DataArgs, EXIT_REJECTED, audit, node, sightings, transfer, trust};
 
 /// How often the store's indicator change sequence is read.
 const POLL: Duration = Duration::from_millis(500);
@@ -117,6 +122,25 @@ enum Source {
     },
 }
 
+/// The Admiralty fields of the loaded indicators that carry a rating, by
+/// indicator id ([`transfer::admiralty_fields`]).
+type Ratings = HashMap<String, Value>;
+
+/// Remember (or forget) the rating of an indicator just loaded.
+fn rate(ratings: &mut Ratings, v: &Value) {
+    let Some(id) = v.get("id").and_then(Value::as_str) else {
+        return;
+    };
+    match transfer::admiralty_fields(v) {
+        Some(f) => {
+            ratings.insert(id.to_string(), f);
+        }
+        None => {
+            ratings.remove(id);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counts {
     loaded: u64,
@@ -126,12 +150,21 @@ struct Counts {
 }
 
 /// Loads one STIX object, counting what happened.
-fn load(engine: &mut Engine<Arc<Event>>, v: &Value, norm: Normalize, counts: &mut Counts) {
+fn load(
+    engine: &mut Engine<Arc<Event>>,
+    v: &Value,
+    norm: Normalize,
+    counts: &mut Counts,
+    ratings: &mut Ratings,
+) {
     match Indicator::from_stix(v) {
         Ok(Ok(mut ind)) => {
             ind.info.pattern = norm.pattern(&ind.info.pattern);
             match engine.upsert(ind) {
-                Ok(_) => counts.loaded += 1,
+                Ok(_) => {
+                    counts.loaded += 1;
+                    rate(ratings, v);
+                }
                 Err(e) => {
                     counts.refused += 1;
                     eprintln!("{}", json!({"refused": e.to_string()}));
@@ -153,6 +186,7 @@ fn poll(
     seq: &mut i64,
     norm: Normalize,
     counts: &mut Counts,
+    ratings: &mut Ratings,
 ) -> Result<()> {
     loop {
         let changes = store.indicator_changes(*seq, 10_000)?;
@@ -164,14 +198,19 @@ fn poll(
         ids.dedup();
         for id in ids {
             counts.updates += 1;
+            // Set again below if the new version is loaded and rated.
+            ratings.remove(id);
             match store.latest_version(id)? {
                 Some(raw) => match serde_json::from_str::<Value>(&raw) {
                     Ok(v) => match Indicator::from_stix(&v) {
                         Ok(Ok(mut ind)) => {
                             ind.info.pattern = norm.pattern(&ind.info.pattern);
-                            if let Err(e) = engine.upsert(ind) {
-                                eprintln!("{}", json!({"refused": e.to_string()}));
-                                engine.remove(id);
+                            match engine.upsert(ind) {
+                                Ok(_) => rate(ratings, &v),
+                                Err(e) => {
+                                    eprintln!("{}", json!({"refused": e.to_string()}));
+                                    engine.remove(id);
+                                }
                             }
                         }
                         // Revoked, or no longer a STIX pattern: unload.
@@ -194,7 +233,7 @@ fn poll(
     }
 }
 
-fn alert(hit: &Hit<Arc<Event>>) -> Value {
+fn alert(hit: &Hit<Arc<Event>>, rating: Option<&Value>) -> Value {
     let i = &hit.indicator;
     let observations: Vec<Value> = hit
         .observations
@@ -223,16 +262,20 @@ fn alert(hit: &Hit<Arc<Event>>) -> Value {
         .map(|e| e.observation.last)
         .max()
         .map(anyam_sensor::format_stix);
+    let mut indicator = json!({
+        "id": i.id,
+        "name": i.name,
+        "modified": i.modified,
+        "created_by_ref": i.created_by_ref.as_deref(),
+        "pattern": i.pattern,
+    });
+    if let (Some(ind), Some(Value::Object(r))) = (indicator.as_object_mut(), rating) {
+        ind.extend(r.clone());
+    }
     json!({
         "alert": "indicator-match",
         "time": time,
-        "indicator": {
-            "id": i.id,
-            "name": i.name,
-            "modified": i.modified,
-            "created_by_ref": i.created_by_ref.as_deref(),
-            "pattern": i.pattern,
-        },
+        "indicator": indicator,
         "observations": observations,
     })
 }
@@ -259,6 +302,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
         ..Options::default()
     });
     let mut counts = Counts::default();
+    let mut ratings = Ratings::new();
     let mut sightings = None;
     let load_started = Instant::now();
     let mut source = match &a.indicators {
@@ -267,7 +311,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                 .with_context(|| format!("reading {}", path.display()))?;
             for (line, item) in transfer::split_objects(&text)? {
                 match serde_json::from_str::<Value>(item) {
-                    Ok(v) => load(&mut engine, &v, a.normalize, &mut counts),
+                    Ok(v) => load(&mut engine, &v, a.normalize, &mut counts, &mut ratings),
                     Err(e) => {
                         counts.refused += 1;
                         eprintln!(
@@ -296,6 +340,19 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                     a.sightings_markings.clone()
                 };
                 let node_identity = trust::host_identity(&node.dir, &node.config.node_name)?;
+                // Sightings written are receipts of the node: a log that
+                // cannot be opened stops detection before anything is written.
+                let log = audit::open_for_append(&node.dir, &node.config).context(
+                    "detect records the sightings it writes in the audit log, which cannot be opened \
+                     (--no-sightings runs without writing to the node)",
+                )?;
+                let actor = format!(
+                    "detect:{}",
+                    node_identity
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&node.config.node_name)
+                );
                 sightings = Some(sightings::Sightings::open(
                     store.clone(),
                     &a.sightings_collection,
@@ -303,11 +360,16 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                     a.where_sighted.clone(),
                     markings,
                     a.keep_observed_data,
+                    sightings::SightingsAudit {
+                        log,
+                        actor,
+                        operator: audit::operator(),
+                    },
                 )?);
             }
             let seq =
                 store.latest_indicators(&mut |raw| match serde_json::from_str::<Value>(raw) {
-                    Ok(v) => load(&mut engine, &v, a.normalize, &mut counts),
+                    Ok(v) => load(&mut engine, &v, a.normalize, &mut counts, &mut ratings),
                     Err(_) => counts.refused += 1,
                 })?;
             Source::Store {
@@ -371,6 +433,8 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
     let (mut events, mut malformed, mut hits_n, mut alerts_n, mut suppressed) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut hits = Vec::new();
+    // Alerts written, by the Admiralty rating of their indicator.
+    let mut by_rating: std::collections::BTreeMap<String, u64> = Default::default();
     for record in merged {
         if let Source::Store {
             store,
@@ -379,7 +443,14 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
         } = &mut source
             && last_poll.elapsed() >= POLL
         {
-            poll(&mut engine, store.as_ref(), seq, a.normalize, &mut counts)?;
+            poll(
+                &mut engine,
+                store.as_ref(),
+                seq,
+                a.normalize,
+                &mut counts,
+                &mut ratings,
+            )?;
             *last_poll = Instant::now();
             if let Some(s) = sightings.as_mut() {
                 s.flush_or_warn();
@@ -416,7 +487,13 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                         last_alert.insert(h.indicator.id.clone(), t);
                     }
                     alerts_n += 1;
-                    serde_json::to_writer(&mut out, &alert(&h))?;
+                    let rating = ratings.get(&h.indicator.id);
+                    let key = rating
+                        .and_then(|r| r.get("admiralty"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("unrated");
+                    *by_rating.entry(key.to_string()).or_insert(0u64) += 1;
+                    serde_json::to_writer(&mut out, &alert(&h, rating))?;
                     out.write_all(b"\n")?;
                     if a.follow {
                         out.flush()?;
@@ -456,6 +533,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
             "hits": hits_n,
             "alerts": alerts_n,
             "suppressed_repeats": suppressed,
+            "alerts_by_admiralty": by_rating,
             "sightings": sightings.as_ref().map(|s| json!({
                 "collection": s.collection_id(),
                 "versions_written": s.versions_written,

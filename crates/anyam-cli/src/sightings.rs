@@ -13,18 +13,25 @@
 //! collection only the host organization is granted, and marked with TLP
 //! 2.0 AMBER+STRICT by default (recipients' own organization only), which
 //! an operator may change.
+//!
+//! Every write is a receipt of objects into the node, and is recorded as a
+//! `receipt` entry of the audit log ([`SightingsAudit`]): the versions it
+//! stored, by the detect process acting for the node's identity. An entry
+//! that cannot be appended stays queued and is retried with the next
+//! flush; the final flush of a run fails if it still cannot be recorded.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyam_audit::{AuditLog, Kind, ObjectRef};
 use anyam_detect::Hit;
 use anyam_sensor::{Event, StixOptions};
-use anyam_store::{Access, Collection, Grant, Store};
+use anyam_store::{Access, Collection, Grant, PutOutcome, Store};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::node;
+use crate::{audit, node};
 
 /// TLP 2.0 AMBER+STRICT (the OASIS TLP 2.0 marking definition).
 pub const TLP_AMBER_STRICT: &str = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003";
@@ -48,8 +55,21 @@ struct State {
     last_modified: i64,
 }
 
+/// Where sighting writes are recorded, and as whom.
+pub struct SightingsAudit {
+    pub log: AuditLog,
+    /// Who writes: the detect process acting for the node's identity.
+    pub actor: String,
+    /// The operator who started the process ([`audit::operator`]), kept in
+    /// the entries' details.
+    pub operator: String,
+}
+
 pub struct Sightings {
     store: Arc<dyn Store>,
+    audit: SightingsAudit,
+    /// Versions stored but not yet recorded in the audit log.
+    unaudited: Vec<ObjectRef>,
     collection: String,
     identity: String,
     where_sighted: String,
@@ -111,17 +131,35 @@ fn collection(store: &dyn Store, wanted: &str) -> Result<String> {
 /// Stores the node's STIX identity (the one its descriptor carries) in the
 /// sightings collection, so that references to it resolve there, and
 /// returns its id.
-fn identity(store: &dyn Store, collection: &str, identity: &Value) -> Result<String> {
+/// Returns its id and, when this run stored it for the first time, its
+/// version, to be audited.
+fn identity(
+    store: &dyn Store,
+    collection: &str,
+    identity: &Value,
+) -> Result<(String, Vec<ObjectRef>)> {
     let id = identity
         .get("id")
         .and_then(Value::as_str)
         .context("the node's identity object has no id")?
         .to_string();
-    put(store, collection, std::slice::from_ref(identity))?;
-    Ok(id)
+    let (refs, outcomes) = put(store, collection, std::slice::from_ref(identity))?;
+    // Stored by an earlier run, and audited then: not a new receipt.
+    let refs = if outcomes.iter().any(|o| matches!(o, PutOutcome::Added(_))) {
+        refs
+    } else {
+        Vec::new()
+    };
+    Ok((id, refs))
 }
 
-fn put(store: &dyn Store, collection: &str, objects: &[Value]) -> Result<()> {
+/// Validates and stores `objects` in one transaction; returns the versions
+/// stored, for the audit log, and each object's outcome.
+fn put(
+    store: &dyn Store,
+    collection: &str,
+    objects: &[Value],
+) -> Result<(Vec<ObjectRef>, Vec<PutOutcome>)> {
     let mut prepared = Vec::with_capacity(objects.len());
     for o in objects {
         let raw = serde_json::to_string(o)?;
@@ -130,8 +168,8 @@ fn put(store: &dyn Store, collection: &str, objects: &[Value]) -> Result<()> {
             .context("a sighting failed validation")?;
         prepared.push(n);
     }
-    store.put_objects(collection, &prepared)?;
-    Ok(())
+    let outcomes = store.put_objects(collection, &prepared)?;
+    Ok((audit::stored_refs(&prepared, &outcomes), outcomes))
 }
 
 impl Sightings {
@@ -142,12 +180,15 @@ impl Sightings {
         where_sighted: Option<String>,
         markings: Vec<String>,
         keep_observed: bool,
+        audit: SightingsAudit,
     ) -> Result<Sightings> {
         let collection = collection(store.as_ref(), collection_name)?;
-        let identity = identity(store.as_ref(), &collection, node_identity)?;
+        let (identity, unaudited) = identity(store.as_ref(), &collection, node_identity)?;
         Ok(Sightings {
             where_sighted: where_sighted.unwrap_or_else(|| identity.clone()),
             store,
+            audit,
+            unaudited,
             collection,
             identity,
             markings,
@@ -316,7 +357,9 @@ impl Sightings {
         if let Some(o) = self.object(indicator) {
             objs.push(o);
         }
-        put(self.store.as_ref(), &self.collection, &objs)?;
+        let (refs, _) = put(self.store.as_ref(), &self.collection, &objs)?;
+        // Recorded with the next flush, which follows shortly.
+        self.unaudited.extend(refs);
         self.pending.clear();
         if let Some(s) = self.state.get(indicator) {
             self.store.set_meta(&self.meta_key(indicator), &s.id)?;
@@ -343,26 +386,51 @@ impl Sightings {
     /// changes stay pending and the next flush writes them.
     pub fn flush(&mut self) -> Result<()> {
         self.last_flush = Instant::now();
-        if self.dirty.is_empty() && self.pending.is_empty() {
+        if !self.dirty.is_empty() || !self.pending.is_empty() {
+            let mut keys: Vec<String> = self.dirty.iter().cloned().collect();
+            keys.sort();
+            let mut objs = self.pending.clone();
+            for k in &keys {
+                if let Some(o) = self.object(k) {
+                    objs.push(o);
+                }
+            }
+            let (refs, _) = put(self.store.as_ref(), &self.collection, &objs)?;
+            self.unaudited.extend(refs);
+            self.pending.clear();
+            for k in &keys {
+                self.dirty.remove(k);
+                if let Some(s) = self.state.get(k) {
+                    self.store.set_meta(&self.meta_key(k), &s.id)?;
+                }
+            }
+            self.versions_written += keys.len() as u64;
+        }
+        self.record_receipt()
+    }
+
+    /// Appends the `receipt` entry (or entries, for a very large write) of
+    /// the versions stored since the last one. On failure they stay queued.
+    fn record_receipt(&mut self) -> Result<()> {
+        if self.unaudited.is_empty() {
             return Ok(());
         }
-        let mut keys: Vec<String> = self.dirty.iter().cloned().collect();
-        keys.sort();
-        let mut objs = self.pending.clone();
-        for k in &keys {
-            if let Some(o) = self.object(k) {
-                objs.push(o);
-            }
-        }
-        put(self.store.as_ref(), &self.collection, &objs)?;
-        self.pending.clear();
-        for k in &keys {
-            self.dirty.remove(k);
-            if let Some(s) = self.state.get(k) {
-                self.store.set_meta(&self.meta_key(k), &s.id)?;
-            }
-        }
-        self.versions_written += keys.len() as u64;
+        let mut e = anyam_audit::Event::new(Kind::Receipt, self.audit.actor.clone());
+        e.parties.push(node::HOST_ORG.to_string());
+        e.what.collection = Some(self.collection.clone());
+        e.why = "sightings of indicators by this node's sensors (`anyam detect`)".into();
+        e.details = json!({
+            "command": "detect",
+            "operator": self.audit.operator,
+            // Strings: audit details are canonicalized as doubles.
+            "pid": std::process::id().to_string(),
+            "where_sighted": self.where_sighted,
+        });
+        let events = audit::split_by_objects(&e, self.unaudited.clone());
+        self.audit.log.append_batch(&events).context(
+            "recording sighting writes in the audit log (the sightings were stored; the record is retried at the next flush)",
+        )?;
+        self.unaudited.clear();
         Ok(())
     }
 }
@@ -433,6 +501,7 @@ mod tests {
             "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
             "name": "Test node", "identity_class": "organization",
         });
+        let audit_path = dir.path().join("audit.db");
         let mut s = Sightings::open(
             store.clone(),
             "sightings",
@@ -440,6 +509,11 @@ mod tests {
             None,
             vec![TLP_AMBER_STRICT.into()],
             true,
+            SightingsAudit {
+                log: AuditLog::open(&audit_path, anyam_audit::AuditOptions::default()).unwrap(),
+                actor: "detect:test".into(),
+                operator: "operator:test@host".into(),
+            },
         )
         .unwrap();
         s.max_count = 3;
@@ -490,5 +564,50 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(current, counts[2].0);
+
+        // Every version stored in the collection, and nothing else, is
+        // listed by a receipt entry of the detect process.
+        let every = store
+            .objects(
+                &collection,
+                &anyam_store::Query {
+                    limit: 1000,
+                    versions: vec![anyam_store::VersionSel::All],
+                    ..anyam_store::Query::default()
+                },
+            )
+            .unwrap();
+        let stored: HashSet<(String, String)> = every
+            .items
+            .iter()
+            .map(|o| (o.id.clone(), o.version.clone()))
+            .collect();
+        let log = AuditLog::open(
+            &audit_path,
+            anyam_audit::AuditOptions {
+                read_only: true,
+                ..anyam_audit::AuditOptions::default()
+            },
+        )
+        .unwrap();
+        let entries = log.entries(0..log.size().unwrap()).unwrap();
+        assert!(!entries.is_empty());
+        let mut audited = HashSet::new();
+        for e in &entries {
+            assert_eq!(e.event.kind, Kind::Receipt);
+            assert_eq!(e.event.actor, "detect:test");
+            assert_eq!(
+                e.event.what.collection.as_deref(),
+                Some(collection.as_str())
+            );
+            assert_eq!(e.event.parties, [node::HOST_ORG]);
+            for o in &e.event.what.objects {
+                audited.insert((o.id.clone(), o.version.clone()));
+            }
+        }
+        assert_eq!(audited, stored);
+        // Nothing is left to record: another flush appends nothing.
+        s.flush().unwrap();
+        assert_eq!(log.size().unwrap(), entries.len() as u64);
     }
 }

@@ -6,16 +6,18 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyam_audit::{Event, Kind, ObjectRef};
 use anyam_pattern::StixVersion;
 use anyam_policy::{Gate, Principal};
 use anyam_store::{NewObject, PutOutcome, Query, TokenScope};
+use anyam_trust::admiralty::{self, Admiralty, AdmiraltyFilter, Credibility, Reliability};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::node::{self, Node};
-use crate::{DataArgs, EXIT_REJECTED};
+use crate::{DataArgs, EXIT_REJECTED, audit};
 
 /// Objects per write transaction during import: large enough that the
 /// commit's wait for the disk is paid rarely, small enough to bound memory.
@@ -127,9 +129,43 @@ fn find_collection(
     })
 }
 
+/// The `receipt` entry of one batch of an import: who ran it, into which
+/// collection, from where, and the versions the batch stored.
+fn import_receipt(
+    actor: &str,
+    coll: &anyam_store::Collection,
+    source: &str,
+    batch: usize,
+    counts: serde_json::Value,
+    stored: Vec<ObjectRef>,
+) -> Vec<Event> {
+    let mut e = Event::new(Kind::Receipt, actor);
+    e.what.collection = Some(coll.id.clone());
+    e.what.path = Some(source.to_string());
+    e.why = "operator command `anyam import`".into();
+    let mut details = serde_json::json!({
+        "command": "import",
+        "api_root": coll.api_root,
+        "file": source,
+        // Strings: audit details are canonicalized as doubles.
+        "batch": batch.to_string(),
+    });
+    if let (Some(d), serde_json::Value::Object(more)) = (details.as_object_mut(), counts) {
+        d.extend(more);
+    }
+    e.details = details;
+    audit::split_by_objects(&e, stored)
+}
+
 pub fn import(a: ImportArgs) -> Result<ExitCode> {
     let n = node::open_existing(&a.data.data_dir, a.data.config.as_deref())?;
     let coll = find_collection(&n, &a.api_root, a.collection.as_deref())?;
+    // Every batch stored is recorded; open the log before anything is
+    // stored, so that a log that cannot be written stops the import at
+    // once rather than after the first batch.
+    let log = audit::open_for_append(&n.dir, &n.config)
+        .context("import records what it stores in the audit log, which cannot be opened")?;
+    let actor = audit::operator();
     let text = read_input(a.file.as_ref())?;
     let items = split_objects(&text)?;
     let source = a
@@ -194,11 +230,31 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                 }
             }
         });
-        for (ready, ready_index, failed, len) in rx {
+        for (batch, (ready, ready_index, failed, len)) in rx.into_iter().enumerate() {
             for (index, r) in failed {
                 reject(&mut report, index, &r.id, &r.message)?;
             }
             let outcomes = n.store.put_objects(&coll.id, &ready)?;
+            let stored = audit::stored_refs(&ready, &outcomes);
+            let (batch_added, batch_unchanged) =
+                outcomes.iter().fold((0u64, 0u64), |(a, u), o| match o {
+                    PutOutcome::Added(_) => (a + 1, u),
+                    PutOutcome::Unchanged(_) => (a, u + 1),
+                    PutOutcome::Conflict => (a, u),
+                });
+            let counts = serde_json::json!({
+                "total": len.to_string(),
+                "added": batch_added.to_string(),
+                "unchanged": batch_unchanged.to_string(),
+                "rejected": (len as u64 - batch_added - batch_unchanged).to_string(),
+            });
+            let events = import_receipt(&actor, &coll, &source, batch + 1, counts, stored);
+            log.append_batch(&events).with_context(|| {
+                format!(
+                    "recording batch {} of the import in the audit log (its objects were stored)",
+                    batch + 1
+                )
+            })?;
             for ((o, index), outcome) in ready.iter().zip(&ready_index).zip(outcomes) {
                 match outcome {
                     PutOutcome::Added(_) => added += 1,
@@ -251,8 +307,51 @@ pub struct ExportArgs {
     /// Output file [default: standard output].
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Only objects whose source reliability (Admiralty code) is this
+    /// letter or better, A best; an object without one counts as F.
+    #[arg(long, value_name = "A-F")]
+    min_reliability: Option<Reliability>,
+    /// Only objects whose information credibility (Admiralty code, from
+    /// `confidence`) is this number or better, 1 best; an object without a
+    /// `confidence` counts as 6.
+    #[arg(long, value_name = "1-6")]
+    min_credibility: Option<Credibility>,
+    /// Describe each exported object on standard error, one JSON line each:
+    /// id, type, version and its Admiralty rating.
+    #[arg(long)]
+    summary: bool,
     #[command(flatten)]
     data: DataArgs,
+}
+
+/// The Admiralty rating an object carries, as fields for a JSON line:
+/// `admiralty` (`B2`) and `admiralty_description`, or `admiralty_error`
+/// when its rating cannot be read. `None` when it carries no rating at all
+/// (neither a `confidence` nor a source reliability), so that unrated
+/// objects are not shown as rated F6.
+pub(crate) fn admiralty_fields(object: &serde_json::Value) -> Option<serde_json::Value> {
+    let has_reliability = object
+        .get("extensions")
+        .and_then(|e| e.get(admiralty::RELIABILITY_EXTENSION_ID))
+        .is_some();
+    if object.get("confidence").is_none() && !has_reliability {
+        return None;
+    }
+    Some(match Admiralty::of(object) {
+        Ok(a) => serde_json::json!({
+            "admiralty": a.to_string(),
+            "admiralty_description": a.describe(),
+        }),
+        Err(e) => serde_json::json!({ "admiralty_error": e.to_string() }),
+    })
+}
+
+/// What an export wrote.
+struct Written {
+    /// The versions released, in the order written.
+    released: Vec<ObjectRef>,
+    /// Objects the caller may see that the Admiralty filter left out.
+    filtered_out: u64,
 }
 
 pub fn export(a: ExportArgs) -> Result<ExitCode> {
@@ -308,6 +407,18 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         name.push(".partial");
         PathBuf::from(name)
     });
+    let filter = AdmiraltyFilter {
+        min_reliability: a.min_reliability,
+        min_credibility: a.min_credibility,
+    };
+    // Every release is recorded; open the log before anything is written,
+    // so that a log that cannot be written stops the export at once.
+    let log = audit::open_for_append(&n.dir, &n.config)
+        .context("export records what it releases in the audit log, which cannot be opened")?;
+    let destination = a
+        .output
+        .as_ref()
+        .map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let result = write_bundle(
         &gate,
         &principal,
@@ -315,7 +426,22 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         &coll.id,
         q,
         partial.as_ref(),
-    );
+        &filter,
+        a.summary,
+    )
+    .and_then(|written| {
+        // A file is recorded as released before it is put in place: a
+        // release that cannot be audited does not happen.
+        let events = export_release(&principal, &coll, &destination, &filter, &written);
+        log.append_batch(&events).with_context(|| match &a.output {
+            Some(_) => "recording the release in the audit log (nothing was released)".to_string(),
+            None => {
+                "recording the release in the audit log (the bundle was written to standard output)"
+                    .to_string()
+            }
+        })?;
+        Ok(written)
+    });
     match (&result, &partial, &a.output) {
         (Ok(_), Some(tmp), Some(dest)) => std::fs::rename(tmp, dest)
             .with_context(|| format!("moving the export into {}", dest.display()))?,
@@ -324,12 +450,72 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         }
         _ => {}
     }
-    let count = result?;
-    eprintln!("exported {count} objects from {} ({})", coll.title, coll.id);
+    let written = result?;
+    let count = written.released.len();
+    if filter == AdmiraltyFilter::default() {
+        eprintln!("exported {count} objects from {} ({})", coll.title, coll.id);
+    } else {
+        eprintln!(
+            "exported {count} objects from {} ({}); {} left out by the Admiralty filter ({})",
+            coll.title,
+            coll.id,
+            written.filtered_out,
+            describe_filter(&filter)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Write every object the principal may see as one bundle; returns how many.
+/// `reliability B or better, credibility 3 or better`.
+fn describe_filter(f: &AdmiraltyFilter) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = f.min_reliability {
+        parts.push(format!("reliability {r} or better"));
+    }
+    if let Some(c) = f.min_credibility {
+        parts.push(format!("credibility {c} or better"));
+    }
+    parts.join(", ")
+}
+
+/// The `release` entries of one export: the operator who ran it, the user
+/// whose view was released and that user's organization (the party), the
+/// collection, the destination, and the versions written.
+fn export_release(
+    principal: &Principal,
+    coll: &anyam_store::Collection,
+    destination: &str,
+    filter: &AdmiraltyFilter,
+    written: &Written,
+) -> Vec<Event> {
+    let mut e = Event::new(Kind::Release, audit::operator());
+    e.parties.push(principal.org.clone());
+    e.what.collection = Some(coll.id.clone());
+    e.what.path = Some(destination.to_string());
+    e.why = format!(
+        "operator command `anyam export` as user {} (read grant of organization {})",
+        principal.user, principal.org
+    );
+    let mut details = serde_json::json!({
+        "command": "export",
+        "api_root": coll.api_root,
+        "as_user": principal.user,
+        "file": destination,
+        // Strings: audit details are canonicalized as doubles.
+        "count": written.released.len().to_string(),
+    });
+    if *filter != AdmiraltyFilter::default() {
+        details["admiralty_filter"] = serde_json::json!(filter);
+        details["filtered_out"] = serde_json::json!(written.filtered_out.to_string());
+    }
+    e.details = details;
+    audit::split_by_objects(&e, written.released.clone())
+}
+
+/// Write every object the principal may see and `filter` accepts as one
+/// bundle; returns what was written. With `summary`, each object written
+/// is described on standard error.
+#[allow(clippy::too_many_arguments)]
 fn write_bundle(
     gate: &Gate,
     principal: &Principal,
@@ -337,7 +523,9 @@ fn write_bundle(
     collection: &str,
     mut q: Query,
     file: Option<&PathBuf>,
-) -> Result<u64> {
+    filter: &AdmiraltyFilter,
+    summary: bool,
+) -> Result<Written> {
     let mut out: Box<dyn Write> = match file {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -349,18 +537,55 @@ fn write_bundle(
         "{{\"type\":\"bundle\",\"id\":\"bundle--{}\",\"objects\":[",
         uuid::Uuid::new_v4()
     )?;
-    let mut count = 0u64;
+    let filtering = *filter != AdmiraltyFilter::default();
+    let mut written = Written {
+        released: Vec::new(),
+        filtered_out: 0,
+    };
+    let mut err = std::io::stderr().lock();
     loop {
         let page = gate
             .objects(principal, api_root, collection, &q)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for o in &page.items {
-            if count > 0 {
+            // Parsed only when something needs the object's properties.
+            let value = if filtering || summary {
+                Some(
+                    serde_json::from_str::<serde_json::Value>(&o.raw)
+                        .with_context(|| format!("the stored object {} is not JSON", o.id))?,
+                )
+            } else {
+                None
+            };
+            if let Some(v) = &value
+                && !filter.accepts(v)
+            {
+                written.filtered_out += 1;
+                continue;
+            }
+            if !written.released.is_empty() {
                 out.write_all(b",")?;
             }
             out.write_all(b"\n")?;
             out.write_all(o.raw.as_bytes())?;
-            count += 1;
+            written.released.push(ObjectRef {
+                id: o.id.clone(),
+                version: o.version.clone(),
+            });
+            if let (true, Some(v)) = (summary, &value) {
+                let mut line = serde_json::json!({
+                    "id": o.id,
+                    "type": o.object_type,
+                    "version": o.version,
+                    "admiralty": null,
+                });
+                if let (Some(l), Some(serde_json::Value::Object(f))) =
+                    (line.as_object_mut(), admiralty_fields(v))
+                {
+                    l.extend(f);
+                }
+                writeln!(err, "{line}")?;
+            }
         }
         match page.next {
             Some(next) => q.next = Some(next),
@@ -373,7 +598,7 @@ fn write_bundle(
     if let Some(p) = file {
         File::open(p)?.sync_all()?;
     }
-    Ok(count)
+    Ok(written)
 }
 
 #[derive(Subcommand)]
@@ -432,4 +657,125 @@ pub fn pattern(cmd: PatternCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn rated(confidence: Option<u64>, reliability: Option<&str>) -> Value {
+        let mut o = json!({"type": "indicator", "id": "indicator--1"});
+        if let Some(c) = confidence {
+            o["confidence"] = json!(c);
+        }
+        if let Some(r) = reliability {
+            o["extensions"] = json!({ admiralty::RELIABILITY_EXTENSION_ID: {
+                "extension_type": "property-extension",
+                admiralty::RELIABILITY_PROPERTY: r,
+            }});
+        }
+        o
+    }
+
+    #[test]
+    fn admiralty_fields_name_the_rating_only_of_rated_objects() {
+        let cases: [(Option<u64>, Option<&str>, Option<Value>); 5] = [
+            (None, None, None),
+            (
+                Some(70),
+                Some("B"),
+                Some(json!({
+                    "admiralty": "B2",
+                    "admiralty_description": "B2 (usually reliable, probably true)",
+                })),
+            ),
+            (
+                Some(95),
+                None,
+                Some(json!({
+                    "admiralty": "F1",
+                    "admiralty_description": "F1 (reliability cannot be judged, confirmed by other sources)",
+                })),
+            ),
+            (
+                None,
+                Some("a"),
+                Some(json!({
+                    "admiralty": "A6",
+                    "admiralty_description": "A6 (completely reliable, truth cannot be judged)",
+                })),
+            ),
+            (Some(50), Some("Z"), None),
+        ];
+        for (confidence, reliability, expected) in cases {
+            let got = admiralty_fields(&rated(confidence, reliability));
+            match expected {
+                Some(e) => assert_eq!(got, Some(e), "{confidence:?} {reliability:?}"),
+                // A malformed reliability is reported, not hidden.
+                None if reliability.is_some() => {
+                    assert!(got.unwrap().get("admiralty_error").is_some());
+                }
+                None => assert_eq!(got, None),
+            }
+        }
+    }
+
+    #[test]
+    fn the_export_filter_follows_the_admiralty_semantics() {
+        // (min reliability, min credibility, objects accepted out of
+        // unrated, B2, C3, A5, F1)
+        let objects = [
+            rated(None, None),
+            rated(Some(70), Some("B")),
+            rated(Some(50), Some("C")),
+            rated(Some(10), Some("A")),
+            rated(Some(90), None),
+        ];
+        let cases = [
+            (None, None, vec![0, 1, 2, 3, 4]),
+            (Some("B"), None, vec![1, 3]),
+            (None, Some("3"), vec![1, 2, 4]),
+            (Some("C"), Some("3"), vec![1, 2]),
+            (Some("F"), Some("6"), vec![0, 1, 2, 3, 4]),
+        ];
+        for (r, c, want) in cases {
+            let f = AdmiraltyFilter::from_params(r, c).unwrap();
+            let got: Vec<usize> = objects
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| f.accepts(o))
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(got, want, "{r:?} {c:?}");
+        }
+        let f = AdmiraltyFilter::from_params(Some("B"), Some("3")).unwrap();
+        assert_eq!(
+            describe_filter(&f),
+            "reliability B or better, credibility 3 or better"
+        );
+    }
+
+    #[test]
+    fn the_filter_flags_parse_like_the_api_parameters() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            export: ExportArgs,
+        }
+        let a = Cli::try_parse_from(["x", "--min-reliability", "b", "--min-credibility", "2"])
+            .unwrap()
+            .export;
+        assert_eq!(a.min_reliability, Some(Reliability::B));
+        assert_eq!(a.min_credibility, Credibility::new(2));
+        for bad in [
+            ["x", "--min-reliability", "G"],
+            ["x", "--min-credibility", "7"],
+            ["x", "--min-credibility", "B"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
 }
