@@ -426,8 +426,10 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         &coll.id,
         q,
         partial.as_ref(),
-        &filter,
-        a.summary,
+        &Shown {
+            filter,
+            summary: a.summary,
+        },
     )
     .and_then(|written| {
         // A file is recorded as released before it is put in place: a
@@ -512,10 +514,16 @@ fn export_release(
     audit::split_by_objects(&e, written.released.clone())
 }
 
-/// Write every object the principal may see and `filter` accepts as one
-/// bundle; returns what was written. With `summary`, each object written
-/// is described on standard error.
-#[allow(clippy::too_many_arguments)]
+/// Which of the objects a principal may see an export writes, and what it
+/// says about them.
+struct Shown {
+    filter: AdmiraltyFilter,
+    /// Describe each object written on standard error.
+    summary: bool,
+}
+
+/// Write every object the principal may see and `shown.filter` accepts as
+/// one bundle; returns what was written.
 fn write_bundle(
     gate: &Gate,
     principal: &Principal,
@@ -523,8 +531,7 @@ fn write_bundle(
     collection: &str,
     mut q: Query,
     file: Option<&PathBuf>,
-    filter: &AdmiraltyFilter,
-    summary: bool,
+    shown: &Shown,
 ) -> Result<Written> {
     let mut out: Box<dyn Write> = match file {
         Some(p) => Box::new(BufWriter::new(
@@ -537,6 +544,7 @@ fn write_bundle(
         "{{\"type\":\"bundle\",\"id\":\"bundle--{}\",\"objects\":[",
         uuid::Uuid::new_v4()
     )?;
+    let Shown { filter, summary } = shown;
     let filtering = *filter != AdmiraltyFilter::default();
     let mut written = Written {
         released: Vec::new(),
@@ -549,7 +557,7 @@ fn write_bundle(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for o in &page.items {
             // Parsed only when something needs the object's properties.
-            let value = if filtering || summary {
+            let value = if filtering || *summary {
                 Some(
                     serde_json::from_str::<serde_json::Value>(&o.raw)
                         .with_context(|| format!("the stored object {} is not JSON", o.id))?,
@@ -572,7 +580,7 @@ fn write_bundle(
                 id: o.id.clone(),
                 version: o.version.clone(),
             });
-            if let (true, Some(v)) = (summary, &value) {
+            if let (true, Some(v)) = (*summary, &value) {
                 let mut line = serde_json::json!({
                     "id": o.id,
                     "type": o.object_type,
