@@ -137,22 +137,33 @@
 //! snapshot of one instant while writers carry on, then the copy is
 //! fsynced (SQLite does not) before the call returns.
 //!
-//! # Visibility (planned)
+//! # Visibility
 //!
-//! Every object row carries `release_class`, a small integer that will name
-//! one distinct visibility set: a combination of markings (TLP, agreement
-//! and group restrictions) that decides which principals may see that
-//! version. Classes will be interned in their own table; today every row
-//! is class 0. It is the second column of every page index, right after
-//! the collection, so a reader's filter is applied *inside* the index:
-//! `anyam-policy` turns a principal into the few classes it may see, and a
-//! page becomes one range scan per visible class (each `LIMIT n + 1`)
-//! merged by `date_added`. The cost stays `classes × page size` even when a
-//! reader may see only a sliver of a huge collection, and nothing invisible
-//! is ever read. Tokens stay valid because `date_added` is unique across
-//! classes. Changing what a class may see changes a policy table, not rows;
-//! moving an object to another class (a new version with other markings)
-//! is an ordinary insert.
+//! Every object row carries `release_class`: the interned text of its
+//! release label (markings, named recipients, submitter), which the policy
+//! layer writes and reads and the store never interprets
+//! (`release_classes`; `collection_classes` lists the classes each
+//! collection holds). It is the second column of every page index, right
+//! after the collection, so a reader's filter is applied *inside* the
+//! index: `anyam-policy` turns a principal into the classes (and, for
+//! partners, object types) it may see (`Query::visible`), and a page is one
+//! range scan per visible class. With several classes a page takes two
+//! phases in one read transaction: each class's next `limit + 1`
+//! `date_added` values bound the page, then each class's rows up to that
+//! bound are read and merged. Nothing invisible is read, and a page costs
+//! about `classes × page size` index entries plus one page of rows, even
+//! when the reader may see a sliver of a huge collection
+//! (`cargo bench -p anyam-policy --bench visibility`). Tokens stay valid
+//! because `date_added` is unique across classes. Changing what a class
+//! may see changes policy inputs, not rows; a new version with other
+//! markings is an ordinary insert into another class.
+//!
+//! # Search
+//!
+//! An FTS5 index over `name` and `description` (kept by triggers) and a
+//! table of exact observable values (written with each version) serve
+//! `Store::search`, within the caller's visible classes; newest versions
+//! only, newest first, costing in proportion to the matches.
 //!
 //! # Schema changes
 //!
