@@ -209,3 +209,42 @@ def test_a_write_only_token_sees_nothing_and_learns_nothing(node, world):
     w = node.session(token=node.create_token("b-writer", "--scope", "write")[1])
     assert_taxii_error(w.get(node.objects_url(cid)), 403)
     assert w.get(node.root_url() + "search/", params={"q": "bad"}).json()["results"] == []
+
+
+RELIABILITY_EXT = "extension-definition--2e2ab2c2-eecf-4d4b-83ed-a9348fbb68c6"
+
+
+def rated(n, reliability=None, confidence=None):
+    extra = {"object_marking_refs": [TLP_GREEN]}
+    if reliability:
+        extra["extensions"] = {RELIABILITY_EXT: {
+            "extension_type": "property-extension", "source_reliability": reliability}}
+    if confidence is not None:
+        extra["confidence"] = confidence
+    return indicator(n, name=f"rated source {n}", **extra)
+
+
+def test_admiralty_filter_on_objects_manifest_and_search(node, world):
+    cid = node.add_collection("rated", grants={"host": "rw", "cert-a": "r"})
+    objs = {
+        "A1": rated(100, "A", 95), "B2": rated(101, "B", 70), "B4": rated(102, "B", 30),
+        "D1": rated(103, "D", 85), "unrated": rated(104), "A6": rated(105, "A"),
+    }
+    post_envelope(world["users"]["admin"], node.objects_url(cid), list(objs.values()))
+    s = world["users"]["a1"]
+    ids = {o["id"]: k for k, o in objs.items()}
+    cases = [
+        ({"min_reliability": "B"}, {"A1", "B2", "B4", "A6"}),
+        ({"min_credibility": "2"}, {"A1", "B2", "D1"}),
+        ({"min_reliability": "b", "min_credibility": "2"}, {"A1", "B2"}),
+        ({"min_credibility": "6"}, set(objs)),
+    ]
+    for params, want in cases:
+        body, _ = get_json(s, node.objects_url(cid), **params)
+        assert {ids[o["id"]] for o in served_objects(body)} == want, params
+        manifest, _ = get_json(s, node.collection_url(cid) + "manifest/", **params)
+        assert {ids[m["id"]] for m in manifest.get("objects", [])} == want, params
+        found = s.get(node.root_url() + "search/", params={"q": "rated", **params}).json()["results"]
+        assert {ids[h["object"]["id"]] for h in found if h["object"]["id"] in ids} == want, params
+    assert_taxii_error(s.get(node.objects_url(cid), params={"min_reliability": "G"}), 400)
+    assert_taxii_error(s.get(node.objects_url(cid), params={"min_credibility": "0"}), 400)

@@ -52,7 +52,7 @@ fn object(n: u64, green: &str, unmarked: &str) -> NewObject {
         n >> 32,
         n & 0xffff_ffff_ffff
     );
-    let is_green = n % 100 == 0;
+    let is_green = n.is_multiple_of(100);
     let marking = if is_green {
         r#","object_marking_refs":["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"]"#
     } else {

@@ -65,6 +65,7 @@ pub struct Search {
     pub value: Option<String>,
     /// Object types; empty means any.
     pub types: Vec<String>,
+    pub rating: Option<RatingFilter>,
     pub limit: usize,
 }
 
@@ -149,6 +150,23 @@ pub struct Query {
     /// processing, never for a release: the policy gate always sets it).
     /// `Some(empty)`: nothing.
     pub visible: Option<Vec<ClassScope>>,
+    /// Only objects rated at least this well on the Admiralty code.
+    pub rating: Option<RatingFilter>,
+}
+
+/// An Admiralty-code filter, applied to the stored text: the source
+/// reliability (a letter A–F in the property extension
+/// `reliability_extension`, property `source_reliability`; absent counts
+/// as F) at most `max_reliability`, and the information credibility (1–6,
+/// from STIX `confidence` by the ranges 80–100→1, 60–79→2, 40–59→3,
+/// 20–39→4, 0–19→5, absent→6) at most `max_credibility`. An object whose
+/// rating cannot be read (a letter outside A–F, a confidence above 100)
+/// passes no filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatingFilter {
+    pub reliability_extension: String,
+    pub max_reliability: Option<char>,
+    pub max_credibility: Option<u8>,
 }
 
 /// One page of results in `date_added` order.

@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 
 use crate::codec::{decode_cursor, encode_cursor, now_micros, rfc3339_micros};
 use crate::{
-    ClassScope, Ctx, ManifestEntry, Micros, NewObject, Page, PutOutcome, Query, ReleaseClass,
-    Result, Search, SqliteStore, StoreError, StoredObject, TypeScope, VersionSel,
+    ClassScope, Ctx, ManifestEntry, Micros, NewObject, Page, PutOutcome, Query, RatingFilter,
+    ReleaseClass, Result, Search, SqliteStore, StoreError, StoredObject, TypeScope, VersionSel,
 };
 
 /// One stored version of an object, as the writer needs it to decide what a
@@ -343,6 +343,10 @@ fn page_sql(
         sql.push_str(&alts.join(" OR "));
         sql.push(')');
     }
+    if let Some(f) = &q.rating {
+        sql.push_str(" AND ");
+        sql.push_str(&rating_sql(f, "", &mut args));
+    }
     let limit = q.limit.max(1);
     args.push(Value::Integer(
         i64::try_from(limit)
@@ -436,6 +440,62 @@ fn read_page<T>(
         items.truncate(limit + 1);
     }
     Ok(items)
+}
+
+/// The SQL condition of an Admiralty filter over `{t}raw` (`t` the table
+/// alias with its dot, or empty), binding its values into `args`.
+fn rating_sql(f: &RatingFilter, t: &str, args: &mut Vec<Value>) -> String {
+    let mut arg = |v: Value| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    let ext = arg(Value::Text(format!(
+        "$.extensions.\"{}\"",
+        f.reliability_extension.replace('"', "")
+    )));
+    let rel = arg(Value::Text(format!(
+        "$.extensions.\"{}\".source_reliability",
+        f.reliability_extension.replace('"', "")
+    )));
+    let raw = format!("{t}raw");
+    let conf_int = format!("json_type({raw}, '$.confidence') IS 'integer'");
+    let conf = format!("json_extract({raw}, '$.confidence')");
+    let letter = format!(
+        "CASE WHEN json_type({raw}, {ext}) IS NULL THEN 'F' \
+         WHEN json_type({raw}, {rel}) = 'text' THEN upper(json_extract({raw}, {rel})) ELSE '' END"
+    );
+    let mut conds = vec![
+        // Readable: a letter A–F (or no extension), a confidence of at most 100.
+        format!("({letter}) IN ('A', 'B', 'C', 'D', 'E', 'F')"),
+        format!("NOT ({conf_int} AND {conf} > 100)"),
+    ];
+    if let Some(m) = f.max_reliability {
+        let allowed: Vec<String> = ['A', 'B', 'C', 'D', 'E', 'F']
+            .into_iter()
+            .filter(|c| *c <= m.to_ascii_uppercase())
+            .map(|c| format!("'{c}'"))
+            .collect();
+        conds.push(format!("({letter}) IN ({})", allowed.join(", ")));
+    }
+    if let Some(c) = f.max_credibility {
+        let least = match c {
+            0 | 1 => Some(80),
+            2 => Some(60),
+            3 => Some(40),
+            4 => Some(20),
+            5 => Some(0),
+            _ => None,
+        };
+        if let Some(least) = least {
+            conds.push(format!("({conf_int} AND {conf} >= {least})"));
+        }
+    }
+    // Stored texts are valid JSON; should one not be, it passes no filter
+    // rather than failing the whole page.
+    format!(
+        "(CASE WHEN json_valid({raw}) THEN {} ELSE 0 END)",
+        conds.join(" AND ")
+    )
 }
 
 /// The words of a search as an FTS5 query: each word a quoted phrase (so
@@ -829,6 +889,9 @@ impl SqliteStore {
         if !s.types.is_empty() {
             let l = list(&mut args, &s.types);
             conds.push(format!("o.type IN ({l})"));
+        }
+        if let Some(f) = &s.rating {
+            conds.push(rating_sql(f, "o.", &mut args));
         }
         let mut alts = Vec::new();
         for sc in visible {

@@ -193,10 +193,13 @@ CREATE VIRTUAL TABLE objects_text USING fts5(
 );
 INSERT INTO objects_text (rowid, name, description)
     SELECT rid, json_extract(raw, '$.name'), json_extract(raw, '$.description') FROM objects
-    WHERE json_valid(raw)
-      AND (json_type(raw, '$.name') = 'text' OR json_type(raw, '$.description') = 'text');
+    WHERE CASE WHEN json_valid(raw)
+               THEN json_type(raw, '$.name') = 'text' OR json_type(raw, '$.description') = 'text'
+               ELSE 0 END;
 CREATE TRIGGER objects_text_added AFTER INSERT ON objects
-    WHEN json_type(NEW.raw, '$.name') = 'text' OR json_type(NEW.raw, '$.description') = 'text'
+    WHEN CASE WHEN json_valid(NEW.raw)
+              THEN json_type(NEW.raw, '$.name') = 'text' OR json_type(NEW.raw, '$.description') = 'text'
+              ELSE 0 END
     BEGIN
         INSERT INTO objects_text (rowid, name, description)
         VALUES (NEW.rid, json_extract(NEW.raw, '$.name'), json_extract(NEW.raw, '$.description'));

@@ -2089,6 +2089,7 @@ mod oracle {
             limit: f.limit,
             next: None,
             visible: scopes(s, &f.visible),
+            rating: None,
         };
         let want = m.query(&q, &f.visible, None, VersionSel::Last);
         let (objects, _) = page_all(f.limit, q.clone(), |q| s.objects(COLL, q).unwrap());

@@ -70,8 +70,27 @@ pub fn parse_query(
             Endpoint::Delete => matches!(name, "match[version]" | "match[spec_version]"),
         }
     };
+    let (mut min_reliability, mut min_credibility) = (None, None);
     for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
         let key = key.as_ref();
+        // Not TAXII's: the Admiralty code (source reliability A–F,
+        // information credibility 1–6), on every reading endpoint.
+        match key {
+            "min_reliability" | "min_credibility" if endpoint == Endpoint::Delete => {
+                return Err(ApiError::bad_request(format!(
+                    "`{key}` is not a filter of this endpoint"
+                )));
+            }
+            "min_reliability" => {
+                min_reliability = Some(value.into_owned());
+                continue;
+            }
+            "min_credibility" => {
+                min_credibility = Some(value.into_owned());
+                continue;
+            }
+            _ => {}
+        }
         let known = matches!(
             key,
             "added_after"
@@ -129,7 +148,26 @@ pub fn parse_query(
             _ => {}
         }
     }
+    q.rating = rating_filter(min_reliability.as_deref(), min_credibility.as_deref())?;
     Ok(q)
+}
+
+/// The store's form of an Admiralty filter given as `min_reliability`
+/// (A–F) and `min_credibility` (1–6); `None` when neither is given.
+pub fn rating_filter(
+    min_reliability: Option<&str>,
+    min_credibility: Option<&str>,
+) -> Result<Option<anyam_store::RatingFilter>, ApiError> {
+    if min_reliability.is_none() && min_credibility.is_none() {
+        return Ok(None);
+    }
+    let f = anyam_trust::admiralty::AdmiraltyFilter::from_params(min_reliability, min_credibility)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Some(anyam_store::RatingFilter {
+        reliability_extension: anyam_trust::admiralty::RELIABILITY_EXTENSION_ID.to_string(),
+        max_reliability: f.min_reliability.map(|r| r.letter()),
+        max_credibility: f.min_credibility.map(|c| c.value()),
+    }))
 }
 
 #[cfg(test)]

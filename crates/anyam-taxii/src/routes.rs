@@ -881,6 +881,7 @@ async fn search(
         limit: st.settings.default_limit.min(100),
         ..anyam_store::Search::default()
     };
+    let (mut min_reliability, mut min_credibility) = (None, None);
     for (key, value) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "q" => s.words.extend(value.split_whitespace().map(str::to_string)),
@@ -893,6 +894,8 @@ async fn search(
                     .filter(|t| !t.is_empty())
                     .map(str::to_string),
             ),
+            "min_reliability" => min_reliability = Some(value.into_owned()),
+            "min_credibility" => min_credibility = Some(value.into_owned()),
             "limit" => {
                 s.limit = value
                     .parse::<usize>()
@@ -905,11 +908,13 @@ async fn search(
             }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown search parameter `{other}`; use q, value, type and limit"
+                    "unknown search parameter `{other}`; use q, value, type, min_reliability, min_credibility and limit"
                 )));
             }
         }
     }
+    s.rating =
+        crate::params::rating_filter(min_reliability.as_deref(), min_credibility.as_deref())?;
     if s.words
         .iter()
         .all(|w| !w.chars().any(char::is_alphanumeric))
