@@ -553,7 +553,13 @@ fn write_bundle(
     let mut err = std::io::stderr().lock();
     loop {
         let page = gate
-            .objects(principal, api_root, collection, &q)
+            .objects_via(
+                principal,
+                api_root,
+                collection,
+                &q,
+                anyam_policy::Path::Export,
+            )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for o in &page.items {
             // Parsed only when something needs the object's properties.
