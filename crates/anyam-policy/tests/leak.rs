@@ -53,7 +53,7 @@ use serde_json::{Value, json};
 const SEARCH_WORD: &str = "leakprobe";
 
 /// Cases per run unless `PROPTEST_CASES` says otherwise.
-const DEFAULT_CASES: u32 = 1200;
+const DEFAULT_CASES: u32 = 800;
 
 const NODE: &str = "node-self";
 const HOST: &str = "host";
