@@ -10,10 +10,11 @@
 //! in-force view the node is given), and random object versions with random
 //! markings, TLP:RED recipients and submitters. Then, for every local user
 //! and every read path (objects with `last`, `first` and `all`, manifest,
-//! versions of each id, a single id, paging with a small `limit` to the
-//! end) and for every partner (objects and manifest, the same variants), the
-//! set of (id, version) released must equal the set the model permits, in
-//! both directions.
+//! versions of each id, a single id, export, search, paging with a small
+//! `limit` to the end) and for every partner (objects and manifest, the
+//! same variants), the set of (id, version) released must equal the set the
+//! model permits, in both directions. Local users and partners are two
+//! tests (run in parallel), each over its own random nodes.
 //!
 //! The model (`mod model`) is written from the rules stated in the
 //! documentation of `anyam_policy::decision`, as plain tables over the TLP
@@ -21,7 +22,8 @@
 //! It never calls the policy crate: the crate is used here only to build
 //! the inputs (the store and the `Gate`).
 //!
-//! Soak (more cases, optimized build):
+//! Soak (more cases, optimized build; `PROPTEST_CASES` is the number of
+//! cases of each of the two tests):
 //!
 //! ```text
 //! PROPTEST_CASES=20000 cargo test -p anyam-policy --release --test leak
