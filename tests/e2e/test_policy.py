@@ -248,3 +248,29 @@ def test_admiralty_filter_on_objects_manifest_and_search(node, world):
         assert {ids[h["object"]["id"]] for h in found if h["object"]["id"] in ids} == want, params
     assert_taxii_error(s.get(node.objects_url(cid), params={"min_reliability": "G"}), 400)
     assert_taxii_error(s.get(node.objects_url(cid), params={"min_credibility": "0"}), 400)
+
+
+def test_first_and_last_are_the_readers_own(node, world):
+    """A newer version the reader may not see does not exist for it: its
+    `last` is the newest version it may see, on every path."""
+    cid = world["cid"]
+    v1 = indicator(200, object_marking_refs=[TLP_GREEN])
+    v2 = dict(v1, modified="2024-06-01T00:00:00.000Z", object_marking_refs=[TLP_AMBER_STRICT],
+              name="restricted revision")
+    post_envelope(world["users"]["admin"], node.objects_url(cid), [v1, v2])
+    b1, admin = world["users"]["b1"], world["users"]["admin"]
+    for s, want in ((b1, v1), (admin, v2)):
+        one, _ = get_json(s, node.object_url(cid, v1["id"]))
+        assert served_objects(one) == [want]
+        versions, _ = get_json(s, node.object_url(cid, v1["id"]) + "versions/")
+        assert versions["versions"] == ([v1["modified"]] if s is b1 else [v1["modified"], v2["modified"]])
+        listing, _ = get_json(s, node.objects_url(cid), **{"match[id]": v1["id"]})
+        assert served_objects(listing) == [want]
+        first, _ = get_json(s, node.objects_url(cid), **{"match[id]": v1["id"], "match[version]": "first"})
+        assert served_objects(first) == [v1]
+        manifest, _ = get_json(s, node.collection_url(cid) + "manifest/", **{"match[id]": v1["id"]})
+        assert [m["version"] for m in manifest["objects"]] == [want["modified"]]
+        found = s.get(node.root_url() + "search/", params={"value": "10.0.0.200"}).json()["results"]
+        assert [h["object"] for h in found] == [want]
+    # The restricted revision's name finds nothing for b1.
+    assert b1.get(node.root_url() + "search/", params={"q": "restricted revision"}).json()["results"] == []

@@ -64,7 +64,9 @@ pub struct PolicyConfig {
     pub host_org: String,
     /// The level of data without a TLP marking. The safe default,
     /// AMBER+STRICT, shares nothing outside the host organization (and the
-    /// organization that submitted it).
+    /// organization that submitted it). RED makes unmarked data go to no
+    /// one at all (it names no recipients, and the submitting user of
+    /// unmarked data is not kept); the node's configuration refuses it.
     pub unmarked: Tlp,
 }
 

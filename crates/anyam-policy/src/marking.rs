@@ -187,11 +187,15 @@ impl Label {
     }
 
     /// The same label with another source. The submitting user is kept
-    /// only where it matters (TLP:RED).
+    /// only where it can matter: TLP:RED, and markings not recognized by
+    /// id, which the operator may later accept as TLP:RED. (It is not kept
+    /// for unmarked data, so that unmarked data of many users shares one
+    /// class; the node refuses RED as the level of unmarked data.)
     pub fn with_source(mut self, org: Option<&str>, user: Option<&str>) -> Label {
+        let keep_user = self.tlp == Some(Tlp::Red) || !self.other.is_empty();
         self.source = Source {
             org: org.map(str::to_string),
-            user: if self.tlp == Some(Tlp::Red) {
+            user: if keep_user {
                 user.map(str::to_string)
             } else {
                 None

@@ -1140,12 +1140,9 @@ fn query(versions: &[VersionSel], ids: &[&str], limit: usize) -> Query {
     }
 }
 
-/// Which versions of one id a version filter selects. The store keeps, per
-/// collection and id, the first and the last version over *all* stored
-/// versions (by version timestamp); visibility is applied afterwards. So
-/// `last` gives a reader the newest stored version if it may see it, and
-/// otherwise nothing for that id, even when it may see an older version
-/// (and `first` likewise with the oldest).
+/// Which versions of one id a version filter selects, among the versions
+/// the reader may see: `first` and `last` are the reader's own (a newer
+/// version it may not see does not exist for it).
 fn selected<'a>(vs: &'a [MVersion], sel: Option<&VersionSel>) -> Vec<&'a MVersion> {
     match sel {
         Some(VersionSel::All) => vs.iter().collect(),
@@ -1166,9 +1163,13 @@ impl Node {
         self.stored
             .iter()
             .filter(|((c, i), _)| *c == collection && id.is_none_or(|id| id == i))
-            .flat_map(|(_, vs)| selected(vs, sel))
-            .filter(|v| sees(v))
-            .map(|v| (v.id.clone(), v.version.clone()))
+            .flat_map(|(_, vs)| {
+                let visible: Vec<MVersion> = vs.iter().filter(|v| sees(v)).cloned().collect();
+                selected(&visible, sel)
+                    .into_iter()
+                    .map(|v| (v.id.clone(), v.version.clone()))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 

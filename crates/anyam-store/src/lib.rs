@@ -74,20 +74,28 @@
 //! `Unchanged`, with another digest `Conflict`, and writes nothing either
 //! way; a batch behaves as if its objects came one after another.
 //!
-//! Versions are ordered by `version_micros` (then `date_added`). The writer
-//! keeps two flags per row, `is_first` and `is_last`, correct for every
-//! `(collection, id)` after each insert and delete. Two partial indexes
-//! hold only flagged rows, so the default `match[version]=last` of the
-//! objects and manifest endpoints (and `first`) is a range scan of an index
-//! with one entry per object, however many versions exist.
+//! Versions are ordered by `version_micros` (then `date_added`). First and
+//! last are the *reader's*: the first and last of the versions it may see
+//! (a newer version it may not see does not exist for it). The writer keeps
+//! per row `is_first`/`is_last` (over all versions), `is_class_first`/
+//! `is_class_last` (over the versions of the same release class) and
+//! `in_many_classes` (the object has versions in more than one class),
+//! correct for every `(collection, id)` after each insert and delete. Two
+//! partial indexes hold only rows flagged first or last within their class,
+//! so the default `match[version]=last` of the objects and manifest
+//! endpoints (and `first`) is a range scan of an index with about one entry
+//! per object and class, however many versions exist. A candidate of an
+//! object spread over several classes is checked against that object's
+//! other versions (`objects_by_id`) before it is returned; objects whose
+//! versions all share one class, the usual case, need no check.
 //!
 //! Which index serves which query:
 //!
 //! | query | index |
 //! |---|---|
 //! | `match[id]` given (and the versions endpoint) | `objects_by_id (cid, id, version_micros)`, then sorted: bounded by that object's versions |
-//! | only `last` | `objects_last (cid, release_class, date_added) WHERE is_last` |
-//! | only `first` | `objects_first (cid, release_class, date_added) WHERE is_first` |
+//! | only `last` | `objects_class_last (cid, release_class, date_added) WHERE is_class_last` |
+//! | only `first` | `objects_class_first (cid, release_class, date_added) WHERE is_class_first` |
 //! | anything else (`all`, unions, exact versions) | `objects_all (cid, release_class, date_added)` |
 //!
 //! `match[type]`, `match[spec_version]` and exact versions without

@@ -24,6 +24,8 @@ struct Existing {
     spec_version: String,
     is_first: bool,
     is_last: bool,
+    is_class_first: bool,
+    is_class_last: bool,
 }
 
 impl Existing {
@@ -38,21 +40,67 @@ impl Existing {
 
 /// Whether a version is inside the given classes and types.
 fn sees(visible: &[ClassScope], e: &Existing) -> bool {
+    admits(visible, e.release_class, &e.object_type)
+}
+
+fn admits(visible: &[ClassScope], class: i64, object_type: &str) -> bool {
     visible.iter().any(|s| {
-        s.class == e.release_class
+        s.class == class
             && match &s.types {
                 TypeScope::Any => true,
-                TypeScope::Only(t) => t.contains(&e.object_type),
-                TypeScope::Except(t) => !t.contains(&e.object_type),
+                TypeScope::Only(t) => t.iter().any(|x| x == object_type),
+                TypeScope::Except(t) => !t.iter().any(|x| x == object_type),
             }
     })
+}
+
+/// For a candidate row of an object spread over several classes: is it
+/// really the first (or last) of the versions the reader may see, as the
+/// filter asks? The class flags only say it is first or last within its
+/// own class.
+fn edge_for_reader(
+    conn: &Connection,
+    cid: i64,
+    id: &str,
+    key: (Micros, Micros),
+    vf: &VersionFilter,
+    visible: &[ClassScope],
+) -> Result<bool> {
+    if vf.all || vf.at.contains(&key.0) {
+        return Ok(true);
+    }
+    let mut st = conn
+        .prepare_cached(
+            "SELECT version_micros, date_added, release_class, type
+             FROM objects INDEXED BY objects_by_id WHERE cid = ?1 AND id = ?2",
+        )
+        .ctx("preparing version lookup")?;
+    let rows = st
+        .query_map(params![cid, id], |r| {
+            Ok((
+                (r.get::<_, Micros>(0)?, r.get::<_, Micros>(1)?),
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .ctx("looking up versions")?;
+    let (mut first, mut last) = (None::<(Micros, Micros)>, None::<(Micros, Micros)>);
+    for row in rows {
+        let (k, class, ty) = row.ctx("reading versions")?;
+        if admits(visible, class, &ty) {
+            first = Some(first.map_or(k, |f| f.min(k)));
+            last = Some(last.map_or(k, |l| l.max(k)));
+        }
+    }
+    Ok((vf.first && first == Some(key)) || (vf.last && last == Some(key)))
 }
 
 /// Every stored version of `id` in collection `cid`.
 fn load_versions(conn: &Connection, cid: i64, id: &str) -> Result<Vec<Existing>> {
     let mut st = conn
         .prepare_cached(
-            "SELECT rid, version_micros, date_added, spec_version, is_first, is_last, release_class, type
+            "SELECT rid, version_micros, date_added, spec_version, is_first, is_last, release_class, type,
+                    is_class_first, is_class_last
              FROM objects INDEXED BY objects_by_id WHERE cid = ?1 AND id = ?2",
         )
         .ctx("preparing version lookup")?;
@@ -66,6 +114,8 @@ fn load_versions(conn: &Connection, cid: i64, id: &str) -> Result<Vec<Existing>>
             is_last: r.get(5)?,
             release_class: r.get(6)?,
             object_type: r.get(7)?,
+            is_class_first: r.get(8)?,
+            is_class_last: r.get(9)?,
         })
     })
     .ctx("looking up versions")?
@@ -104,38 +154,70 @@ enum Edge {
     Last,
 }
 
-/// The current first or last version of an object.
+/// The current first or last version of an object, or of its versions in
+/// one class.
 #[derive(Clone, Copy)]
 struct EdgeRow {
     rid: i64,
     key: (Micros, Micros),
     is_first: bool,
     is_last: bool,
+    is_class_first: bool,
+    is_class_last: bool,
+    in_many_classes: bool,
 }
 
-fn edge(conn: &Connection, cid: i64, id: &str, which: Edge) -> Result<Option<EdgeRow>> {
-    let sql = match which {
-        Edge::First => {
-            "SELECT rid, version_micros, date_added, is_first, is_last FROM objects INDEXED BY objects_by_id
-             WHERE cid = ?1 AND id = ?2 ORDER BY version_micros, date_added LIMIT 1"
-        }
-        Edge::Last => {
-            "SELECT rid, version_micros, date_added, is_first, is_last FROM objects INDEXED BY objects_by_id
-             WHERE cid = ?1 AND id = ?2 ORDER BY version_micros DESC, date_added DESC LIMIT 1"
-        }
+fn edge(
+    conn: &Connection,
+    cid: i64,
+    id: &str,
+    which: Edge,
+    class: Option<i64>,
+) -> Result<Option<EdgeRow>> {
+    const COLS: &str = "rid, version_micros, date_added, is_first, is_last, is_class_first, is_class_last, in_many_classes";
+    let order = match which {
+        Edge::First => "version_micros, date_added",
+        Edge::Last => "version_micros DESC, date_added DESC",
     };
-    conn.prepare_cached(sql)
-        .ctx("preparing version order lookup")?
-        .query_row(params![cid, id], |r| {
-            Ok(EdgeRow {
-                rid: r.get(0)?,
-                key: (r.get(1)?, r.get(2)?),
-                is_first: r.get(3)?,
-                is_last: r.get(4)?,
-            })
+    let in_class = if class.is_some() {
+        " AND release_class = ?3"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT {COLS} FROM objects INDEXED BY objects_by_id
+         WHERE cid = ?1 AND id = ?2{in_class} ORDER BY {order} LIMIT 1"
+    );
+    let mut st = conn
+        .prepare_cached(&sql)
+        .ctx("preparing version order lookup")?;
+    let row = |r: &rusqlite::Row<'_>| {
+        Ok(EdgeRow {
+            rid: r.get(0)?,
+            key: (r.get(1)?, r.get(2)?),
+            is_first: r.get(3)?,
+            is_last: r.get(4)?,
+            is_class_first: r.get(5)?,
+            is_class_last: r.get(6)?,
+            in_many_classes: r.get(7)?,
         })
-        .optional()
-        .ctx("looking up the first or last version")
+    };
+    match class {
+        Some(c) => st.query_row(params![cid, id, c], row),
+        None => st.query_row(params![cid, id], row),
+    }
+    .optional()
+    .ctx("looking up the first or last version")
+}
+
+fn set_class_flags(conn: &Connection, rid: i64, first: bool, last: bool) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE objects SET is_class_first = ?2, is_class_last = ?3 WHERE rid = ?1",
+    )
+    .ctx("preparing class flag update")?
+    .execute(params![rid, first, last])
+    .ctx("updating class flags")?;
+    Ok(())
 }
 
 fn collection_key(conn: &Connection, collection: &str) -> Result<(i64, Micros)> {
@@ -192,11 +274,12 @@ impl VersionFilter {
         f
     }
 
-    /// Whether a stored version is selected, given its current flags.
-    fn selects(&self, e: &Existing) -> bool {
+    /// Whether a stored version is selected, given whether it is the
+    /// first and the last of the versions in question.
+    fn selects_with(&self, e: &Existing, first: bool, last: bool) -> bool {
         self.all
-            || (self.first && e.is_first)
-            || (self.last && e.is_last)
+            || (self.first && first)
+            || (self.last && last)
             || self.at.contains(&e.version_micros)
     }
 }
@@ -230,10 +313,16 @@ fn page_sql(
     scope: &ClassScope,
     until: Option<Micros>,
 ) -> (String, Vec<Value>) {
+    // Every shape ends with what the reader-relative first/last check
+    // needs: `id, version_micros, date_added, in_many_classes`.
     let cols = match shape {
-        Shape::Objects => "id, type, spec_version, version, date_added, raw",
-        Shape::Manifest => "id, type, spec_version, version, date_added",
-        Shape::Dates => "date_added",
+        Shape::Objects => {
+            "id, type, spec_version, version, date_added, raw, id, version_micros, date_added, in_many_classes"
+        }
+        Shape::Manifest => {
+            "id, type, spec_version, version, date_added, id, version_micros, date_added, in_many_classes"
+        }
+        Shape::Dates => "id, version_micros, date_added, in_many_classes",
     };
     let by_id = id.is_some() || !q.ids.is_empty();
     let index = if by_id {
@@ -243,9 +332,9 @@ fn page_sql(
     } else if vf.all {
         "objects_all"
     } else if vf.last && !vf.first && vf.at.is_empty() {
-        "objects_last"
+        "objects_class_last"
     } else if vf.first && !vf.last && vf.at.is_empty() {
-        "objects_first"
+        "objects_class_first"
     } else {
         "objects_all"
     };
@@ -321,11 +410,13 @@ fn page_sql(
     if !vf.all {
         // Literal `= 1` terms, so the partial indexes qualify.
         let mut alts: Vec<String> = Vec::new();
+        // Candidates: first or last within their class; for an object
+        // spread over classes, `read_page` then checks the reader's view.
         if vf.first {
-            alts.push("is_first = 1".into());
+            alts.push("is_class_first = 1".into());
         }
         if vf.last {
-            alts.push("is_last = 1".into());
+            alts.push("is_class_last = 1".into());
         }
         if !vf.at.is_empty() {
             let mut s = String::from("version_micros IN (");
@@ -377,8 +468,65 @@ fn scopes_of(conn: &Connection, cid: i64, q: &Query) -> Result<Vec<ClassScope>> 
     .ctx("listing classes")
 }
 
+/// Where a shape's trailing `id, version_micros, date_added,
+/// in_many_classes` columns start.
+fn tail_at(shape: Shape) -> usize {
+    match shape {
+        Shape::Objects => 6,
+        Shape::Manifest => 5,
+        Shape::Dates => 0,
+    }
+}
+
+/// One row of a page query: the shape's value and its trailing columns.
+struct PageRow<T> {
+    item: T,
+    id: String,
+    key: (Micros, Micros),
+    many: bool,
+}
+
+/// Run one page query over one class, keeping the rows the reader's
+/// first/last check admits. Returns the kept rows, how many rows the query
+/// returned, and the last `date_added` it returned.
+#[allow(clippy::too_many_arguments)]
+fn scan<T>(
+    conn: &Connection,
+    shape: Shape,
+    (sql, args): (String, Vec<Value>),
+    cid: i64,
+    vf: &VersionFilter,
+    visible: &[ClassScope],
+    map: &impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<(Vec<PageRow<T>>, usize, Option<Micros>)> {
+    let at = tail_at(shape);
+    let mut st = conn.prepare_cached(&sql).ctx("preparing page")?;
+    let rows = st
+        .query_map(params_from_iter(args), |r| {
+            Ok(PageRow {
+                item: map(r)?,
+                id: r.get(at)?,
+                key: (r.get(at + 1)?, r.get(at + 2)?),
+                many: r.get(at + 3)?,
+            })
+        })
+        .ctx("reading page")?;
+    let (mut kept, mut n, mut last) = (Vec::new(), 0usize, None);
+    let check = !vf.all && (vf.first || vf.last);
+    for r in rows {
+        let r = r.ctx("reading page")?;
+        n += 1;
+        last = Some(r.key.1);
+        if check && r.many && !edge_for_reader(conn, cid, &r.id, r.key, vf, visible)? {
+            continue;
+        }
+        kept.push(r);
+    }
+    Ok((kept, n, last))
+}
+
 /// One page (`limit + 1` rows at most, in `date_added` order) over the
-/// given classes, inside one read transaction.
+/// given classes, inside the caller's read transaction.
 ///
 /// One class is one range scan. Several classes take two phases, so that
 /// no more than a page of rows is ever read in full however many classes
@@ -387,6 +535,12 @@ fn scopes_of(conn: &Connection, cid: i64, q: &Query) -> Result<Vec<ClassScope>> 
 /// `(limit + 1)`-th smallest bounds the page; then each class's rows up to
 /// that bound, merged. A query by id is bounded by that id's versions and
 /// needs no first phase.
+///
+/// `first`/`last` are the reader's: a row flagged first or last within its
+/// class, of an object whose versions are spread over several classes, is
+/// kept only if it is first or last among the versions the reader may see.
+/// Rows so dropped can leave a round short; then the next round continues
+/// from where every class had been read to.
 #[allow(clippy::too_many_arguments)]
 fn read_page<T>(
     conn: &Connection,
@@ -402,43 +556,51 @@ fn read_page<T>(
 ) -> Result<Vec<T>> {
     let limit = q.limit.max(1);
     let by_id = id.is_some() || !q.ids.is_empty();
-    let until = if scopes.len() > 1 && !by_id {
-        let mut dates: Vec<Micros> = Vec::new();
-        for s in scopes {
-            let (sql, args) = page_sql(Shape::Dates, q, id, vf, cid, after, s, None);
-            let mut st = conn.prepare_cached(&sql).ctx("preparing page bound")?;
-            let rows = st
-                .query_map(params_from_iter(args), |r| r.get::<_, Micros>(0))
-                .ctx("reading page bound")?;
-            for d in rows {
-                dates.push(d.ctx("reading page bound")?);
+    let mut after = after;
+    let mut items: Vec<T> = Vec::new();
+    loop {
+        let until = if scopes.len() > 1 && !by_id {
+            let mut dates: Vec<Micros> = Vec::new();
+            for s in scopes {
+                let sql = page_sql(Shape::Dates, q, id, vf, cid, after, s, None);
+                let (rows, _, _) = scan(conn, Shape::Dates, sql, cid, vf, scopes, &|_| Ok(()))?;
+                dates.extend(rows.iter().map(|r| r.key.1));
             }
+            // A class listed twice (with different types) yields a row twice.
+            dates.sort_unstable();
+            dates.dedup();
+            dates.get(limit).copied()
+        } else {
+            None
+        };
+        // How far every class has been read: rows beyond it may be
+        // preceded by rows of another class not read yet.
+        let mut reached: Option<Micros> = until;
+        let mut round = Vec::new();
+        for s in scopes {
+            let sql = page_sql(shape, q, id, vf, cid, after, s, until);
+            let (rows, n, last) = scan(conn, shape, sql, cid, vf, scopes, &map)?;
+            if n > limit
+                && let Some(l) = last
+            {
+                reached = Some(reached.map_or(l, |r| r.min(l)));
+            }
+            round.extend(rows.into_iter().map(|r| r.item));
         }
-        // A class listed twice (with different types) yields a row twice.
-        dates.sort_unstable();
-        dates.dedup();
-        dates.get(limit).copied()
-    } else {
-        None
-    };
-    let mut items = Vec::new();
-    for s in scopes {
-        let (sql, args) = page_sql(shape, q, id, vf, cid, after, s, until);
-        let mut st = conn.prepare_cached(&sql).ctx("preparing page")?;
-        let rows = st
-            .query_map(params_from_iter(args), &map)
-            .ctx("reading page")?;
-        for r in rows {
-            items.push(r.ctx("reading page")?);
-        }
-    }
-    if scopes.len() > 1 {
+        round.sort_by_key(&date_added);
         // `date_added` is unique in a collection: equal values are one row
         // met through two scopes of the same class.
-        items.sort_by_key(&date_added);
-        items.dedup_by_key(|t| date_added(t));
-        items.truncate(limit + 1);
+        round.dedup_by_key(|t| date_added(t));
+        if let Some(r) = reached {
+            round.retain(|t| date_added(t) <= r);
+        }
+        items.extend(round);
+        match reached {
+            Some(r) if items.len() <= limit => after = r,
+            _ => break,
+        }
     }
+    items.truncate(limit + 1);
     Ok(items)
 }
 
@@ -626,7 +788,7 @@ impl SqliteStore {
         for o in objects {
             // The current last version; none means a new object, which
             // needs no further lookup (the common case when ingesting).
-            let last = edge(&tx, cid, &o.id, Edge::Last)?;
+            let last = edge(&tx, cid, &o.id, Edge::Last, None)?;
             if last.is_some()
                 && let Some((at, digest)) = same_version(&tx, cid, o)?
             {
@@ -649,7 +811,7 @@ impl SqliteStore {
             let (is_first, is_last) = match last {
                 None => (true, true),
                 Some(last) => {
-                    let first = edge(&tx, cid, &o.id, Edge::First)?.unwrap_or(last);
+                    let first = edge(&tx, cid, &o.id, Edge::First, None)?.unwrap_or(last);
                     let is_last = key > last.key;
                     let is_first = key < first.key;
                     if is_last {
@@ -666,10 +828,40 @@ impl SqliteStore {
                 None => rfc3339_micros(date_added),
             };
             let class = classes.intern(&tx, cid, &o.release_label)?;
+            // The same within the version's class; an object that gains a
+            // class is marked on every row as spread over several.
+            let (is_class_first, is_class_last, many) = match last {
+                None => (true, true, false),
+                Some(global) => match edge(&tx, cid, &o.id, Edge::Last, Some(class))? {
+                    None => {
+                        tx.prepare_cached(
+                            "UPDATE objects SET in_many_classes = 1
+                             WHERE cid = ?1 AND id = ?2 AND in_many_classes = 0",
+                        )
+                        .ctx("preparing class spread update")?
+                        .execute(params![cid, o.id])
+                        .ctx("marking an object spread over classes")?;
+                        (true, true, true)
+                    }
+                    Some(cl) => {
+                        let cf = edge(&tx, cid, &o.id, Edge::First, Some(class))?.unwrap_or(cl);
+                        let l = key > cl.key;
+                        let f = key < cf.key;
+                        if l {
+                            set_class_flags(&tx, cl.rid, cl.is_class_first, false)?;
+                        }
+                        if f {
+                            set_class_flags(&tx, cf.rid, false, cf.is_class_last)?;
+                        }
+                        (f, l, global.in_many_classes)
+                    }
+                },
+            };
             tx.prepare_cached(
                 "INSERT INTO objects (cid, release_class, date_added, id, type, spec_version, version, versionless,
-                                      version_micros, is_first, is_last, digest, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                      version_micros, is_first, is_last, digest, raw,
+                                      is_class_first, is_class_last, in_many_classes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )
             .ctx("preparing object insert")?
             .execute(params![
@@ -685,7 +877,10 @@ impl SqliteStore {
                 is_first,
                 is_last,
                 &o.digest[..],
-                o.raw
+                o.raw,
+                is_class_first,
+                is_class_last,
+                many
             ])
             .ctx("inserting object")?;
             if !o.observables.is_empty() {
@@ -734,11 +929,16 @@ impl SqliteStore {
         let (cid, _) = collection_key(&tx, collection)?;
         // Versions the caller may not see are not there for it: neither
         // deleted nor counted, and they keep their place among the versions.
+        // `first` and `last` are the caller's: the first and last of the
+        // versions it may see.
         let existing = load_versions(&tx, cid, id)?;
+        let seen = |e: &Existing| visible.is_none_or(|v| sees(v, e));
+        let first_seen = existing.iter().filter(|e| seen(e)).map(Existing::key).min();
+        let last_seen = existing.iter().filter(|e| seen(e)).map(Existing::key).max();
         let (gone, kept): (Vec<Existing>, Vec<Existing>) = existing.into_iter().partition(|e| {
-            vf.selects(e)
+            seen(e)
+                && vf.selects_with(e, Some(e.key()) == first_seen, Some(e.key()) == last_seen)
                 && (spec_versions.is_empty() || spec_versions.contains(&e.spec_version))
-                && visible.is_none_or(|v| sees(v, e))
         });
         if gone.is_empty() {
             return Ok(0);
@@ -756,6 +956,14 @@ impl SqliteStore {
             let (f, l) = (Some(e.rid) == first, Some(e.rid) == last);
             if (f, l) != (e.is_first, e.is_last) {
                 set_flags(&tx, e.rid, f, l)?;
+            }
+            // And within each class.
+            let same = || kept.iter().filter(|k| k.release_class == e.release_class);
+            let cf = same().min_by_key(|k| k.key()).map(|k| k.rid);
+            let cl = same().max_by_key(|k| k.key()).map(|k| k.rid);
+            let (f, l) = (Some(e.rid) == cf, Some(e.rid) == cl);
+            if (f, l) != (e.is_class_first, e.is_class_last) {
+                set_class_flags(&tx, e.rid, f, l)?;
             }
         }
         let n = gone.len() as i64;
@@ -859,12 +1067,21 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let r = self.reader()?;
-        let (cid, _) = collection_key(&r, collection)?;
+        let tx = r.unchecked_transaction().ctx("starting read")?;
+        let (cid, _) = collection_key(&tx, collection)?;
         let mut sql = String::from(
-            "SELECT o.id, o.type, o.spec_version, o.version, o.date_added, o.raw FROM objects o",
+            "SELECT o.id, o.type, o.spec_version, o.version, o.date_added, o.raw, \
+             o.id, o.version_micros, o.date_added, o.in_many_classes FROM objects o",
         );
-        let mut args: Vec<Value> = vec![Value::Integer(cid)];
-        let mut conds = vec!["o.cid = ?1".to_string(), "o.is_last = 1".to_string()];
+        // ?2: read below this date_added (the next round of a short page).
+        let mut args: Vec<Value> = vec![Value::Integer(cid), Value::Integer(i64::MAX)];
+        // The newest version the caller may see: newest within its class,
+        // checked against the other classes where the object is spread.
+        let mut conds = vec![
+            "o.cid = ?1".to_string(),
+            "o.date_added < ?2".to_string(),
+            "o.is_class_last = 1".to_string(),
+        ];
         let arg = |args: &mut Vec<Value>, v: Value| {
             args.push(v);
             format!("?{}", args.len())
@@ -916,20 +1133,36 @@ impl SqliteStore {
             " WHERE {} ORDER BY o.date_added DESC LIMIT {l}",
             conds.join(" AND ")
         ));
-        let mut st = r.prepare(&sql).ctx("preparing search")?;
-        st.query_map(params_from_iter(args), |r| {
-            Ok(StoredObject {
-                id: r.get(0)?,
-                object_type: r.get(1)?,
-                spec_version: r.get(2)?,
-                version: r.get(3)?,
-                date_added: r.get(4)?,
-                raw: r.get(5)?,
-            })
-        })
-        .ctx("searching")?
-        .collect::<rusqlite::Result<_>>()
-        .ctx("searching")
+        let vf = VersionFilter::new(&[], VersionSel::Last);
+        let want = s.limit.max(1) + 1;
+        let mut found = Vec::new();
+        loop {
+            let (rows, n, last) = scan(
+                &tx,
+                Shape::Objects,
+                (sql.clone(), args.clone()),
+                cid,
+                &vf,
+                visible,
+                &|r| {
+                    Ok(StoredObject {
+                        id: r.get(0)?,
+                        object_type: r.get(1)?,
+                        spec_version: r.get(2)?,
+                        version: r.get(3)?,
+                        date_added: r.get(4)?,
+                        raw: r.get(5)?,
+                    })
+                },
+            )?;
+            found.extend(rows.into_iter().map(|r| r.item));
+            match last {
+                Some(l) if n >= want && found.len() < want => args[1] = Value::Integer(l),
+                _ => break,
+            }
+        }
+        found.truncate(want);
+        Ok(found)
     }
 
     /// The release classes occurring in a collection.
@@ -980,6 +1213,25 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<_>>()
                 .ctx("scanning unlabelled versions")?;
             if rows.is_empty() {
+                if done > 0 {
+                    // Versions of one object may now sit in several classes:
+                    // recompute the class flags from scratch.
+                    tx.execute_batch(
+                        "UPDATE objects SET
+                           is_class_last = NOT EXISTS (SELECT 1 FROM objects o2 INDEXED BY objects_by_id
+                             WHERE o2.cid = objects.cid AND o2.id = objects.id
+                               AND o2.release_class = objects.release_class
+                               AND (o2.version_micros, o2.date_added) > (objects.version_micros, objects.date_added)),
+                           is_class_first = NOT EXISTS (SELECT 1 FROM objects o2 INDEXED BY objects_by_id
+                             WHERE o2.cid = objects.cid AND o2.id = objects.id
+                               AND o2.release_class = objects.release_class
+                               AND (o2.version_micros, o2.date_added) < (objects.version_micros, objects.date_added)),
+                           in_many_classes = EXISTS (SELECT 1 FROM objects o2 INDEXED BY objects_by_id
+                             WHERE o2.cid = objects.cid AND o2.id = objects.id
+                               AND o2.release_class <> objects.release_class);",
+                    )
+                    .ctx("recomputing class flags")?;
+                }
                 tx.commit().ctx("committing relabel")?;
                 return Ok(done);
             }

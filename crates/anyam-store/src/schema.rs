@@ -174,6 +174,20 @@ CREATE TABLE collection_classes (
     PRIMARY KEY (cid, class)
 ) WITHOUT ROWID;
 INSERT INTO collection_classes (cid, class) SELECT DISTINCT cid, 0 FROM objects;
+
+-- First and last version of an object *within its class*, and whether
+-- the object has versions in more than one class. A reader's first and
+-- last versions are the first and last of the versions it may see: the
+-- class flags find them through the indexes below, and only objects
+-- spread over several classes need a look at their other versions.
+ALTER TABLE objects ADD COLUMN is_class_first INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN is_class_last INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN in_many_classes INTEGER NOT NULL DEFAULT 0;
+UPDATE objects SET is_class_first = is_first, is_class_last = is_last;
+DROP INDEX objects_last;
+DROP INDEX objects_first;
+CREATE INDEX objects_class_last ON objects(cid, release_class, date_added) WHERE is_class_last = 1;
+CREATE INDEX objects_class_first ON objects(cid, release_class, date_added) WHERE is_class_first = 1;
 "#;
 
 /// Version 4: search.

@@ -1845,23 +1845,24 @@ mod oracle {
     }
 
     impl Model {
-        fn is_first(&self, r: &Row) -> bool {
+        /// First and last are the reader's: among the versions it may see.
+        fn is_first(&self, r: &Row, visible: &Visible) -> bool {
             self.rows
                 .iter()
-                .filter(|o| o.id == r.id)
+                .filter(|o| o.id == r.id && sees(visible, o))
                 .all(|o| o.key() >= r.key())
         }
-        fn is_last(&self, r: &Row) -> bool {
+        fn is_last(&self, r: &Row, visible: &Visible) -> bool {
             self.rows
                 .iter()
-                .filter(|o| o.id == r.id)
+                .filter(|o| o.id == r.id && sees(visible, o))
                 .all(|o| o.key() <= r.key())
         }
-        fn selected(&self, r: &Row, sels: &[VersionSel]) -> bool {
+        fn selected(&self, r: &Row, sels: &[VersionSel], visible: &Visible) -> bool {
             sels.iter().any(|s| match s {
                 VersionSel::All => true,
-                VersionSel::First => self.is_first(r),
-                VersionSel::Last => self.is_last(r),
+                VersionSel::First => self.is_first(r, visible),
+                VersionSel::Last => self.is_last(r, visible),
                 VersionSel::At(m) => r.version.unwrap_or(r.date) == *m,
             })
         }
@@ -1918,9 +1919,9 @@ mod oracle {
                 .iter()
                 .map(|r| {
                     r.id == id
-                        && self.selected(r, sels)
-                        && (specs.is_empty() || specs.contains(&r.spec))
                         && sees(visible, r)
+                        && self.selected(r, sels, visible)
+                        && (specs.is_empty() || specs.contains(&r.spec))
                 })
                 .collect();
             let n = gone.iter().filter(|g| **g).count();
@@ -1955,8 +1956,8 @@ mod oracle {
                 .filter(|r| q.ids.is_empty() || q.ids.contains(&r.id))
                 .filter(|r| q.types.is_empty() || q.types.iter().any(|t| t == object_type(&r.id)))
                 .filter(|r| q.spec_versions.is_empty() || q.spec_versions.contains(&r.spec))
-                .filter(|r| self.selected(r, sels))
                 .filter(|r| sees(visible, r))
+                .filter(|r| self.selected(r, sels, visible))
                 .map(|r| (r.id.clone(), r.version.unwrap_or(r.date), r.date))
                 .collect();
             out.sort_by_key(|x| x.2);
@@ -2220,4 +2221,60 @@ fn indicator_change_sequence_follows_every_write() {
     let last = s.indicator_seq().unwrap();
     s.put_objects(COLL, &[obj("indicator--c", 1)]).unwrap();
     assert!(s.indicator_seq().unwrap() > last);
+}
+
+#[test]
+fn relabelling_recomputes_the_readers_first_and_last() {
+    let (_d, s) = fresh();
+    // Stored before labels: every version in class 0.
+    s.put_objects(
+        COLL,
+        &[
+            obj_full("indicator--r", "indicator", "2.1", Some(1), "old"),
+            obj_full("indicator--r", "indicator", "2.1", Some(2), "new"),
+        ],
+    )
+    .unwrap();
+    let n = s
+        .relabel_unlabelled(
+            &mut |raw| {
+                if raw.contains("\"old\"") {
+                    "OLD".into()
+                } else {
+                    "NEW".into()
+                }
+            },
+            1,
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    let classes = s.release_classes(COLL).unwrap();
+    let class = |l: &str| classes.iter().find(|c| c.label == l).unwrap().class;
+    let only = |l: &str| {
+        Some(vec![ClassScope {
+            class: class(l),
+            types: TypeScope::Any,
+        }])
+    };
+    let last_for = |visible| {
+        s.objects(
+            COLL,
+            &Query {
+                limit: 10,
+                visible,
+                ..Query::default()
+            },
+        )
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.version)
+        .collect::<Vec<_>>()
+    };
+    // Each reader's last is the newest version it may see.
+    assert_eq!(last_for(only("OLD")), ["v1"]);
+    assert_eq!(last_for(only("NEW")), ["v2"]);
+    assert_eq!(last_for(None), ["v2"]);
+    // Nothing is left unlabelled, so a second pass changes nothing.
+    assert_eq!(s.relabel_unlabelled(&mut |_| "X".into(), 10).unwrap(), 0);
 }
