@@ -445,11 +445,9 @@ struct World {
 }
 
 fn accept_as() -> impl Strategy<Value = AcceptAs> {
-    // Accepted as TLP:RED is left out: see `red_by_accepted_marking_keeps_
-    // the_submitter` in tlp_matrix.rs (the submitting user loses access).
     prop_oneof![
         Just(AcceptAs::Statement),
-        (0u8..=AMBER_STRICT).prop_map(AcceptAs::Tlp),
+        (0u8..=RED).prop_map(AcceptAs::Tlp),
         (0u8..=PAP_RED).prop_map(AcceptAs::Pap),
     ]
 }
