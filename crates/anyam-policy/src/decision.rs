@@ -24,7 +24,10 @@
 //! - AMBER+STRICT: users of the host organization and of the organization
 //!   that submitted the version;
 //! - RED: only the named recipients (`user` on this node), and the user
-//!   who submitted the version.
+//!   who submitted the version (kept for versions marked RED, or marked
+//!   with a marking the operator may accept as RED; unmarked data with RED
+//!   as the node's default, which the configuration refuses, goes to no
+//!   one).
 //!
 //! A partner node receives a version only under an agreement in force to
 //! which both it and this node are parties, whose scope covers the

@@ -482,10 +482,7 @@ impl Gate {
         q: &Query,
         via: Path,
     ) -> Result<Page<StoredObject>, Denied> {
-        let rules = self.rules(true)?;
-        let reader = Reader::Partner { node_id };
-        let mut q = q.clone();
-        q.visible = Some(self.visible(&rules, &reader, collection_id, via)?);
+        let q = self.partner_query(node_id, collection_id, q, via)?;
         Ok(self.store.objects(collection_id, &q)?)
     }
 
@@ -497,11 +494,37 @@ impl Gate {
         q: &Query,
         via: Path,
     ) -> Result<Page<ManifestEntry>, Denied> {
-        let rules = self.rules(true)?;
-        let reader = Reader::Partner { node_id };
-        let mut q = q.clone();
-        q.visible = Some(self.visible(&rules, &reader, collection_id, via)?);
+        let q = self.partner_query(node_id, collection_id, q, via)?;
         Ok(self.store.manifest(collection_id, &q)?)
+    }
+
+    /// `q` narrowed to what partner `node_id` may see in a collection. A
+    /// collection outside every agreement in force with the partner does
+    /// not exist for it, exactly like one that does not exist at all.
+    fn partner_query(
+        &self,
+        node_id: &str,
+        collection_id: &str,
+        q: &Query,
+        via: Path,
+    ) -> Result<Query, Denied> {
+        let rules = self.rules(true)?;
+        let covered = rules.agreements.with_party(node_id).any(|a| {
+            a.parties.iter().any(|p| p.node_id == rules.node_id)
+                && (a.scope.collections.is_empty()
+                    || a.scope.collections.iter().any(|c| c == collection_id))
+        });
+        if !covered {
+            return Err(Denied::NotFound);
+        }
+        let reader = Reader::Partner { node_id };
+        let visible = match self.visible(&rules, &reader, collection_id, via) {
+            Err(Denied::Store(StoreError::NotFound(_))) => return Err(Denied::NotFound),
+            other => other?,
+        };
+        let mut q = q.clone();
+        q.visible = Some(visible);
+        Ok(q)
     }
 
     /// Delete versions of one object; the caller must be able to read and
