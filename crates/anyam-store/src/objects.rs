@@ -322,7 +322,8 @@ fn page_sql(
         Shape::Manifest => {
             "id, type, spec_version, version, date_added, id, version_micros, date_added, in_many_classes"
         }
-        Shape::Dates => "id, version_micros, date_added, in_many_classes",
+        // The index alone: (cid, release_class, date_added).
+        Shape::Dates => "date_added",
     };
     let by_id = id.is_some() || !q.ids.is_empty();
     let index = if by_id {
@@ -473,8 +474,8 @@ fn scopes_of(conn: &Connection, cid: i64, q: &Query) -> Result<Vec<ClassScope>> 
 fn tail_at(shape: Shape) -> usize {
     match shape {
         Shape::Objects => 6,
-        Shape::Manifest => 5,
-        Shape::Dates => 0,
+        // Dates never go through `scan`.
+        Shape::Manifest | Shape::Dates => 5,
     }
 }
 
@@ -559,12 +560,20 @@ fn read_page<T>(
     let mut after = after;
     let mut items: Vec<T> = Vec::new();
     loop {
+        // The bound counts candidates before the reader's first/last check
+        // (which needs the rows): rows the check then drops only make the
+        // round short, and the next round continues from the bound.
         let until = if scopes.len() > 1 && !by_id {
             let mut dates: Vec<Micros> = Vec::new();
             for s in scopes {
-                let sql = page_sql(Shape::Dates, q, id, vf, cid, after, s, None);
-                let (rows, _, _) = scan(conn, Shape::Dates, sql, cid, vf, scopes, &|_| Ok(()))?;
-                dates.extend(rows.iter().map(|r| r.key.1));
+                let (sql, args) = page_sql(Shape::Dates, q, id, vf, cid, after, s, None);
+                let mut st = conn.prepare_cached(&sql).ctx("preparing page bound")?;
+                let rows = st
+                    .query_map(params_from_iter(args), |r| r.get::<_, Micros>(0))
+                    .ctx("reading page bound")?;
+                for d in rows {
+                    dates.push(d.ctx("reading page bound")?);
+                }
             }
             // A class listed twice (with different types) yields a row twice.
             dates.sort_unstable();
@@ -781,6 +790,12 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("starting write transaction")?;
         let (cid, mut last_added) = collection_key(&tx, collection)?;
+        // Rows this transaction adds get larger rowids than any row now.
+        let rid_before: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(rid), 0) FROM objects")
+            .ctx("preparing rowid lookup")?
+            .query_row([], |r| r.get(0))
+            .ctx("reading the largest rowid")?;
         let now = now_micros();
         let mut added = 0i64;
         let mut classes = ClassCache::default();
@@ -899,6 +914,18 @@ impl SqliteStore {
             outcomes.push(PutOutcome::Added(date_added));
         }
         if added > 0 {
+            // The full-text index of everything added, in one statement.
+            tx.prepare_cached(
+                "INSERT INTO objects_text (rowid, name, description)
+                 SELECT rid, json_extract(raw, '$.name'), json_extract(raw, '$.description')
+                 FROM objects WHERE rid > ?1
+                   AND CASE WHEN json_valid(raw)
+                            THEN json_type(raw, '$.name') = 'text' OR json_type(raw, '$.description') = 'text'
+                            ELSE 0 END",
+            )
+            .ctx("preparing the full-text update")?
+            .execute([rid_before])
+            .ctx("updating the full-text index")?;
             tx.prepare_cached(
                 "UPDATE collections SET last_added = ?2, n_objects = n_objects + ?3 WHERE cid = ?1",
             )

@@ -193,8 +193,11 @@ CREATE INDEX objects_class_first ON objects(cid, release_class, date_added) WHER
 /// Version 4: search.
 ///
 /// `objects_text` is a full-text index (FTS5, contentless: the text stays
-/// in `objects.raw`) over each version's `name` and `description`, kept
-/// by triggers so no write path can miss it. `observable_values` maps
+/// in `objects.raw`) over each version's `name` and `description`. The
+/// writer fills it once per write transaction with one statement over the
+/// rows that transaction added (a trigger per row would make FTS5 flush
+/// its buffer at every row's statement savepoint); a trigger removes
+/// deleted rows. `observable_values` maps
 /// exact observable values (IP addresses, domains, URLs, hashes…, folded
 /// to lower case) to the versions that carry them, in their own
 /// properties or in the comparisons of their STIX pattern; the ingest
@@ -210,14 +213,6 @@ INSERT INTO objects_text (rowid, name, description)
     WHERE CASE WHEN json_valid(raw)
                THEN json_type(raw, '$.name') = 'text' OR json_type(raw, '$.description') = 'text'
                ELSE 0 END;
-CREATE TRIGGER objects_text_added AFTER INSERT ON objects
-    WHEN CASE WHEN json_valid(NEW.raw)
-              THEN json_type(NEW.raw, '$.name') = 'text' OR json_type(NEW.raw, '$.description') = 'text'
-              ELSE 0 END
-    BEGIN
-        INSERT INTO objects_text (rowid, name, description)
-        VALUES (NEW.rid, json_extract(NEW.raw, '$.name'), json_extract(NEW.raw, '$.description'));
-    END;
 CREATE TRIGGER objects_text_deleted AFTER DELETE ON objects
     BEGIN DELETE FROM objects_text WHERE rowid = OLD.rid; END;
 

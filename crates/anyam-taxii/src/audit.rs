@@ -260,6 +260,18 @@ pub(crate) fn denial(p: &Principal, t: &Target<'_>, reason: String, http_status:
     e
 }
 
+/// A refusal answered "not found" to hide what exists (a collection the
+/// caller holds no right on, another organization's status resource).
+/// The caller's organization is not a party: an entry that partner exports
+/// hand to that organization would tell it the hidden thing exists. Its
+/// name stays in the details for the operator.
+pub(crate) fn hidden_denial(p: &Principal, t: &Target<'_>, reason: String) -> Event {
+    let mut e = denial(p, t, reason, 404);
+    e.parties.clear();
+    e.details["caller_org"] = json!(p.org);
+    e
+}
+
 /// A request refused at authentication. No principal exists: the actor is
 /// `unauthenticated` and the claimed user name (never the password or
 /// token) is kept in the details, with the client address.

@@ -221,7 +221,7 @@ fn refuse(st: &AppState, p: &Principal, root: &str, t: &Target<'_>, d: Denied) -
             }
             Denied::NotFound => {
                 if let Some(reason) = t.collection.and_then(|c| st.gate.why_hidden(p, root, c)) {
-                    st.record(|| audit::denial(p, t, reason, 404));
+                    st.record(|| audit::hidden_denial(p, t, reason));
                 }
             }
             Denied::Store(_) | Denied::Policy(_) => {}
@@ -368,13 +368,12 @@ async fn status(
                     query: None,
                 };
                 st.record(|| {
-                    audit::denial(
+                    audit::hidden_denial(
                         &p,
                         &t,
                         format!(
                             "hidden: status resource of organization {owner} (answered 404, as for an absent one)"
                         ),
-                        404,
                     )
                 });
             }

@@ -953,9 +953,11 @@ async fn audit_records_every_refusal_with_its_real_reason() {
             "forbidden: the caller may not read this collection".into(),
             json!(403),
         ),
+        // A hiding 404 names no party (a partner export must not tell the
+        // caller that what it was refused exists).
         (
             "bob".into(),
-            "sensor".into(),
+            String::new(),
             Some(HIDDEN_COLL.into()),
             hidden_why.clone(),
             json!(404),
@@ -963,14 +965,14 @@ async fn audit_records_every_refusal_with_its_real_reason() {
         // (the absent collection is no refusal: no entry)
         (
             "bob".into(),
-            "sensor".into(),
+            String::new(),
             Some(HIDDEN_COLL.into()),
             hidden_why,
             json!(404),
         ),
         (
             "bob".into(),
-            "sensor".into(),
+            String::new(),
             None,
             "hidden: status resource of organization host (answered 404, as for an absent one)"
                 .into(),
@@ -1003,6 +1005,7 @@ async fn audit_records_every_refusal_with_its_real_reason() {
         e[3].event.what.path.as_deref(),
         Some(&*format!("/r/status/{status_id}/"))
     );
+    assert_eq!(e[1].event.details["caller_org"], "sensor");
     assert_eq!(e[5].event.details["claimed_user"], "alice");
     assert_eq!(e[5].event.details["scheme"], "basic");
     assert_eq!(e[6].event.details["scheme"], "none");
