@@ -542,6 +542,12 @@ fn scan<T>(
 /// kept only if it is first or last among the versions the reader may see.
 /// Rows so dropped can leave a round short; then the next round continues
 /// from where every class had been read to.
+///
+/// The statements of a page need no common snapshot: a writer only adds
+/// rows above every `date_added` handed out, so a later statement sees the
+/// same rows below a bound as an earlier one, or fewer (a delete); a round
+/// that comes out short because of a delete is followed by another from
+/// its bound, exactly as for rows the first/last check dropped.
 #[allow(clippy::too_many_arguments)]
 fn read_page<T>(
     conn: &Connection,
@@ -1008,11 +1014,13 @@ impl SqliteStore {
         let after = start_after(q)?;
         let vf = VersionFilter::new(&q.versions, VersionSel::Last);
         let r = self.reader()?;
-        let tx = r.unchecked_transaction().ctx("starting read")?;
-        let (cid, _) = collection_key(&tx, collection)?;
-        let scopes = scopes_of(&tx, cid, q)?;
+        // No read transaction is needed around the statements of a page:
+        // see `read_page`.
+        let tx: &Connection = &r;
+        let (cid, _) = collection_key(tx, collection)?;
+        let scopes = scopes_of(tx, cid, q)?;
         let items = read_page(
-            &tx,
+            tx,
             Shape::Objects,
             q,
             None,
@@ -1032,7 +1040,6 @@ impl SqliteStore {
             },
             |o| o.date_added,
         )?;
-        drop(tx);
         Ok(into_page(items, q.limit, |o| o.date_added))
     }
 
@@ -1053,11 +1060,13 @@ impl SqliteStore {
         };
         let vf = VersionFilter::new(&q.versions, default);
         let r = self.reader()?;
-        let tx = r.unchecked_transaction().ctx("starting read")?;
-        let (cid, _) = collection_key(&tx, collection)?;
-        let scopes = scopes_of(&tx, cid, q)?;
+        // No read transaction is needed around the statements of a page:
+        // see `read_page`.
+        let tx: &Connection = &r;
+        let (cid, _) = collection_key(tx, collection)?;
+        let scopes = scopes_of(tx, cid, q)?;
         let items = read_page(
-            &tx,
+            tx,
             Shape::Manifest,
             q,
             id,
@@ -1076,7 +1085,6 @@ impl SqliteStore {
             },
             |e| e.date_added,
         )?;
-        drop(tx);
         Ok(into_page(items, q.limit, |e| e.date_added))
     }
 
@@ -1094,8 +1102,10 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let r = self.reader()?;
-        let tx = r.unchecked_transaction().ctx("starting read")?;
-        let (cid, _) = collection_key(&tx, collection)?;
+        // Rounds read downwards from the newest; what is added meanwhile is
+        // newer still, so no read transaction is needed (see `read_page`).
+        let tx: &Connection = &r;
+        let (cid, _) = collection_key(tx, collection)?;
         let mut sql = String::from(
             "SELECT o.id, o.type, o.spec_version, o.version, o.date_added, o.raw, \
              o.id, o.version_micros, o.date_added, o.in_many_classes FROM objects o",
@@ -1165,7 +1175,7 @@ impl SqliteStore {
         let mut found = Vec::new();
         loop {
             let (rows, n, last) = scan(
-                &tx,
+                tx,
                 Shape::Objects,
                 (sql.clone(), args.clone()),
                 cid,
