@@ -469,6 +469,18 @@ fn scopes_of(conn: &Connection, cid: i64, q: &Query) -> Result<Vec<ClassScope>> 
     .ctx("listing classes")
 }
 
+/// A row of the objects shape.
+fn stored_object(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredObject> {
+    Ok(StoredObject {
+        id: r.get(0)?,
+        object_type: r.get(1)?,
+        spec_version: r.get(2)?,
+        version: r.get(3)?,
+        date_added: r.get(4)?,
+        raw: r.get(5)?,
+    })
+}
+
 /// Where a shape's trailing `id, version_micros, date_added,
 /// in_many_classes` columns start.
 fn tail_at(shape: Shape) -> usize {
@@ -1010,37 +1022,9 @@ impl SqliteStore {
     }
 
     pub(crate) fn objects_impl(&self, collection: &str, q: &Query) -> Result<Page<StoredObject>> {
-        check_filter_size(q)?;
-        let after = start_after(q)?;
-        let vf = VersionFilter::new(&q.versions, VersionSel::Last);
-        let r = self.reader()?;
-        // No read transaction is needed around the statements of a page:
-        // see `read_page`.
-        let tx: &Connection = &r;
-        let (cid, _) = collection_key(tx, collection)?;
-        let scopes = scopes_of(tx, cid, q)?;
-        let items = read_page(
-            tx,
-            Shape::Objects,
-            q,
-            None,
-            &vf,
-            cid,
-            after,
-            &scopes,
-            |r| {
-                Ok(StoredObject {
-                    id: r.get(0)?,
-                    object_type: r.get(1)?,
-                    spec_version: r.get(2)?,
-                    version: r.get(3)?,
-                    date_added: r.get(4)?,
-                    raw: r.get(5)?,
-                })
-            },
-            |o| o.date_added,
-        )?;
-        Ok(into_page(items, q.limit, |o| o.date_added))
+        self.page(collection, None, q, Shape::Objects, stored_object, |o| {
+            o.date_added
+        })
     }
 
     /// The manifest endpoint, or with `id` the versions endpoint (whose
@@ -1051,6 +1035,34 @@ impl SqliteStore {
         id: Option<&str>,
         q: &Query,
     ) -> Result<Page<ManifestEntry>> {
+        self.page(
+            collection,
+            id,
+            q,
+            Shape::Manifest,
+            |r| {
+                Ok(ManifestEntry {
+                    id: r.get(0)?,
+                    object_type: r.get(1)?,
+                    spec_version: r.get(2)?,
+                    version: r.get(3)?,
+                    date_added: r.get(4)?,
+                })
+            },
+            |e| e.date_added,
+        )
+    }
+
+    /// One page of a collection (of one object's versions with `id`).
+    fn page<T>(
+        &self,
+        collection: &str,
+        id: Option<&str>,
+        q: &Query,
+        shape: Shape,
+        map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        date_added: impl Fn(&T) -> Micros + Copy,
+    ) -> Result<Page<T>> {
         check_filter_size(q)?;
         let after = start_after(q)?;
         let default = if id.is_some() {
@@ -1062,30 +1074,10 @@ impl SqliteStore {
         let r = self.reader()?;
         // No read transaction is needed around the statements of a page:
         // see `read_page`.
-        let tx: &Connection = &r;
-        let (cid, _) = collection_key(tx, collection)?;
-        let scopes = scopes_of(tx, cid, q)?;
-        let items = read_page(
-            tx,
-            Shape::Manifest,
-            q,
-            id,
-            &vf,
-            cid,
-            after,
-            &scopes,
-            |r| {
-                Ok(ManifestEntry {
-                    id: r.get(0)?,
-                    object_type: r.get(1)?,
-                    spec_version: r.get(2)?,
-                    version: r.get(3)?,
-                    date_added: r.get(4)?,
-                })
-            },
-            |e| e.date_added,
-        )?;
-        Ok(into_page(items, q.limit, |e| e.date_added))
+        let (cid, _) = collection_key(&r, collection)?;
+        let scopes = scopes_of(&r, cid, q)?;
+        let items = read_page(&r, shape, q, id, &vf, cid, after, &scopes, map, date_added)?;
+        Ok(into_page(items, q.limit, date_added))
     }
 
     /// The newest versions in `collection` that match `s` and lie inside
@@ -1181,16 +1173,7 @@ impl SqliteStore {
                 cid,
                 &vf,
                 visible,
-                &|r| {
-                    Ok(StoredObject {
-                        id: r.get(0)?,
-                        object_type: r.get(1)?,
-                        spec_version: r.get(2)?,
-                        version: r.get(3)?,
-                        date_added: r.get(4)?,
-                        raw: r.get(5)?,
-                    })
-                },
+                &stored_object,
             )?;
             found.extend(rows.into_iter().map(|r| r.item));
             match last {
