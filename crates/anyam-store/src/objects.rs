@@ -994,21 +994,31 @@ impl SqliteStore {
                 .execute([e.rid])
                 .ctx("deleting object")?;
         }
-        // Repair the flags: the survivors' first and last may have changed.
+        // Repair the flags: the survivors' first and last may have changed,
+        // over all versions and within each class.
         let first = kept.iter().min_by_key(|e| e.key()).map(|e| e.rid);
         let last = kept.iter().max_by_key(|e| e.key()).map(|e| e.rid);
+        let mut edges: std::collections::HashMap<i64, (&Existing, &Existing)> =
+            std::collections::HashMap::new();
+        for e in &kept {
+            let slot = edges.entry(e.release_class).or_insert((e, e));
+            if e.key() < slot.0.key() {
+                slot.0 = e;
+            }
+            if e.key() > slot.1.key() {
+                slot.1 = e;
+            }
+        }
         for e in &kept {
             let (f, l) = (Some(e.rid) == first, Some(e.rid) == last);
             if (f, l) != (e.is_first, e.is_last) {
                 set_flags(&tx, e.rid, f, l)?;
             }
-            // And within each class.
-            let same = || kept.iter().filter(|k| k.release_class == e.release_class);
-            let cf = same().min_by_key(|k| k.key()).map(|k| k.rid);
-            let cl = same().max_by_key(|k| k.key()).map(|k| k.rid);
-            let (f, l) = (Some(e.rid) == cf, Some(e.rid) == cl);
-            if (f, l) != (e.is_class_first, e.is_class_last) {
-                set_class_flags(&tx, e.rid, f, l)?;
+            if let Some((cf, cl)) = edges.get(&e.release_class) {
+                let (f, l) = (e.rid == cf.rid, e.rid == cl.rid);
+                if (f, l) != (e.is_class_first, e.is_class_last) {
+                    set_class_flags(&tx, e.rid, f, l)?;
+                }
             }
         }
         let n = gone.len() as i64;
