@@ -169,6 +169,13 @@ def test_a_conflict_with_an_invisible_version_reveals_nothing(node, world):
     msgs = {f["id"]: f["message"] for f in st["failures"]}
     assert "already stored" not in msgs[hidden["id"]] and "conflict" not in msgs[hidden["id"]]
     assert "conflict" in msgs[visible["id"]]
+    # An identical copy of a version the writer cannot see succeeds without
+    # saying it was already there; one it can see says so.
+    r = s.post(node.objects_url(cid), data=json.dumps({"objects": [world["o"]["strict"], world["o"]["green"]]}),
+               headers={"Content-Type": TAXII})
+    ok = {x["id"]: x.get("message") for x in r.json()["successes"]}
+    assert ok[world["o"]["strict"]["id"]] is None
+    assert ok[world["o"]["green"]["id"]] == "already stored with identical content"
 
 
 def test_marking_definitions_referenced_are_resolvable(node, world):

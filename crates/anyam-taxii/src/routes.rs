@@ -780,7 +780,9 @@ async fn add_objects(
                 anyam_store::PutOutcome::Unchanged(m) => { unchanged += 1; successes.push(StatusDetail {
                     id: o.id.clone(),
                     version: version(m),
-                    message: Some("already stored with identical content".into()),
+                    // Said only to a caller who may see the stored version.
+                    message: sees_stored_version(&st, &p, &root, &cid, o)
+                        .then(|| "already stored with identical content".into()),
                 }) }
                 anyam_store::PutOutcome::Conflict => failures.push(StatusDetail {
                     id: o.id.clone(),
