@@ -95,6 +95,7 @@ pub mod agreement;
 pub mod descriptor;
 mod error;
 pub mod keyring;
+pub mod provenance;
 mod signed;
 mod store;
 
@@ -106,6 +107,10 @@ pub use agreement::{
 pub use descriptor::{DescriptorExport, NodeDescriptor};
 pub use error::{Result, TrustError};
 pub use keyring::{KeyEnrollment, KeyRecord, KeyRevocation, KeyRotation, KeyStatus, Keyring};
+pub use provenance::{
+    AgreementRef, Manifest, OriginTerms, ProvenanceError, Tombstone, VerifiedBatch, may_pass_on,
+    verify_batch, verify_relayed,
+};
 pub use signed::{
     Document, PublicKeyInfo, SCHEMA_VERSION, SigCheck, Signature, Signed, format_time, key_id,
     parse_time,
