@@ -663,3 +663,65 @@ fn may_pass_on_follows_the_redistribution_terms() {
         );
     }
 }
+
+#[test]
+fn batch_must_name_an_agreement_in_force_between_the_nodes() {
+    let (a, b, c) = (Node::new(), Node::new(), Node::new());
+    let objects = vec![indicator(1)];
+    let signed = publish(
+        &a,
+        &a.node,
+        &objects,
+        &Redistribution::Parties,
+        t("2026-02-01T00:00:00Z"),
+    );
+    let batch = verify_batch(
+        &signed,
+        &texts(&objects),
+        &a.id(),
+        &rings(&[&a, &b]),
+        t(NOW),
+    )
+    .expect("batch");
+    let named = &batch.manifest.agreement;
+    let party = |id: String| {
+        json!({"node_id": id, "node_name": "n", "identity_id": "identity--x",
+               "key_ids": [], "taxii_url": "https://n.example/taxii2/"})
+    };
+    let view = |id: &str, version: u32, parties: Vec<serde_json::Value>| {
+        serde_json::from_value::<anyam_trust::AgreementsInForce>(json!({
+            "schema_version": 1,
+            "evaluated_at": NOW,
+            "agreements": [{
+                "id": id, "version": version, "digest": "0".repeat(64), "title": "t",
+                "sharing_group": false, "parties": parties,
+                "scope": {"collections": ["ransomware"], "max_tlp": "amber", "pap": "green"},
+                "redistribution": {"to": "parties"},
+                "sightings": {"send_to_originator": false, "anonymized": true},
+                "retention_after_termination": {"action": "delete"},
+                "notice_period_days": 30,
+                "valid_from": T0, "valid_until": "2027-01-01T00:00:00Z"
+            }]
+        }))
+        .expect("view")
+    };
+    let good = view(&named.id, 1, vec![party(a.id()), party(b.id())]);
+    let found = batch.check_agreement(&good, &b.id()).expect("in force");
+    assert_eq!(found.id, named.id);
+    let err = batch
+        .check_agreement(&good, &c.id())
+        .expect_err("C is no party");
+    assert!(
+        matches!(err, ProvenanceError::NotUnderAgreement { .. }),
+        "{err}"
+    );
+    let other = view(&agreement().id, 1, vec![party(a.id()), party(b.id())]);
+    batch
+        .check_agreement(&other, &b.id())
+        .expect_err("another agreement");
+    let mut older = batch.clone();
+    older.manifest.agreement.version = 2;
+    older
+        .check_agreement(&good, &b.id())
+        .expect_err("version not in force here");
+}
