@@ -307,8 +307,15 @@ pub fn peer_node(certs: Option<&[CertificateDer<'_>]>, pins: &dyn KeyPins) -> Re
 /// The most precise reason a key was refused.
 fn refused(pins: &dyn KeyPins, key_id: &str, expected: Option<&str>) -> FederationError {
     let key_id = key_id.to_string();
-    if let (Some(expected), Some(found)) = (expected, pins.node_of(&key_id)) {
-        if found != expected {
+    if let Some(expected) = expected {
+        // Whose key it is (or was), if the pins know: an answer for another
+        // node says more than the key's state would.
+        let owner = pins
+            .node_of(&key_id)
+            .or_else(|| pins.status(&key_id).map(|(node, _)| node));
+        if let Some(found) = owner
+            && found != expected
+        {
             return FederationError::WrongNode {
                 expected: expected.to_string(),
                 found,
@@ -317,11 +324,6 @@ fn refused(pins: &dyn KeyPins, key_id: &str, expected: Option<&str>) -> Federati
         }
     }
     match pins.status(&key_id) {
-        Some((found, _)) if expected.is_some_and(|e| e != found) => FederationError::WrongNode {
-            expected: expected.unwrap_or_default().to_string(),
-            found,
-            key_id,
-        },
         Some((node_id, KeyStatus::Revoked)) => FederationError::RevokedKey { node_id, key_id },
         Some((node_id, status @ (KeyStatus::Retired | KeyStatus::NotYetValid))) => {
             FederationError::InactiveKey {

@@ -481,7 +481,8 @@ fn node_certificate_carries_the_node_key() {
 fn certificates_without_an_ed25519_key_are_refused() {
     let ecdsa =
         rcgen::generate_simple_self_signed(vec!["node.test".to_string()]).expect("certificate");
-    let cases: Vec<(&str, CertificateDer<'static>, fn(&FederationError) -> bool)> = vec![
+    type Reason = fn(&FederationError) -> bool;
+    let cases: Vec<(&str, CertificateDer<'static>, Reason)> = vec![
         (
             "ecdsa key",
             ecdsa.cert.der().clone(),
@@ -513,4 +514,97 @@ fn peer_node_needs_a_certificate() {
         peer_node(Some(&[]), &pins),
         Err(FederationError::NoCertificate)
     ));
+}
+
+/// A certificate always presented with a signing key of our choosing,
+/// which need not be the certificate's: a peer replaying a partner's
+/// certificate it copied off the wire.
+#[derive(Debug)]
+struct Replay(Arc<rustls::sign::CertifiedKey>);
+
+impl Replay {
+    fn new(cert: &NodeCertificate, holder: &SigningKey) -> Replay {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let der = holder.to_pkcs8_der().expect("pkcs8");
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
+        let signer = rustls::crypto::ring::sign::any_eddsa_type(&key).expect("signing key");
+        Replay(Arc::new(rustls::sign::CertifiedKey::new(
+            vec![cert.der().clone()],
+            signer,
+        )))
+    }
+}
+
+impl rustls::client::ResolvesClientCert for Replay {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A partner's certificate replayed by someone without its private key:
+/// the key is pinned, but the handshake signature does not verify.
+#[tokio::test]
+async fn a_replayed_certificate_without_its_key_is_refused() {
+    use anyam_federation::tls::PinnedServerVerifier;
+    let a = Node::new();
+    let b = Node::new();
+    let provider = rustls::crypto::ring::default_provider();
+    let stolen = b.cert();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider.clone()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedServerVerifier::new(
+            pins(&[&a]),
+            &a.id,
+            &provider,
+        )))
+        .with_client_cert_resolver(Arc::new(Replay::new(&stolen, &new_key())));
+
+    let acceptor = TlsAcceptor::from(Arc::new(
+        server_config(&a.cert(), pins(&[&b])).expect("server config"),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let served = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        acceptor.accept(tcp).await.map(|_| ())
+    });
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST).into());
+    let client = TlsConnector::from(Arc::new(config)).connect(name, tcp);
+    let limit = Duration::from_secs(20);
+    let client = tokio::time::timeout(limit, async {
+        let mut tls = client.await?;
+        tls.write_all(b"ping").await?;
+        let mut pong = [0u8; 4];
+        tls.read_exact(&mut pong).await.map(|_| ())
+    })
+    .await
+    .expect("client timed out");
+    let server = tokio::time::timeout(limit, served)
+        .await
+        .expect("server timed out")
+        .expect("server task");
+    let err = server.expect_err("the server accepted a replayed certificate");
+    let tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .unwrap_or_else(|| panic!("not a TLS error: {err}"));
+    assert!(
+        matches!(
+            tls,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)
+        ),
+        "{tls:?}"
+    );
+    assert!(client.is_err());
 }
