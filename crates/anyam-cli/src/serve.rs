@@ -179,6 +179,7 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     drop(runtime);
     // Every request has been answered: commit what they recorded and sign
     // a head over it, so the log ends on a signature.
+    auditor.flush_auth_denials(true);
     if let Err(e) = auditor.flush() {
         tracing::error!(error = %e, "audit entries were lost before shutdown");
     }
@@ -216,7 +217,12 @@ async fn sign_heads_periodically(auditor: Arc<Auditor>, interval: Duration) {
     loop {
         timer.tick().await;
         let a = auditor.clone();
-        let signed = tokio::task::spawn_blocking(move || a.sign_head_if_due(interval)).await;
+        let signed = tokio::task::spawn_blocking(move || {
+            // A closed window of authentication refusals goes in first.
+            a.flush_auth_denials(false);
+            a.sign_head_if_due(interval)
+        })
+        .await;
         match signed {
             Ok(Ok(Some(h))) => {
                 tracing::debug!(tree_size = h.head.tree_size, "signed an audit tree head");

@@ -42,6 +42,9 @@ pub type HeadSigner = Arc<dyn Fn(&AuditLog) -> Result<SignedTreeHead, String> + 
 pub struct Auditor {
     log: Arc<AuditLog>,
     appender: Appender,
+    /// Authentication refusals beyond the first few of each window,
+    /// counted rather than recorded one by one.
+    auth: std::sync::Mutex<AuthDenials>,
     /// Receipts of queued events, for the watcher. `Option` only so that
     /// `drop` can close the channel before joining the watcher.
     receipts: Option<mpsc::Sender<Receipt>>,
@@ -70,6 +73,7 @@ impl Auditor {
         Ok(Auditor {
             log,
             appender,
+            auth: std::sync::Mutex::new(AuthDenials::new()),
             receipts: Some(tx),
             watcher: Some(watcher),
             signer,
@@ -84,6 +88,58 @@ impl Auditor {
         if let Some(tx) = &self.receipts {
             // The watcher only stops when this `Auditor` is dropped.
             let _ = tx.send(receipt);
+        }
+    }
+
+    /// Record a refusal at authentication. Anyone can cause these at no
+    /// cost, from any number of addresses, so they must not grow the log
+    /// at the rate an attacker chooses: in each window of
+    /// [`AUTH_WINDOW`], the first [`AUTH_EACH`] are recorded one by one;
+    /// the rest are counted per (client, scheme, claimed user, reason),
+    /// at most [`AUTH_KEYS`] of those plus one count for everything else,
+    /// and recorded as summary entries when the window closes
+    /// ([`Auditor::flush_auth_denials`], also at the next refusal). Nothing
+    /// is dropped uncounted.
+    pub fn record_auth_denial(&self, key: AuthKey, make: impl FnOnce() -> Event) {
+        let (closed, individual) = {
+            let mut a = match self.auth.lock() {
+                Ok(a) => a,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let now = Instant::now();
+            let closed = if now.duration_since(a.started) >= AUTH_WINDOW {
+                a.close(now)
+            } else {
+                Vec::new()
+            };
+            (closed, a.count(key))
+        };
+        for e in closed {
+            self.record(e);
+        }
+        if individual {
+            self.record(make());
+        }
+    }
+
+    /// Record the summaries of the current window of authentication
+    /// refusals if it is over (`force`: now, whatever its age; at
+    /// shutdown).
+    pub fn flush_auth_denials(&self, force: bool) {
+        let closed = {
+            let mut a = match self.auth.lock() {
+                Ok(a) => a,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let now = Instant::now();
+            if force || now.duration_since(a.started) >= AUTH_WINDOW {
+                a.close(now)
+            } else {
+                Vec::new()
+            }
+        };
+        for e in closed {
+            self.record(e);
         }
     }
 
@@ -272,6 +328,98 @@ pub(crate) fn hidden_denial(p: &Principal, t: &Target<'_>, reason: String) -> Ev
     e
 }
 
+/// Length of a window of authentication refusals.
+pub const AUTH_WINDOW: Duration = Duration::from_secs(60);
+/// Authentication refusals recorded one by one in each window.
+pub const AUTH_EACH: u32 = 50;
+/// Distinct (client, scheme, claimed user, reason) counted per window;
+/// refusals beyond are counted together.
+pub const AUTH_KEYS: usize = 200;
+
+/// What tells authentication refusals apart in a summary.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AuthKey {
+    pub client: String,
+    pub scheme: &'static str,
+    pub claimed_user: Option<String>,
+    pub reason: String,
+    pub http_status: u16,
+}
+
+/// The current window of authentication refusals.
+struct AuthDenials {
+    started: Instant,
+    started_at: jiff::Timestamp,
+    recorded: u32,
+    counts: std::collections::BTreeMap<AuthKey, u64>,
+    others: u64,
+}
+
+impl AuthDenials {
+    fn new() -> AuthDenials {
+        AuthDenials {
+            started: Instant::now(),
+            started_at: jiff::Timestamp::now(),
+            recorded: 0,
+            counts: std::collections::BTreeMap::new(),
+            others: 0,
+        }
+    }
+
+    /// Count one refusal; true when it is to be recorded on its own.
+    fn count(&mut self, key: AuthKey) -> bool {
+        if self.recorded < AUTH_EACH {
+            self.recorded += 1;
+            return true;
+        }
+        if let Some(n) = self.counts.get_mut(&key) {
+            *n += 1;
+        } else if self.counts.len() < AUTH_KEYS {
+            self.counts.insert(key, 1);
+        } else {
+            self.others += 1;
+        }
+        false
+    }
+
+    /// End the window: its summary entries, and a new window from `now`.
+    fn close(&mut self, now: Instant) -> Vec<Event> {
+        let until = jiff::Timestamp::now();
+        let from = self.started_at.to_string();
+        let to = until.to_string();
+        let mut out = Vec::new();
+        for (k, n) in std::mem::take(&mut self.counts) {
+            let mut e = Event::new(Kind::Denial, "unauthenticated");
+            e.why = format!("{} ({n} times in this window, summarized)", k.reason);
+            let mut d = json!({
+                "http_status": k.http_status, "scheme": k.scheme, "client": k.client,
+                "count": n.to_string(), "window_from": from, "window_to": to,
+            });
+            if let Some(u) = k.claimed_user {
+                d["claimed_user"] = json!(u);
+            }
+            e.details = d;
+            out.push(e);
+        }
+        if self.others > 0 {
+            let mut e = Event::new(Kind::Denial, "unauthenticated");
+            e.why = format!(
+                "authentication refused {} more times from further clients or names (summarized)",
+                self.others
+            );
+            e.details = json!({
+                "count": self.others.to_string(), "window_from": from, "window_to": to,
+            });
+            out.push(e);
+        }
+        self.started = now;
+        self.started_at = until;
+        self.recorded = 0;
+        self.others = 0;
+        out
+    }
+}
+
 /// A request refused at authentication. No principal exists: the actor is
 /// `unauthenticated` and the claimed user name (never the password or
 /// token) is kept in the details, with the client address.
@@ -292,4 +440,47 @@ pub(crate) fn auth_denial(
     }
     e.details = details;
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: usize) -> AuthKey {
+        AuthKey {
+            client: format!("192.0.2.{}", n % 250),
+            scheme: "basic",
+            claimed_user: Some(format!("user{n}")),
+            reason: "authentication failed".into(),
+            http_status: 401,
+        }
+    }
+
+    #[test]
+    fn a_window_of_refusals_is_bounded_and_counts_everything() {
+        let mut w = AuthDenials::new();
+        let each = AUTH_EACH as usize;
+        let individual = (0..each + AUTH_KEYS + 75)
+            .filter(|n| w.count(key(*n)))
+            .count();
+        assert_eq!(individual, each);
+        // The same key again is counted on its existing line.
+        assert!(!w.count(key(each)));
+        let summaries = w.close(Instant::now());
+        assert_eq!(summaries.len(), AUTH_KEYS + 1);
+        let counted: u64 = summaries
+            .iter()
+            .map(|e| {
+                e.details["count"]
+                    .as_str()
+                    .and_then(|c| c.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(counted, (AUTH_KEYS + 75 + 1) as u64);
+        assert!(summaries[AUTH_KEYS].why.contains("75 more times"));
+        // The next window starts empty.
+        assert!(w.count(key(0)));
+        assert!(w.close(Instant::now()).is_empty());
+    }
 }

@@ -157,9 +157,18 @@ impl FromRequestParts<AppState> for Authenticated {
                 AuthFailure::Internal(e) => return Err(ApiError::internal(e)),
             };
             let (scheme, claimed) = claimed_identity(authorization.as_deref());
-            st.record(|| {
-                audit::auth_denial(&path, claimed, scheme, &client, reason, err.status.as_u16())
-            });
+            if let Some(a) = &st.audit {
+                let key = audit::AuthKey {
+                    client: client.clone(),
+                    scheme,
+                    claimed_user: claimed.clone(),
+                    reason: reason.clone(),
+                    http_status: err.status.as_u16(),
+                };
+                a.record_auth_denial(key, || {
+                    audit::auth_denial(&path, claimed, scheme, &client, reason, err.status.as_u16())
+                });
+            }
             Err(err)
         })
         .await

@@ -1092,3 +1092,31 @@ async fn a_failing_audit_writer_is_loud_but_never_fails_a_request() {
     }
     assert!(counter("anyam_audit_entries_total") >= 1.0);
 }
+
+#[tokio::test]
+async fn authentication_refusals_are_summarized_past_a_bound() {
+    use anyam_taxii::audit::AUTH_EACH;
+    let n = node();
+    let from = n.audit_size();
+    let total = AUTH_EACH as usize + 30;
+    for _ in 0..total {
+        let r = n.call(Method::GET, "/r/", None, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // The first ones one by one; the rest are counted, not yet written.
+    let e = n.entries(from);
+    assert_eq!(e.len(), AUTH_EACH as usize);
+    assert!(e.iter().all(|x| x.event.kind == Kind::Denial));
+    // Closing the window writes one summary holding the rest.
+    n.audit.flush_auth_denials(true);
+    let e = n.entries(from);
+    assert_eq!(e.len(), AUTH_EACH as usize + 1);
+    let summary = &e[AUTH_EACH as usize].event;
+    assert_eq!(summary.actor, "unauthenticated");
+    assert_eq!(summary.details["count"], "30");
+    assert_eq!(summary.details["scheme"], "none");
+    assert!(summary.why.contains("no credentials"), "{}", summary.why);
+    // A new window records one by one again.
+    n.call(Method::GET, "/r/", None, None).await;
+    assert_eq!(n.entries(from).len(), AUTH_EACH as usize + 2);
+}
