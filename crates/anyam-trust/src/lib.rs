@@ -1,5 +1,7 @@
 //! Trust between nodes: node identity and key history, signed node
-//! descriptors, signed sharing agreements, and the Admiralty code.
+//! descriptors, signed sharing agreements, provenance (signed manifests of
+//! published objects, the originator's terms, tombstones; [`provenance`]),
+//! and the Admiralty code.
 //!
 //! # What it is
 //!
