@@ -242,6 +242,29 @@ fn main() {
         );
         results.push(rate);
     }
+    // What the decision itself costs a request: reading the rules and
+    // deciding each class of the collection.
+    let reader = anyam_policy::Reader::Local {
+        user: "a1",
+        org: "cert-a",
+        access: Access {
+            read: true,
+            write: false,
+        },
+    };
+    let t = Instant::now();
+    let rounds = 10_000;
+    for _ in 0..rounds {
+        let rules = gate.rules(false).expect("rules");
+        let v = gate
+            .visible(&rules, &reader, COLL, anyam_policy::Path::Objects)
+            .expect("visible");
+        std::hint::black_box(v);
+    }
+    println!(
+        "release decision per request (rules and classes): {:.1} µs",
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+    );
     if let [all, some] = results[..] {
         println!(
             "restricted / unrestricted page rate: {:.2} (goal: at least 0.50)",

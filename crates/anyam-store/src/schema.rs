@@ -186,8 +186,11 @@ ALTER TABLE objects ADD COLUMN in_many_classes INTEGER NOT NULL DEFAULT 0;
 UPDATE objects SET is_class_first = is_first, is_class_last = is_last;
 DROP INDEX objects_last;
 DROP INDEX objects_first;
-CREATE INDEX objects_class_last ON objects(cid, release_class, date_added) WHERE is_class_last = 1;
-CREATE INDEX objects_class_first ON objects(cid, release_class, date_added) WHERE is_class_first = 1;
+-- The flag is also a column, so that the bound of a page over several
+-- classes is read from the index alone (SQLite checks a partial index's
+-- condition on the row unless the index holds the column).
+CREATE INDEX objects_class_last ON objects(cid, release_class, date_added, is_class_last) WHERE is_class_last = 1;
+CREATE INDEX objects_class_first ON objects(cid, release_class, date_added, is_class_first) WHERE is_class_first = 1;
 "#;
 
 /// Version 4: search.
