@@ -293,6 +293,14 @@ enum Shape {
     Dates,
 }
 
+/// Which release classes one page statement reads.
+#[derive(Clone, Copy)]
+enum Classes<'a> {
+    One(&'a ClassScope),
+    /// Several classes, every type of each.
+    Many(&'a [i64]),
+}
+
 /// Build the keyset page query over one release class. Every page is
 /// `WHERE cid = ? AND release_class = ? AND date_added > ? … ORDER BY
 /// date_added LIMIT n+1` over one index whose leading columns are exactly
@@ -310,7 +318,7 @@ fn page_sql(
     vf: &VersionFilter,
     cid: i64,
     after: Micros,
-    scope: &ClassScope,
+    scope: Classes<'_>,
     until: Option<Micros>,
 ) -> (String, Vec<Value>) {
     // Every shape ends with what the reader-relative first/last check
@@ -339,14 +347,32 @@ fn page_sql(
     } else {
         "objects_all"
     };
+    let (class_sql, class_args, types) = match scope {
+        Classes::One(s) => (
+            "release_class = ?3".to_string(),
+            vec![Value::Integer(s.class)],
+            &s.types,
+        ),
+        // Classes with no type limit: one statement, `release_class IN`.
+        // Only used with an upper bound on the rows (see `read_page`),
+        // since SQLite sorts what the several ranges yield.
+        Classes::Many(classes) => (
+            format!(
+                "release_class IN ({})",
+                (0..classes.len())
+                    .map(|i| format!("?{}", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            classes.iter().map(|c| Value::Integer(*c)).collect(),
+            &TypeScope::Any,
+        ),
+    };
     let mut sql = format!(
-        "SELECT {cols} FROM objects INDEXED BY {index} WHERE cid = ?1 AND release_class = ?2 AND date_added > ?3"
+        "SELECT {cols} FROM objects INDEXED BY {index} WHERE cid = ?1 AND date_added > ?2 AND {class_sql}"
     );
-    let mut args: Vec<Value> = vec![
-        Value::Integer(cid),
-        Value::Integer(scope.class),
-        Value::Integer(after),
-    ];
+    let mut args: Vec<Value> = vec![Value::Integer(cid), Value::Integer(after)];
+    args.extend(class_args);
     if let Some(u) = until {
         args.push(Value::Integer(u));
         sql.push_str(&format!(" AND date_added <= ?{}", args.len()));
@@ -387,7 +413,7 @@ fn page_sql(
             &mut q.types.iter().map(|s| Value::Text(s.clone())),
         );
     }
-    match &scope.types {
+    match types {
         TypeScope::Any => {}
         TypeScope::Only(types) => push_in(
             &mut sql,
@@ -584,7 +610,8 @@ fn read_page<T>(
         let until = if scopes.len() > 1 && !by_id {
             let mut dates: Vec<Micros> = Vec::new();
             for s in scopes {
-                let (sql, args) = page_sql(Shape::Dates, q, id, vf, cid, after, s, None);
+                let (sql, args) =
+                    page_sql(Shape::Dates, q, id, vf, cid, after, Classes::One(s), None);
                 let mut st = conn.prepare_cached(&sql).ctx("preparing page bound")?;
                 let rows = st
                     .query_map(params_from_iter(args), |r| r.get::<_, Micros>(0))
@@ -604,8 +631,29 @@ fn read_page<T>(
         // preceded by rows of another class not read yet.
         let mut reached: Option<Micros> = until;
         let mut round = Vec::new();
-        for s in scopes {
-            let sql = page_sql(shape, q, id, vf, cid, after, s, until);
+        // After the first phase at most `limit + 1` rows remain to read,
+        // wherever they are: classes without a type limit share one
+        // statement.
+        let untyped: Vec<i64> = scopes
+            .iter()
+            .filter(|s| matches!(&s.types, TypeScope::Any))
+            .map(|s| s.class)
+            .collect();
+        let merged = scopes.len() > 1 && !by_id && untyped.len() > 1;
+        let mut statements: Vec<Classes<'_>> = Vec::new();
+        if merged {
+            statements.push(Classes::Many(&untyped));
+            statements.extend(
+                scopes
+                    .iter()
+                    .filter(|s| !matches!(&s.types, TypeScope::Any))
+                    .map(Classes::One),
+            );
+        } else {
+            statements.extend(scopes.iter().map(Classes::One));
+        }
+        for c in statements {
+            let sql = page_sql(shape, q, id, vf, cid, after, c, until);
             let (rows, n, last) = scan(conn, shape, sql, cid, vf, scopes, &map)?;
             if n > limit
                 && let Some(l) = last
@@ -790,6 +838,23 @@ impl ClassCache {
 }
 
 impl SqliteStore {
+    /// The row id of a collection, for reads (cached; see `cids`).
+    fn cid(&self, conn: &Connection, collection: &str) -> Result<i64> {
+        if let Some(c) = self
+            .cids
+            .lock()
+            .ok()
+            .and_then(|m| m.get(collection).copied())
+        {
+            return Ok(c);
+        }
+        let (cid, _) = collection_key(conn, collection)?;
+        if let Ok(mut m) = self.cids.lock() {
+            m.insert(collection.to_string(), cid);
+        }
+        Ok(cid)
+    }
+
     pub(crate) fn put_objects_impl(
         &self,
         collection: &str,
@@ -1084,7 +1149,7 @@ impl SqliteStore {
         let r = self.reader()?;
         // No read transaction is needed around the statements of a page:
         // see `read_page`.
-        let (cid, _) = collection_key(&r, collection)?;
+        let cid = self.cid(&r, collection)?;
         let scopes = scopes_of(&r, cid, q)?;
         let items = read_page(&r, shape, q, id, &vf, cid, after, &scopes, map, date_added)?;
         Ok(into_page(items, q.limit, date_added))
@@ -1107,7 +1172,7 @@ impl SqliteStore {
         // Rounds read downwards from the newest; what is added meanwhile is
         // newer still, so no read transaction is needed (see `read_page`).
         let tx: &Connection = &r;
-        let (cid, _) = collection_key(tx, collection)?;
+        let cid = self.cid(tx, collection)?;
         let mut sql = String::from(
             "SELECT o.id, o.type, o.spec_version, o.version, o.date_added, o.raw, \
              o.id, o.version_micros, o.date_added, o.in_many_classes FROM objects o",
@@ -1198,7 +1263,7 @@ impl SqliteStore {
     /// The release classes occurring in a collection.
     pub(crate) fn release_classes_impl(&self, collection: &str) -> Result<Vec<ReleaseClass>> {
         let r = self.reader()?;
-        let (cid, _) = collection_key(&r, collection)?;
+        let cid = self.cid(&r, collection)?;
         let mut st = r
             .prepare_cached(
                 "SELECT c.class, c.label FROM collection_classes cc

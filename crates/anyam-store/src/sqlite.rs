@@ -80,6 +80,10 @@ pub struct SqliteStore {
     /// thread, so a writer's commit costs one WAL append and one fsync, not
     /// also a checkpoint (which rewrites the pages and fsyncs the database).
     checkpointer: Checkpointer,
+    /// Collection ids to their row ids, for reads: collections are never
+    /// deleted and an id never changes its row, so a mapping once read
+    /// stays true.
+    pub(crate) cids: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// WAL size (pages) at which the writer checkpoints by itself: a safety net
@@ -231,6 +235,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             checkpointer: Checkpointer::start(ck)?,
+            cids: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
