@@ -55,7 +55,7 @@ use serde_json::{Value, json};
 const SEARCH_WORD: &str = "leakprobe";
 
 /// Cases per run unless `PROPTEST_CASES` says otherwise.
-const DEFAULT_CASES: u32 = 800;
+const DEFAULT_CASES: u32 = 1_000;
 
 const NODE: &str = "node-self";
 const HOST: &str = "host";
