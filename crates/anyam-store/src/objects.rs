@@ -293,14 +293,6 @@ enum Shape {
     Dates,
 }
 
-/// Which release classes one page statement reads.
-#[derive(Clone, Copy)]
-enum Classes<'a> {
-    One(&'a ClassScope),
-    /// Several classes, every type of each.
-    Many(&'a [i64]),
-}
-
 /// Build the keyset page query over one release class. Every page is
 /// `WHERE cid = ? AND release_class = ? AND date_added > ? … ORDER BY
 /// date_added LIMIT n+1` over one index whose leading columns are exactly
@@ -318,23 +310,27 @@ fn page_sql(
     vf: &VersionFilter,
     cid: i64,
     after: Micros,
-    scope: Classes<'_>,
+    scope: Option<&ClassScope>,
     until: Option<Micros>,
 ) -> (String, Vec<Value>) {
     // Every shape ends with what the reader-relative first/last check
-    // needs: `id, version_micros, date_added, in_many_classes`.
+    // needs: `id, version_micros, date_added, in_many_classes`, and the
+    // row's class.
     let cols = match shape {
         Shape::Objects => {
-            "id, type, spec_version, version, date_added, raw, id, version_micros, date_added, in_many_classes"
+            "id, type, spec_version, version, date_added, raw, id, version_micros, date_added, in_many_classes, release_class"
         }
         Shape::Manifest => {
-            "id, type, spec_version, version, date_added, id, version_micros, date_added, in_many_classes"
+            "id, type, spec_version, version, date_added, id, version_micros, date_added, in_many_classes, release_class"
         }
         // The index alone: (cid, release_class, date_added).
         Shape::Dates => "date_added",
     };
     let by_id = id.is_some() || !q.ids.is_empty();
-    let index = if by_id {
+    let index = if scope.is_none() {
+        // Every class: only for the default `last` (see `read_page`).
+        "objects_last_by_date"
+    } else if by_id {
         // A handful of ids: read their versions and sort them; bounded by the
         // number of versions of those ids, not by the collection.
         "objects_by_id"
@@ -347,32 +343,25 @@ fn page_sql(
     } else {
         "objects_all"
     };
-    let (class_sql, class_args, types) = match scope {
-        Classes::One(s) => (
-            "release_class = ?3".to_string(),
-            vec![Value::Integer(s.class)],
-            &s.types,
-        ),
-        // Classes with no type limit: one statement, `release_class IN`.
-        // Only used with an upper bound on the rows (see `read_page`),
-        // since SQLite sorts what the several ranges yield.
-        Classes::Many(classes) => (
+    let (mut sql, mut args) = match scope {
+        Some(s) => (
             format!(
-                "release_class IN ({})",
-                (0..classes.len())
-                    .map(|i| format!("?{}", i + 3))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "SELECT {cols} FROM objects INDEXED BY {index} WHERE cid = ?1 AND release_class = ?2 AND date_added > ?3"
             ),
-            classes.iter().map(|c| Value::Integer(*c)).collect(),
-            &TypeScope::Any,
+            vec![
+                Value::Integer(cid),
+                Value::Integer(s.class),
+                Value::Integer(after),
+            ],
+        ),
+        None => (
+            format!(
+                "SELECT {cols} FROM objects INDEXED BY {index} WHERE cid = ?1 AND date_added > ?2"
+            ),
+            vec![Value::Integer(cid), Value::Integer(after)],
         ),
     };
-    let mut sql = format!(
-        "SELECT {cols} FROM objects INDEXED BY {index} WHERE cid = ?1 AND date_added > ?2 AND {class_sql}"
-    );
-    let mut args: Vec<Value> = vec![Value::Integer(cid), Value::Integer(after)];
-    args.extend(class_args);
+    let types = scope.map_or(&TypeScope::Any, |s| &s.types);
     if let Some(u) = until {
         args.push(Value::Integer(u));
         sql.push_str(&format!(" AND date_added <= ?{}", args.len()));
@@ -442,7 +431,9 @@ fn page_sql(
         if vf.first {
             alts.push("is_class_first = 1".into());
         }
-        if vf.last {
+        if vf.last && scope.is_none() {
+            alts.push("is_last = 1".into());
+        } else if vf.last {
             alts.push("is_class_last = 1".into());
         }
         if !vf.at.is_empty() {
@@ -473,6 +464,28 @@ fn page_sql(
     ));
     sql.push_str(&format!(" ORDER BY date_added LIMIT ?{}", args.len()));
     (sql, args)
+}
+
+/// Whether `scopes` admit every type of every class the collection holds
+/// now: the reader's newest version of an object is then its newest
+/// version of all.
+fn sees_every_class(conn: &Connection, cid: i64, scopes: &[ClassScope]) -> Result<bool> {
+    if !scopes.iter().all(|s| matches!(&s.types, TypeScope::Any)) {
+        return Ok(false);
+    }
+    let mut st = conn
+        .prepare_cached("SELECT class FROM collection_classes WHERE cid = ?1")
+        .ctx("preparing class list")?;
+    let classes = st
+        .query_map([cid], |r| r.get::<_, i64>(0))
+        .ctx("listing classes")?;
+    for c in classes {
+        let c = c.ctx("listing classes")?;
+        if !scopes.iter().any(|s| s.class == c) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The classes a query reads: the reader's visible classes, or for the
@@ -523,6 +536,7 @@ struct PageRow<T> {
     id: String,
     key: (Micros, Micros),
     many: bool,
+    class: i64,
 }
 
 /// Run one page query over one class, keeping the rows the reader's
@@ -536,6 +550,7 @@ fn scan<T>(
     cid: i64,
     vf: &VersionFilter,
     visible: &[ClassScope],
+    every_class: bool,
     map: &impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<(Vec<PageRow<T>>, usize, Option<Micros>)> {
     let at = tail_at(shape);
@@ -547,6 +562,7 @@ fn scan<T>(
                 id: r.get(at)?,
                 key: (r.get(at + 1)?, r.get(at + 2)?),
                 many: r.get(at + 3)?,
+                class: r.get(at + 4)?,
             })
         })
         .ctx("reading page")?;
@@ -556,6 +572,16 @@ fn scan<T>(
         let r = r.ctx("reading page")?;
         n += 1;
         last = Some(r.key.1);
+        if every_class {
+            // Read without a class condition: a row of a class the reader
+            // was not given (one created since the reader's classes were
+            // decided) is not for it. The global flags are the reader's,
+            // since it may see every other class.
+            if visible.iter().any(|s| s.class == r.class) {
+                kept.push(r);
+            }
+            continue;
+        }
         if check && r.many && !edge_for_reader(conn, cid, &r.id, r.key, vf, visible)? {
             continue;
         }
@@ -596,11 +622,28 @@ fn read_page<T>(
     cid: i64,
     after: Micros,
     scopes: &[ClassScope],
+    every_class: bool,
     map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     date_added: impl Fn(&T) -> Micros,
 ) -> Result<Vec<T>> {
     let limit = q.limit.max(1);
     let by_id = id.is_some() || !q.ids.is_empty();
+    if every_class {
+        // One range scan of the newest versions of every class.
+        let mut after = after;
+        let mut items: Vec<T> = Vec::new();
+        loop {
+            let sql = page_sql(shape, q, id, vf, cid, after, None, None);
+            let (rows, n, last) = scan(conn, shape, sql, cid, vf, scopes, true, &map)?;
+            items.extend(rows.into_iter().map(|r| r.item));
+            match last {
+                Some(l) if n > limit && items.len() <= limit => after = l,
+                _ => break,
+            }
+        }
+        items.truncate(limit + 1);
+        return Ok(items);
+    }
     let mut after = after;
     let mut items: Vec<T> = Vec::new();
     loop {
@@ -610,8 +653,7 @@ fn read_page<T>(
         let until = if scopes.len() > 1 && !by_id {
             let mut dates: Vec<Micros> = Vec::new();
             for s in scopes {
-                let (sql, args) =
-                    page_sql(Shape::Dates, q, id, vf, cid, after, Classes::One(s), None);
+                let (sql, args) = page_sql(Shape::Dates, q, id, vf, cid, after, Some(s), None);
                 let mut st = conn.prepare_cached(&sql).ctx("preparing page bound")?;
                 let rows = st
                     .query_map(params_from_iter(args), |r| r.get::<_, Micros>(0))
@@ -631,30 +673,12 @@ fn read_page<T>(
         // preceded by rows of another class not read yet.
         let mut reached: Option<Micros> = until;
         let mut round = Vec::new();
-        // After the first phase at most `limit + 1` rows remain to read,
-        // wherever they are: classes without a type limit share one
-        // statement.
-        let untyped: Vec<i64> = scopes
-            .iter()
-            .filter(|s| matches!(&s.types, TypeScope::Any))
-            .map(|s| s.class)
-            .collect();
-        let merged = scopes.len() > 1 && !by_id && untyped.len() > 1;
-        let mut statements: Vec<Classes<'_>> = Vec::new();
-        if merged {
-            statements.push(Classes::Many(&untyped));
-            statements.extend(
-                scopes
-                    .iter()
-                    .filter(|s| !matches!(&s.types, TypeScope::Any))
-                    .map(Classes::One),
-            );
-        } else {
-            statements.extend(scopes.iter().map(Classes::One));
-        }
-        for c in statements {
-            let sql = page_sql(shape, q, id, vf, cid, after, c, until);
-            let (rows, n, last) = scan(conn, shape, sql, cid, vf, scopes, &map)?;
+        // One statement per class: a single `release_class IN (…)` statement
+        // would have SQLite sort the rows it collects from the several
+        // ranges, copying each whole row, which measured slower.
+        for s in scopes {
+            let sql = page_sql(shape, q, id, vf, cid, after, Some(s), until);
+            let (rows, n, last) = scan(conn, shape, sql, cid, vf, scopes, false, &map)?;
             if n > limit
                 && let Some(l) = last
             {
@@ -1151,7 +1175,27 @@ impl SqliteStore {
         // see `read_page`.
         let cid = self.cid(&r, collection)?;
         let scopes = scopes_of(&r, cid, q)?;
-        let items = read_page(&r, shape, q, id, &vf, cid, after, &scopes, map, date_added)?;
+        let every_class = vf.last
+            && !vf.first
+            && !vf.all
+            && vf.at.is_empty()
+            && id.is_none()
+            && q.ids.is_empty()
+            && scopes.len() > 1
+            && sees_every_class(&r, cid, &scopes)?;
+        let items = read_page(
+            &r,
+            shape,
+            q,
+            id,
+            &vf,
+            cid,
+            after,
+            &scopes,
+            every_class,
+            map,
+            date_added,
+        )?;
         Ok(into_page(items, q.limit, date_added))
     }
 
@@ -1175,7 +1219,7 @@ impl SqliteStore {
         let cid = self.cid(tx, collection)?;
         let mut sql = String::from(
             "SELECT o.id, o.type, o.spec_version, o.version, o.date_added, o.raw, \
-             o.id, o.version_micros, o.date_added, o.in_many_classes FROM objects o",
+             o.id, o.version_micros, o.date_added, o.in_many_classes, o.release_class FROM objects o",
         );
         // ?2: read below this date_added (the next round of a short page).
         let mut args: Vec<Value> = vec![Value::Integer(cid), Value::Integer(i64::MAX)];
@@ -1248,6 +1292,7 @@ impl SqliteStore {
                 cid,
                 &vf,
                 visible,
+                false,
                 &stored_object,
             )?;
             found.extend(rows.into_iter().map(|r| r.item));

@@ -191,6 +191,10 @@ DROP INDEX objects_first;
 -- condition on the row unless the index holds the column).
 CREATE INDEX objects_class_last ON objects(cid, release_class, date_added, is_class_last) WHERE is_class_last = 1;
 CREATE INDEX objects_class_first ON objects(cid, release_class, date_added, is_class_first) WHERE is_class_first = 1;
+-- The newest version of every object regardless of class, for the reader
+-- who may see every class of a collection (the default `last` is then one
+-- range scan, however many classes there are).
+CREATE INDEX objects_last_by_date ON objects(cid, date_added, is_last) WHERE is_last = 1;
 "#;
 
 /// Version 4: search.
