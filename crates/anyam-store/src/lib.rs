@@ -94,6 +94,7 @@
 //! | query | index |
 //! |---|---|
 //! | `match[id]` given (and the versions endpoint) | `objects_by_id (cid, id, version_micros)`, then sorted: bounded by that object's versions |
+//! | only `last`, reader sees every class | `objects_last_by_date (cid, date_added) WHERE is_last` |
 //! | only `last` | `objects_class_last (cid, release_class, date_added) WHERE is_class_last` |
 //! | only `first` | `objects_class_first (cid, release_class, date_added) WHERE is_class_first` |
 //! | anything else (`all`, unions, exact versions) | `objects_all (cid, release_class, date_added)` |
@@ -156,9 +157,12 @@
 //! index: `anyam-policy` turns a principal into the classes (and, for
 //! partners, object types) it may see (`Query::visible`), and a page is one
 //! range scan per visible class. With several classes a page takes two
-//! phases in one read transaction: each class's next `limit + 1`
-//! `date_added` values bound the page, then each class's rows up to that
-//! bound are read and merged. Nothing invisible is read, and a page costs
+//! phases: each class's next `limit + 1` `date_added` values (from the
+//! index alone) bound the page, then each class's rows up to that bound
+//! are read and merged. A reader who may see every class of the
+//! collection reads the default `last` in one range scan of
+//! `objects_last_by_date (cid, date_added) WHERE is_last`, dropping any
+//! row of a class it was not given (one created meanwhile). Nothing invisible is read, and a page costs
 //! about `classes × page size` index entries plus one page of rows, even
 //! when the reader may see a sliver of a huge collection
 //! (`cargo bench -p anyam-policy --bench visibility`). Tokens stay valid
