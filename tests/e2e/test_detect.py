@@ -300,3 +300,33 @@ def test_standalone_detection_from_stdin_with_dedup_and_normalisation(tmp_path):
     # A usage error is exit code 2, with the bad value named.
     r = subprocess.run([anyam_bin(), "detect", "-i", "pcap:x"], capture_output=True, text=True)
     assert r.returncode != 0 and "pcap" in r.stderr
+
+
+RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
+RECIPIENTS_EXT = "extension-definition--4e0cee20-b640-4553-9aad-1c16c0c90a79"
+
+
+def test_detection_uses_only_what_the_host_organization_may_see(detect_node, tmp_path):
+    """TLP:RED indicators meant for named people, and indicators carrying a
+    marking nobody accepted, never reach alerts or sightings."""
+    n = detect_node
+    node_id = json.loads(n.cli("key", "show", "--json").stdout)["node_id"]
+    n.add_org("cert-x")
+    cid = n.add_collection("red-intel", grants={"host": "rw", "cert-x": "rw"})
+    n.add_user("x1", "cert-x")
+    plain = ind("[ipv4-addr:value = '198.51.100.71']", "Unmarked")
+    red = ind("[ipv4-addr:value = '198.51.100.72']", "Red for x1", object_marking_refs=[RED],
+              extensions={RECIPIENTS_EXT: {"extension_type": "property-extension",
+                                           "recipients": [{"node_id": node_id, "user": "x1"}]}})
+    unknown = ind("[ipv4-addr:value = '198.51.100.73']", "Unknown marking",
+                  object_marking_refs=["marking-definition--5b3b3d4e-0c2b-4c4a-9a1e-6f0d8d7c6b5a"])
+    post_envelope(n.session(), n.objects_url(cid), [plain, red, unknown])
+    zeek = tmp_path / "conn.log"
+    zeek.write_text(ZEEK_HEADER + "\n" + "\n".join(
+        conn_line(1767225601.0 + i, f"198.51.100.{71 + i}") for i in range(3)) + "\n")
+    out = tmp_path / "alerts.jsonl"
+    r = n.cli("detect", "-i", f"zeek:{zeek}", "--alerts", out, check=False)
+    assert r.returncode == 0, r.stderr
+    hit = {a["indicator"]["id"] for a in alerts_of(out.read_text())}
+    assert hit == {plain["id"]}
+    assert summary_of(r.stderr)["indicators"]["withheld_by_policy"] == 2

@@ -119,7 +119,44 @@ enum Source {
         store: Arc<dyn Store>,
         seq: i64,
         last_poll: Instant,
+        view: HostView,
     },
+}
+
+/// Which of the node's indicators detection may use: those the release
+/// decision would give the host organization (the detector works for it,
+/// as no named user), so that TLP:RED indicators meant for named people
+/// and indicators with markings nobody accepted never reach alerts or
+/// sightings. Collection grants do not apply: detection is the node's own
+/// use of what was shared with it.
+struct HostView {
+    rules: anyam_policy::Rules,
+}
+
+impl HostView {
+    fn admits(&self, v: &Value) -> bool {
+        let label = anyam_policy::label_of(v);
+        let version = anyam_policy::Version {
+            label: Some(&label),
+            collection: "",
+            object_type: "indicator",
+        };
+        let reader = anyam_policy::Reader::Local {
+            user: "",
+            org: &self.rules.host_org,
+            access: anyam_store::Access {
+                read: true,
+                write: false,
+            },
+        };
+        anyam_policy::decide_release(
+            &version,
+            &reader,
+            anyam_policy::Path::Detection,
+            &self.rules,
+        )
+        .is_ok()
+    }
 }
 
 /// The Admiralty fields of the loaded indicators that carry a rating, by
@@ -147,6 +184,7 @@ struct Counts {
     refused: u64,
     skipped: u64,
     updates: u64,
+    withheld: u64,
 }
 
 /// Loads one STIX object, counting what happened.
@@ -183,6 +221,7 @@ fn load(
 fn poll(
     engine: &mut Engine<Arc<Event>>,
     store: &dyn Store,
+    view: &HostView,
     seq: &mut i64,
     norm: Normalize,
     counts: &mut Counts,
@@ -202,6 +241,10 @@ fn poll(
             ratings.remove(id);
             match store.latest_version(id)? {
                 Some(raw) => match serde_json::from_str::<Value>(&raw) {
+                    Ok(v) if !view.admits(&v) => {
+                        counts.withheld += 1;
+                        engine.remove(id);
+                    }
                     Ok(v) => match Indicator::from_stix(&v) {
                         Ok(Ok(mut ind)) => {
                             ind.info.pattern = norm.pattern(&ind.info.pattern);
@@ -325,6 +368,12 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
         }
         None => {
             let node = node::open_existing(&a.data.data_dir, a.data.config.as_deref())?;
+            let view = HostView {
+                rules: node
+                    .gate()?
+                    .rules(false)
+                    .map_err(|e| anyhow::anyhow!("reading the release policy: {e}"))?,
+            };
             let store = node.store;
             if !a.no_sightings {
                 if let Some(w) = &a.where_sighted
@@ -369,6 +418,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
             }
             let seq =
                 store.latest_indicators(&mut |raw| match serde_json::from_str::<Value>(raw) {
+                    Ok(v) if !view.admits(&v) => counts.withheld += 1,
                     Ok(v) => load(&mut engine, &v, a.normalize, &mut counts, &mut ratings),
                     Err(_) => counts.refused += 1,
                 })?;
@@ -376,6 +426,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                 store,
                 seq,
                 last_poll: Instant::now(),
+                view,
             }
         }
     };
@@ -440,12 +491,14 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
             store,
             seq,
             last_poll,
+            view,
         } = &mut source
             && last_poll.elapsed() >= POLL
         {
             poll(
                 &mut engine,
                 store.as_ref(),
+                view,
                 seq,
                 a.normalize,
                 &mut counts,
@@ -545,6 +598,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                 "multi_observation": stats.multi_observation,
                 "refused": counts.refused,
                 "not_matchable": counts.skipped,
+                "withheld_by_policy": counts.withheld,
                 "live_updates": counts.updates,
                 "load_seconds": load_secs,
             },

@@ -117,6 +117,9 @@ pub enum Path {
     Stream,
     /// Partner sync.
     Sync,
+    /// The node's own detection (the host organization's use of
+    /// indicators).
+    Detection,
 }
 
 /// One object version, as the decision sees it.
