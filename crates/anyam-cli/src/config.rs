@@ -35,6 +35,32 @@ pub struct FileConfig {
     pub api: ApiConfig,
     pub audit: AuditConfig,
     pub policy: PolicyConfig,
+    pub federation: FederationConfig,
+}
+
+/// Federation with partner nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// Address of the partner listener (mutual TLS with partners' pinned
+    /// node keys; partners only). Unset: the node neither serves partners
+    /// nor syncs from them. The node descriptor's TAXII URL points here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Seconds between pull rounds while a partner's live stream is down.
+    pub interval_secs: u64,
+    /// Follow partners' live streams (else pull only).
+    pub live: bool,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            listen: None,
+            interval_secs: 5,
+            live: true,
+        }
+    }
 }
 
 /// The release policy's node-wide settings.
@@ -146,6 +172,7 @@ impl Default for FileConfig {
             api: ApiConfig::default(),
             audit: AuditConfig::default(),
             policy: PolicyConfig::default(),
+            federation: FederationConfig::default(),
         }
     }
 }

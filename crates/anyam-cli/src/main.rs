@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod config;
 mod detect;
+mod federation;
 mod identity;
 mod node;
 mod serve;
@@ -83,6 +84,9 @@ enum Command {
     /// The tamper-evident audit log: verify, sign a head, export for a partner.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Federation with partner nodes: sync state.
+    #[command(subcommand)]
+    Sync(federation::SyncCmd),
     /// STIX patterning: validate, match and check patterns.
     #[command(subcommand)]
     Pattern(transfer::PatternCmd),
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Grant(c) => admin::grant(c),
         Command::Marking(c) => admin::marking(c),
         Command::Pattern(c) => transfer::pattern(c),
+        Command::Sync(c) => federation::run(c),
         Command::Detect(a) => detect::run(a),
         Command::Key(c) => trust::key(c),
         Command::Descriptor(c) => trust::descriptor(c),

@@ -21,7 +21,7 @@ use clap::Args;
 
 use crate::DataArgs;
 use crate::config::{FileConfig, LogFormat};
-use crate::{audit, identity, node};
+use crate::{audit, federation, identity, node};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// audit.head_interval_secs; default 300].
     #[arg(long, env = "ANYAM_AUDIT_HEAD_INTERVAL_SECS", value_parser = clap::value_parser!(u64).range(1..))]
     audit_head_interval_secs: Option<u64>,
+    /// Address of the partner listener (mutual TLS, partner nodes only);
+    /// unset: no federation [config: federation.listen].
+    #[arg(long, env = "ANYAM_FEDERATION_LISTEN")]
+    federation_listen: Option<SocketAddr>,
     /// Password of the `admin` user created on first start (instead of a
     /// generated one, so that setup can be scripted). Ignored afterwards.
     #[arg(long, env = "ANYAM_ADMIN_PASSWORD", hide_env_values = true)]
@@ -98,6 +102,9 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(u) = a.public_url {
         cfg.public_url = Some(u);
+    }
+    if let Some(l) = a.federation_listen {
+        cfg.federation.listen = Some(l);
     }
     if let Some(s) = a.audit_head_interval_secs {
         cfg.audit.head_interval_secs = s;
@@ -152,14 +159,31 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     let auditor = open_auditor(&node.dir, &cfg)?;
     let head_interval = Duration::from_secs(cfg.audit.head_interval_secs.max(1));
     let gate = node.gate()?;
-    let state =
-        AppState::new(node.store.clone(), gate, settings, metrics).with_audit(auditor.clone());
+    // Bumped after every write, so partner live streams send at once.
+    let (changes_tx, changes_rx) = tokio::sync::watch::channel(0u64);
+    let bump: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        changes_tx.send_modify(|n| *n = n.wrapping_add(1));
+    });
+    let state = AppState::new(node.store.clone(), gate, settings, metrics)
+        .with_audit(auditor.clone())
+        .with_write_hook(bump.clone());
     let app = anyam_taxii::app(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let heads = runtime.spawn(sign_heads_periodically(auditor.clone(), head_interval));
+    let federation = match cfg.federation.listen {
+        Some(listen) => Some(runtime.block_on(federation::start(
+            &node,
+            &cfg,
+            listen,
+            auditor.clone(),
+            changes_rx,
+            bump,
+        ))?),
+        None => None,
+    };
     runtime.block_on(async move {
         let transport = if cfg.plain_http {
             Transport::Plain
@@ -176,6 +200,13 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         .await
     })?;
     heads.abort();
+    if let Some(f) = federation {
+        let _ = f.stop.send(true);
+        runtime.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(10), f.server).await;
+            f.sync.abort();
+        });
+    }
     drop(runtime);
     // Every request has been answered: commit what they recorded and sign
     // a head over it, so the log ends on a signature.

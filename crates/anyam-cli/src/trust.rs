@@ -262,7 +262,8 @@ pub struct ExportArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// The TAXII discovery URL partners use (remembered for next time)
-    /// [default: from `public_url`, else the listen address].
+    /// [default: the partner listener `federation.listen`, else from
+    /// `public_url`, else the listen address].
     #[arg(long)]
     taxii_url: Option<String>,
     /// A file holding the organization's STIX 2.1 identity object to use
@@ -342,6 +343,9 @@ fn own_taxii_url(ctx: &Ctx) -> Result<String> {
         return Ok(u);
     }
     let cfg = &ctx.node.config;
+    if let Some(l) = cfg.federation.listen {
+        return Ok(format!("https://{l}/taxii2/"));
+    }
     Ok(match &cfg.public_url {
         Some(u) => format!("{}/taxii2/", u.trim_end_matches('/')),
         None => {

@@ -48,6 +48,28 @@ pub enum FederationError {
     /// Building a TLS configuration failed.
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+    /// The federation database failed.
+    #[error("federation database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The object store failed.
+    #[error("object store: {0}")]
+    Store(#[from] anyam_store::StoreError),
+    /// The release policy could not be evaluated.
+    #[error("release policy: {0}")]
+    Policy(String),
+    /// A partner answered something this protocol does not allow.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// A batch failed verification (signature, digest, entitlement).
+    #[error("rejected batch from {partner}: {detail}")]
+    Rejected { partner: String, detail: String },
+    /// The connection to a partner failed or the partner answered an
+    /// error status.
+    #[error("transport to {partner}: {detail}")]
+    Transport { partner: String, detail: String },
+    /// Network I/O failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl FederationError {
@@ -58,6 +80,13 @@ impl FederationError {
             FederationError::NoCertificate
                 | FederationError::Certificate(_)
                 | FederationError::Tls(_)
+                | FederationError::Db(_)
+                | FederationError::Store(_)
+                | FederationError::Policy(_)
+                | FederationError::Protocol(_)
+                | FederationError::Rejected { .. }
+                | FederationError::Transport { .. }
+                | FederationError::Io(_)
         )
     }
 }

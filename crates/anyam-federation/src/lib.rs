@@ -41,6 +41,12 @@
 //!   finds it inside a failed handshake's error.
 
 mod error;
+pub mod page;
+pub mod receive;
+pub mod server;
+pub mod state;
+pub mod stream;
+pub mod sync;
 pub mod tls;
 
 pub use error::{FederationError, Result};

@@ -47,7 +47,7 @@ use anyam_store::Access;
 use anyam_trust::{AgreementsInForce, Pap, Scope, Tlp};
 use serde::{Deserialize, Serialize};
 
-use crate::marking::Label;
+use crate::marking::{Label, Origin};
 
 /// What the operator declared an unrecognized marking id to mean
 /// (`anyam marking accept`).
@@ -157,6 +157,12 @@ pub enum Withheld {
     OutOfScope(String),
     #[error("TLP:AMBER+STRICT data that this node did not originate is never passed on")]
     NeverOnward,
+    #[error("the partner originated the version")]
+    Originator,
+    #[error("TLP {0:?} data received from a partner is never passed on to another node")]
+    NotOnward(Tlp),
+    #[error("the terms of its originator {0} do not allow passing it on to this node")]
+    OriginatorTerms(String),
     #[error("path {0:?} is not open to this kind of reader")]
     WrongPath(Path),
 }
@@ -216,12 +222,20 @@ pub fn decide_release(v: &Version, to: &Reader, via: Path, rules: &Rules) -> Res
             }
         }
         Reader::Partner { node_id } => {
+            if !matches!(via, Path::Sync | Path::Stream) {
+                return Err(Withheld::WrongPath(via));
+            }
             let (tlp, pap) = effective(label, rules)?;
-            let from_host = label
-                .source
-                .org
-                .as_deref()
-                .is_none_or(|o| o == rules.host_org);
+            let received = label.origin.as_ref().filter(|o| o.node_id != rules.node_id);
+            if let Some(o) = received {
+                onward(o, tlp, node_id, rules)?;
+            }
+            let from_host = received.is_none()
+                && label
+                    .source
+                    .org
+                    .as_deref()
+                    .is_none_or(|o| o == rules.host_org);
             let mut why = None;
             let mut any = false;
             for a in rules.agreements.with_party(node_id) {
@@ -252,6 +266,43 @@ pub fn decide_release(v: &Version, to: &Reader, via: Path, rules: &Rules) -> Res
             }
             Err(why.unwrap_or_else(|| Withheld::NoAgreement(node_id.to_string())))
         }
+    }
+}
+
+/// The originator's control over a version this node received from a
+/// partner, applied before any agreement of this node is looked at:
+/// - it never goes back to its originator (which holds it already);
+/// - only TLP:CLEAR and TLP:GREEN go on to another node: TLP 2.0 lets a
+///   recipient share AMBER only with its own organization and its
+///   clients, and AMBER+STRICT and RED not even that far;
+/// - the originator's signed redistribution terms must allow the partner
+///   ([`anyam_trust::provenance::may_pass_on`], with the parties of the
+///   agreement the originator published under, as far as that agreement
+///   is in force here).
+fn onward(o: &Origin, tlp: Tlp, to: &str, rules: &Rules) -> Result<(), Withheld> {
+    if to == o.node_id {
+        return Err(Withheld::Originator);
+    }
+    if tlp > Tlp::Green {
+        return Err(Withheld::NotOnward(tlp));
+    }
+    let parties: Vec<&str> = rules
+        .agreements
+        .agreements
+        .iter()
+        .filter(|a| a.id == o.agreement)
+        .flat_map(|a| a.parties.iter().map(|p| p.node_id.as_str()))
+        .collect();
+    if anyam_trust::provenance::may_pass_on_terms(
+        &o.redistribution,
+        &o.node_id,
+        &rules.node_id,
+        to,
+        &parties,
+    ) {
+        Ok(())
+    } else {
+        Err(Withheld::OriginatorTerms(o.node_id.clone()))
     }
 }
 

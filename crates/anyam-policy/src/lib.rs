@@ -49,7 +49,7 @@ pub use decision::{
     Accepted, Path, Reader, Rules, Version, Withheld, decide_release, distinguished_types,
     effective,
 };
-pub use marking::{Label, Recipient, Source, label_of};
+pub use marking::{Label, Origin, Recipient, Source, label_of};
 
 /// The store `meta` key under which the operator's accepted markings are
 /// kept (a JSON object: marking id → [`Accepted`]).
@@ -486,6 +486,23 @@ impl Gate {
         Ok(self.store.objects(collection_id, &q)?)
     }
 
+    /// The collections of an API root that partner `node_id` may read
+    /// from: those in the scope of an agreement in force between it and
+    /// this node. Every other collection does not exist for it.
+    pub fn partner_collections(
+        &self,
+        node_id: &str,
+        api_root: &str,
+    ) -> Result<Vec<Collection>, Denied> {
+        let rules = self.rules(true)?;
+        Ok(self
+            .store
+            .collections(api_root)?
+            .into_iter()
+            .filter(|c| covers(&rules, node_id, &c.id))
+            .collect())
+    }
+
     /// The manifest of a collection for a partner node.
     pub fn partner_manifest(
         &self,
@@ -509,12 +526,7 @@ impl Gate {
         via: Path,
     ) -> Result<Query, Denied> {
         let rules = self.rules(true)?;
-        let covered = rules.agreements.with_party(node_id).any(|a| {
-            a.parties.iter().any(|p| p.node_id == rules.node_id)
-                && (a.scope.collections.is_empty()
-                    || a.scope.collections.iter().any(|c| c == collection_id))
-        });
-        if !covered {
+        if !covers(&rules, node_id, collection_id) {
             return Err(Denied::NotFound);
         }
         let reader = Reader::Partner { node_id };
@@ -575,6 +587,17 @@ impl Gate {
 pub struct SearchHit {
     pub collection: String,
     pub object: StoredObject,
+}
+
+/// Whether an agreement in force between partner `node_id` and this node
+/// names `collection_id` in its scope (or names no collection, so covers
+/// every one).
+fn covers(rules: &Rules, node_id: &str, collection_id: &str) -> bool {
+    rules.agreements.with_party(node_id).any(|a| {
+        a.parties.iter().any(|p| p.node_id == rules.node_id)
+            && (a.scope.collections.is_empty()
+                || a.scope.collections.iter().any(|c| c == collection_id))
+    })
 }
 
 /// The operator's accepted markings, as kept in the store.

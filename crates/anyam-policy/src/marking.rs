@@ -170,6 +170,25 @@ pub struct Label {
     pub malformed: Option<String>,
     #[serde(default)]
     pub source: Source,
+    /// Set on versions received from a partner node: who originated the
+    /// version and the terms it was published under, as established by the
+    /// originator's signature. Absent for data that entered through this
+    /// node (it originated here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// The originator of a version received from a partner node, and its
+/// signed redistribution terms (see `anyam_trust::provenance`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The originating node's id.
+    pub node_id: String,
+    /// Who the originator allows the version to be passed on to.
+    pub redistribution: anyam_trust::Redistribution,
+    /// The agreement the originator published it under (whose parties
+    /// `Redistribution::Parties` means).
+    pub agreement: String,
 }
 
 impl Label {
@@ -184,6 +203,16 @@ impl Label {
     /// decision treats as releasable to no one.
     pub fn from_key(key: &str) -> Option<Label> {
         serde_json::from_str(key).ok()
+    }
+
+    /// The same label for a version received from a partner node: its
+    /// source is the host organization (the partner shared it with the
+    /// organization that runs this node), and `origin` records whose it
+    /// is and the originator's terms.
+    pub fn received(self, origin: Origin) -> Label {
+        let mut l = self.with_source(None, None);
+        l.origin = Some(origin);
+        l
     }
 
     /// The same label with another source. The submitting user is kept

@@ -91,6 +91,9 @@ pub struct AppState {
     /// `None` only in handler tests that do not look at auditing; the
     /// server always has one.
     pub audit: Option<Arc<audit::Auditor>>,
+    /// Called after a write stored something (wakes the partner live
+    /// streams).
+    pub on_write: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl AppState {
@@ -108,6 +111,19 @@ impl AppState {
             settings: Arc::new(settings),
             metrics,
             audit: None,
+            on_write: None,
+        }
+    }
+
+    /// Call `hook` after every write that stored something.
+    pub fn with_write_hook(mut self, hook: Arc<dyn Fn() + Send + Sync>) -> AppState {
+        self.on_write = Some(hook);
+        self
+    }
+
+    pub(crate) fn wrote(&self) {
+        if let Some(h) = &self.on_write {
+            h();
         }
     }
 

@@ -780,6 +780,9 @@ async fn add_objects(
             }
         }
         let outcomes = store.put_objects(&coll.id, &ready)?;
+        if outcomes.iter().any(|o| matches!(o, anyam_store::PutOutcome::Added(_))) {
+            st.wrote();
+        }
         let mut successes = Vec::with_capacity(ready.len());
         let mut unchanged = 0u64;
         for (o, outcome) in ready.iter().zip(outcomes) {

@@ -829,14 +829,32 @@ pub fn verify_relayed(
 ///   recipients. Recipients named by STIX identity id match when the
 ///   caller passes that identity id as `to`.
 pub fn may_pass_on(terms: &OriginTerms, from: &str, to: &str, agreement_parties: &[&str]) -> bool {
+    may_pass_on_terms(
+        &terms.redistribution,
+        &terms.originator,
+        from,
+        to,
+        agreement_parties,
+    )
+}
+
+/// [`may_pass_on`] for terms held apart from a verified [`OriginTerms`]
+/// (for instance in a stored release label).
+pub fn may_pass_on_terms(
+    redistribution: &Redistribution,
+    originator: &str,
+    from: &str,
+    to: &str,
+    agreement_parties: &[&str],
+) -> bool {
     if to == from {
         return false;
     }
-    if to == terms.originator {
+    if to == originator {
         return true;
     }
     let among_parties = agreement_parties.contains(&from) && agreement_parties.contains(&to);
-    match &terms.redistribution {
+    match redistribution {
         Redistribution::None => false,
         Redistribution::Parties => among_parties,
         Redistribution::Named { recipients } => among_parties || recipients.iter().any(|r| r == to),

@@ -1,0 +1,302 @@
+//! Federation in the running node (the partner listener and the sync
+//! tasks) and `anyam sync status`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyam_federation::receive::{AuditSink, Receiver, TrustSource};
+use anyam_federation::server::{PartnerApi, router};
+use anyam_federation::state::FederationDb;
+use anyam_federation::sync::{SyncSettings, Syncer, refresh_pins};
+use anyam_federation::tls::{KeyPins, KeyringPins, NodeCertificate, server_config};
+use anyam_taxii::audit::Auditor;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use tokio::sync::watch;
+
+use crate::config::FileConfig;
+use crate::node::{self, Node};
+use crate::{DataArgs, identity};
+
+/// The federation database inside the data directory.
+pub const FEDERATION_DB: &str = "federation.db";
+
+/// Keyrings and agreements in force, read from the trust database each
+/// time (another process may have imported a partner or signed).
+pub struct TrustView(std::sync::Mutex<anyam_trust::TrustStore>);
+
+impl TrustView {
+    pub fn open(dir: &Path) -> Result<TrustView> {
+        Ok(TrustView(std::sync::Mutex::new(identity::open_trust(dir)?)))
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, anyam_trust::TrustStore>, String> {
+        self.0
+            .lock()
+            .map_err(|_| "the trust database lock is poisoned".to_string())
+    }
+}
+
+impl TrustSource for TrustView {
+    fn keyrings(&self) -> Result<anyam_trust::Keyrings, String> {
+        self.lock()?
+            .keyrings()
+            .map_err(|e| format!("reading keyrings: {e}"))
+    }
+
+    fn in_force(&self) -> Result<anyam_trust::AgreementsInForce, String> {
+        self.lock()?
+            .in_force_view(jiff::Timestamp::now())
+            .map_err(|e| format!("evaluating the agreements in force: {e}"))
+    }
+}
+
+impl anyam_policy::AgreementSource for TrustView {
+    fn in_force(&self) -> Result<anyam_trust::AgreementsInForce, String> {
+        TrustSource::in_force(self)
+    }
+}
+
+/// What `serve` needs to run federation.
+pub struct Running {
+    pub server: tokio::task::JoinHandle<()>,
+    pub sync: tokio::task::JoinHandle<()>,
+    pub stop: watch::Sender<bool>,
+}
+
+/// Start the partner listener on `listen` and the sync tasks. `changes`
+/// is bumped by every local write; `bump` bumps it.
+#[allow(clippy::too_many_arguments)]
+pub async fn start(
+    node: &Node,
+    cfg: &FileConfig,
+    listen: SocketAddr,
+    auditor: Arc<Auditor>,
+    changes: watch::Receiver<u64>,
+    bump: Arc<dyn Fn() + Send + Sync>,
+) -> Result<Running> {
+    let dir = node.dir.clone();
+    let trust = Arc::new(TrustView::open(&dir)?);
+    let node_id = trust
+        .lock()
+        .map_err(anyhow::Error::msg)?
+        .self_node_id()?
+        .context("the node has no identity yet")?;
+    let key = identity::load_signing_key(&dir)?;
+    let cert = Arc::new(
+        NodeCertificate::generate(&node_id, &key).context("making the partner certificate")?,
+    );
+    write_certificate(&dir, &cert)?;
+    let db = Arc::new(
+        FederationDb::open(&dir.join(FEDERATION_DB)).context("opening the federation database")?,
+    );
+    let api_root = node
+        .store
+        .meta("default_api_root")?
+        .unwrap_or_else(|| node::DEFAULT_API_ROOT.to_string());
+    let audit: Arc<dyn AuditSink> = auditor;
+    let pins = Arc::new(KeyringPins::default());
+    let syncer = Arc::new(Syncer {
+        receiver: Receiver {
+            store: node.store.clone(),
+            db: db.clone(),
+            trust: trust.clone(),
+            audit: Some(audit.clone()),
+            local_node: node_id.clone(),
+            api_root: api_root.clone(),
+            host_org: node::HOST_ORG.to_string(),
+            on_stored: bump,
+        },
+        cert: cert.clone(),
+        pins: pins.clone(),
+        settings: SyncSettings {
+            interval: Duration::from_secs(cfg.federation.interval_secs.max(1)),
+            live: cfg.federation.live,
+            ..SyncSettings::default()
+        },
+    });
+    // Pin the partners in force before the first connection is accepted.
+    refresh_pins(&syncer).context("reading the partners in force")?;
+    let dyn_pins: Arc<dyn KeyPins> = pins.clone();
+    let tls = Arc::new(server_config(&cert, dyn_pins.clone())?);
+    let key_dir = dir.clone();
+    let app = router(PartnerApi {
+        gate: node.gate()?,
+        db,
+        key: Arc::new(move || identity::load_signing_key(&key_dir).map_err(|e| format!("{e:#}"))),
+        pins: dyn_pins.clone(),
+        audit: Some(audit),
+        api_root,
+        title: cfg.node_name.clone(),
+        changes,
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the partner listener to {listen}"))?;
+    let bound = listener.local_addr()?;
+    println!("anyam: partner listener on https://{bound}/taxii2/ (node id {node_id})");
+    tracing::info!(%bound, node_id, "partner listener up");
+    let (stop, stop_rx) = watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(anyam_federation::server::serve(
+        listener,
+        tls,
+        dyn_pins,
+        app,
+        async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        },
+    ));
+    let sync = tokio::spawn(anyam_federation::sync::run(syncer, stop_rx));
+    Ok(Running { server, sync, stop })
+}
+
+/// Where the partner certificate of the running node is written (public;
+/// for operators comparing what partners see).
+pub const PARTNER_CERT: &str = "tls/partner-cert.pem";
+
+fn write_certificate(dir: &Path, cert: &NodeCertificate) -> Result<()> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.der().as_ref());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    let path = dir.join(PARTNER_CERT);
+    if let Some(parent) = path.parent() {
+        node::create_private_dir(parent)?;
+    }
+    std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))
+}
+
+#[derive(Subcommand)]
+pub enum SyncCmd {
+    /// Per partner: cursors, lag, last success, last error, counts, and
+    /// whether the live stream is up.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: SyncCmd) -> Result<ExitCode> {
+    match cmd {
+        SyncCmd::Status(a) => status(a),
+    }
+}
+
+fn age(t: Option<&str>, now: jiff::Timestamp) -> Option<f64> {
+    let t: jiff::Timestamp = t?.parse().ok()?;
+    Some((now - t).get_milliseconds() as f64 / 1000.0)
+}
+
+fn status(a: StatusArgs) -> Result<ExitCode> {
+    let n = node::open_existing(&a.data.data_dir, a.data.config.as_deref())?;
+    let db = FederationDb::open(&n.dir.join(FEDERATION_DB))?;
+    let trust = TrustView::open(&n.dir)?;
+    let names: std::collections::BTreeMap<String, String> = trust
+        .lock()
+        .map_err(anyhow::Error::msg)?
+        .partners()?
+        .into_iter()
+        .map(|p| (p.descriptor.node_id.clone(), p.descriptor.node_name.clone()))
+        .collect();
+    let now = jiff::Timestamp::now();
+    let statuses = db.statuses()?;
+    let cursors = db.cursors()?;
+    let mut partners: Vec<String> = statuses.iter().map(|s| s.partner.clone()).collect();
+    partners.extend(cursors.iter().map(|c| c.partner.clone()));
+    partners.sort();
+    partners.dedup();
+    let mut out = Vec::new();
+    for p in &partners {
+        let st = statuses
+            .iter()
+            .find(|s| &s.partner == p)
+            .cloned()
+            .unwrap_or_default();
+        let cs: Vec<serde_json::Value> = cursors
+            .iter()
+            .filter(|c| &c.partner == p)
+            .map(|c| {
+                serde_json::json!({
+                    "collection": c.collection,
+                    "api_root": c.api_root,
+                    "added_after": c.added_after.map(anyam_federation::page::format_micros),
+                    "updated": c.updated,
+                })
+            })
+            .collect();
+        out.push(serde_json::json!({
+            "partner": p,
+            "name": names.get(p),
+            "stream_up": st.stream_up,
+            "last_success": st.last_success,
+            "lag_seconds": age(st.last_success.as_deref(), now),
+            "last_error": st.last_error,
+            "last_error_at": st.last_error_at,
+            "received": st.received,
+            "unchanged": st.unchanged,
+            "conflicts": st.conflicts,
+            "rejected_batches": st.rejected,
+            "cursors": cs,
+        }));
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if out.is_empty() {
+        println!("no partner has been synced with yet");
+    }
+    for p in &out {
+        let s = |k: &str| match &p[k] {
+            serde_json::Value::Null => "-".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        println!("partner {} ({})", s("partner"), s("name"));
+        println!(
+            "  stream:        {}",
+            if p["stream_up"] == true { "up" } else { "down" }
+        );
+        println!(
+            "  last success:  {} (lag {} s)",
+            s("last_success"),
+            s("lag_seconds")
+        );
+        println!(
+            "  last error:    {} at {}",
+            s("last_error"),
+            s("last_error_at")
+        );
+        println!(
+            "  received:      {} new, {} unchanged, {} conflicts, {} rejected batches",
+            s("received"),
+            s("unchanged"),
+            s("conflicts"),
+            s("rejected_batches")
+        );
+        if let Some(cs) = p["cursors"].as_array() {
+            for c in cs {
+                println!(
+                    "  cursor:        {} after {}",
+                    c["collection"].as_str().unwrap_or("-"),
+                    c["added_after"].as_str().unwrap_or("(start)")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

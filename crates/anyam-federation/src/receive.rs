@@ -1,0 +1,388 @@
+//! Receiving a signed page from a partner: verify everything, then store.
+//!
+//! A page is accepted whole or not at all. Before anything is stored:
+//!
+//! 1. the manifest is the partner's, signed by a key its keyring accepts,
+//!    and every object matches its entry byte for byte (by canonical
+//!    digest) — `anyam_trust::provenance::verify_batch`;
+//! 2. the agreement the manifest names is in force here, with the partner
+//!    and this node among its parties;
+//! 3. every relayed object carries its originator's signed manifest, which
+//!    lists it with the same digest and the same terms
+//!    (`verify_relayed`), and those terms allow the partner to pass it on
+//!    to this node (`may_pass_on`);
+//! 4. every object is valid STIX 2.1 by the same rules as a TAXII POST.
+//!
+//! A page failing any of these is rejected, recorded in the audit log as a
+//! `rejection` naming the partner and the reason, and the cursor does not
+//! move. An accepted page is stored with a release label that records the
+//! originator and its terms (`anyam_policy::Label::received`), so that
+//! every later release from this node applies them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyam_audit::{Event, Kind, ObjectRef};
+use anyam_store::{Access, Collection, Grant, Micros, NewObject, PutOutcome, Store};
+use anyam_trust::provenance::{OriginTerms, may_pass_on, verify_batch, verify_relayed};
+use anyam_trust::{AgreementsInForce, Keyrings, Signed};
+use serde_json::Value;
+
+use crate::error::{FederationError, Result};
+use crate::page::{Envelope, parse_micros};
+use crate::state::{Counts, FederationDb, ReceivedVersion};
+
+/// Where the receiving side reads what it trusts now.
+pub trait TrustSource: Send + Sync {
+    /// Every known node's keyring (partners' and this node's).
+    fn keyrings(&self) -> std::result::Result<Keyrings, String>;
+    /// The agreements in force now.
+    fn in_force(&self) -> std::result::Result<AgreementsInForce, String>;
+}
+
+/// Records audit events; the node's auditor in production.
+pub trait AuditSink: Send + Sync {
+    fn record(&self, event: Event);
+}
+
+impl AuditSink for anyam_taxii::audit::Auditor {
+    fn record(&self, event: Event) {
+        anyam_taxii::audit::Auditor::record(self, event);
+    }
+}
+
+/// A partner collection as the partner lists it.
+#[derive(Debug, Clone)]
+pub struct RemoteCollection {
+    pub id: String,
+    pub title: String,
+}
+
+/// Everything receiving needs.
+#[derive(Clone)]
+pub struct Receiver {
+    pub store: Arc<dyn Store>,
+    pub db: Arc<FederationDb>,
+    pub trust: Arc<dyn TrustSource>,
+    pub audit: Option<Arc<dyn AuditSink>>,
+    /// This node's id.
+    pub local_node: String,
+    /// The local API root received collections are kept in.
+    pub api_root: String,
+    /// The host organization, which gets read access to them.
+    pub host_org: String,
+    /// Called after objects were stored (wakes this node's live streams).
+    pub on_stored: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// What one accepted page did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Received {
+    pub counts: Counts,
+    /// The partner's `date_added` of the page's last object.
+    pub last: Option<Micros>,
+}
+
+impl Receiver {
+    /// Verify and store one page of `collection` from `partner`
+    /// (blocking: call it on a blocking thread).
+    pub fn receive(
+        &self,
+        partner: &str,
+        partner_name: &str,
+        collection: &RemoteCollection,
+        envelope: &Envelope,
+    ) -> Result<Received> {
+        match self.check(partner, collection, envelope) {
+            Ok(checked) => self.store_checked(partner, partner_name, collection, envelope, checked),
+            Err(detail) => {
+                self.record(|| {
+                    let mut e = Event::new(Kind::Other("rejection".into()), partner);
+                    e.parties = vec![partner.to_string()];
+                    e.what.collection = Some(collection.id.clone());
+                    e.why = format!("a page received from partner {partner} failed verification");
+                    e.details = serde_json::json!({ "error": detail });
+                    e
+                });
+                let _ = self.db.record_error(partner, &detail, true);
+                Err(FederationError::Rejected {
+                    partner: partner.to_string(),
+                    detail,
+                })
+            }
+        }
+    }
+
+    fn record(&self, make: impl FnOnce() -> Event) {
+        if let Some(a) = &self.audit {
+            a.record(make());
+        }
+    }
+
+    /// Steps 1–4 of the module docs; the reason of a refusal.
+    fn check(
+        &self,
+        partner: &str,
+        collection: &RemoteCollection,
+        envelope: &Envelope,
+    ) -> std::result::Result<Checked, String> {
+        let now = jiff::Timestamp::now();
+        let keyrings = self.trust.keyrings()?;
+        let in_force = self.trust.in_force()?;
+        let texts: Vec<&str> = envelope.objects.iter().map(|o| o.get()).collect();
+        let batch = verify_batch(
+            &envelope.x_anyam_provenance,
+            &texts,
+            partner,
+            &keyrings,
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        if batch.manifest.collection != collection.id {
+            return Err(format!(
+                "the manifest is for collection {}, the page was asked of {}",
+                batch.manifest.collection, collection.id
+            ));
+        }
+        batch
+            .check_agreement(&in_force, &self.local_node)
+            .map_err(|e| e.to_string())?;
+        if !batch.missing.is_empty() {
+            return Err(format!(
+                "the manifest lists {} objects the page does not carry",
+                batch.missing.len()
+            ));
+        }
+        let originators: BTreeMap<String, &Signed> = envelope
+            .x_anyam_originator_manifests
+            .iter()
+            .map(|m| (m.digest(), m))
+            .collect();
+        let mut objects = Vec::with_capacity(batch.objects.len());
+        for vo in &batch.objects {
+            let terms = match &vo.terms {
+                Some(t) => t.clone(),
+                None => {
+                    let digest = vo.entry.origin.manifest.as_deref().unwrap_or_default();
+                    let Some(m) = originators.get(digest) else {
+                        return Err(format!(
+                            "{}: relayed without its originator's manifest",
+                            vo.entry.id
+                        ));
+                    };
+                    let t =
+                        verify_relayed(&vo.entry, m, &keyrings, now).map_err(|e| e.to_string())?;
+                    let parties: Vec<&str> = in_force
+                        .agreements
+                        .iter()
+                        .filter(|a| a.id == t.agreement.id)
+                        .flat_map(|a| a.parties.iter().map(|p| p.node_id.as_str()))
+                        .collect();
+                    if !may_pass_on(&t, partner, &self.local_node, &parties) {
+                        return Err(format!(
+                            "{}: its originator {} does not allow {partner} to pass it on to this node",
+                            vo.entry.id, t.originator
+                        ));
+                    }
+                    t
+                }
+            };
+            let text = texts[vo.index];
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| format!("{}: not JSON: {e}", vo.entry.id))?;
+            let mut new = anyam_taxii::ingest::prepare_value(&value, text.to_string())
+                .map_err(|r| format!("{}: invalid STIX: {}", vo.entry.id, r.message))?;
+            new.release_label = anyam_policy::label_of(&value)
+                .received(anyam_policy::Origin {
+                    node_id: terms.originator.clone(),
+                    redistribution: terms.redistribution.clone(),
+                    agreement: terms.agreement.id.clone(),
+                })
+                .key();
+            objects.push(CheckedObject {
+                new,
+                version: vo.entry.version.clone(),
+                digest: vo.entry.digest.clone(),
+                terms,
+            });
+        }
+        let last = match &envelope.x_anyam_date_added_last {
+            Some(t) => Some(
+                parse_micros(t)
+                    .ok_or_else(|| format!("x_anyam_date_added_last is not a timestamp: {t}"))?,
+            ),
+            None if objects.is_empty() => None,
+            None => return Err("a page with objects carries no x_anyam_date_added_last".into()),
+        };
+        Ok(Checked {
+            manifest_digest: batch.digest,
+            objects,
+            last,
+        })
+    }
+
+    fn store_checked(
+        &self,
+        partner: &str,
+        partner_name: &str,
+        collection: &RemoteCollection,
+        envelope: &Envelope,
+        checked: Checked,
+    ) -> Result<Received> {
+        // Objects that originated here come back only by mistake: never
+        // stored again under a partner's label.
+        let objects: Vec<&CheckedObject> = checked
+            .objects
+            .iter()
+            .filter(|o| o.terms.originator != self.local_node)
+            .collect();
+        if objects.is_empty() {
+            return Ok(Received {
+                counts: Counts::default(),
+                last: checked.last,
+            });
+        }
+        self.ensure_collection(partner, partner_name, collection)?;
+        // Provenance first: an object in the store labelled as received
+        // always has its originator's manifest here to be relayed with.
+        let by_digest: BTreeMap<String, &Signed> = envelope
+            .x_anyam_originator_manifests
+            .iter()
+            .map(|m| (m.digest(), m))
+            .chain(std::iter::once((
+                checked.manifest_digest.clone(),
+                &envelope.x_anyam_provenance,
+            )))
+            .collect();
+        let manifests: Vec<(&str, &Signed)> = objects
+            .iter()
+            .map(|o| o.terms.manifest.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|d| by_digest.get(d).map(|m| (d, *m)))
+            .collect();
+        let versions: Vec<ReceivedVersion<'_>> = objects
+            .iter()
+            .map(|o| ReceivedVersion {
+                object_id: &o.new.id,
+                version: o.version.as_deref(),
+                digest: &o.digest,
+                originator: &o.terms.originator,
+                manifest_digest: &o.terms.manifest,
+            })
+            .collect();
+        self.db.record_received(partner, &manifests, &versions)?;
+        let news: Vec<NewObject> = objects.iter().map(|o| o.new.clone()).collect();
+        let outcomes = self.store.put_objects(&collection.id, &news)?;
+        let mut counts = Counts::default();
+        let mut stored = Vec::new();
+        let mut conflicts = Vec::new();
+        for (o, out) in objects.iter().zip(&outcomes) {
+            let r = ObjectRef {
+                id: o.new.id.clone(),
+                version: o.version.clone().unwrap_or_default(),
+            };
+            match out {
+                PutOutcome::Added(_) => {
+                    counts.received += 1;
+                    stored.push(r);
+                }
+                PutOutcome::Unchanged(_) => counts.unchanged += 1,
+                PutOutcome::Conflict => {
+                    counts.conflicts += 1;
+                    conflicts.push(r);
+                }
+            }
+        }
+        if !stored.is_empty() {
+            self.record(|| {
+                let mut e = Event::new(Kind::Receipt, partner);
+                e.parties = vec![partner.to_string()];
+                e.what.collection = Some(collection.id.clone());
+                e.what.objects = stored;
+                e.why = format!("sync from partner {partner}");
+                e
+            });
+            (self.on_stored)();
+        }
+        if !conflicts.is_empty() {
+            let n = conflicts.len();
+            self.record(|| {
+                let mut e = Event::new(Kind::Other("conflict".into()), partner);
+                e.parties = vec![partner.to_string()];
+                e.what.collection = Some(collection.id.clone());
+                e.what.objects = conflicts;
+                e.why = format!(
+                    "{n} object versions from partner {partner} differ from the versions stored \
+                     here under the same id and version; the stored ones were kept"
+                );
+                e
+            });
+            let _ = self.db.record_error(
+                partner,
+                &format!(
+                    "{n} version conflicts in collection {} (stored versions kept)",
+                    collection.id
+                ),
+                false,
+            );
+        }
+        Ok(Received {
+            counts,
+            last: checked.last,
+        })
+    }
+
+    /// The local collection that keeps a partner collection: the same id,
+    /// made on first receipt, readable by the host organization.
+    fn ensure_collection(
+        &self,
+        partner: &str,
+        partner_name: &str,
+        c: &RemoteCollection,
+    ) -> Result<()> {
+        if self.store.collection(&self.api_root, &c.id)?.is_some() {
+            return Ok(());
+        }
+        self.store.create_collection(&Collection {
+            id: c.id.clone(),
+            api_root: self.api_root.clone(),
+            title: format!("{partner_name}: {}", c.title),
+            description: Some(format!(
+                "Received from partner node {partner_name} ({partner})"
+            )),
+            alias: None,
+        })?;
+        self.store.set_grant(&Grant {
+            org: self.host_org.clone(),
+            collection: c.id.clone(),
+            access: Access {
+                read: true,
+                write: false,
+            },
+        })?;
+        self.record(|| {
+            let mut e = Event::new(Kind::Admin, partner);
+            e.parties = vec![partner.to_string()];
+            e.what.collection = Some(c.id.clone());
+            e.why = format!(
+                "collection created for what partner {partner} shares; host organization may read"
+            );
+            e
+        });
+        Ok(())
+    }
+}
+
+struct CheckedObject {
+    new: NewObject,
+    version: Option<String>,
+    digest: String,
+    terms: OriginTerms,
+}
+
+struct Checked {
+    manifest_digest: String,
+    objects: Vec<CheckedObject>,
+    last: Option<Micros>,
+}

@@ -1,0 +1,358 @@
+//! What federation remembers between runs, in a SQLite file of its own
+//! (`federation.db` in the node's data directory; WAL, `synchronous=FULL`):
+//!
+//! - the sync cursor per partner and partner collection: the partner's
+//!   `date_added` of the last object stored here, and the fingerprint of
+//!   the agreements in force with that partner when the cursor was set
+//!   (when they change, for instance a scope widens, the collection is
+//!   read again from the start so that what is newly in scope is
+//!   backfilled; receiving is idempotent, so nothing is stored twice);
+//! - per partner: last success, last error, counts, and whether the live
+//!   stream is up (`anyam sync status`);
+//! - the provenance of every object version received: the originator, the
+//!   partner it came from, and the digest of the originator's signed
+//!   manifest, which is kept too, to pass on with the object when this
+//!   node relays it.
+//!
+//! A cursor is written only after the objects it covers are committed to
+//! the object store: a crash between the two makes the next round read
+//! those objects again, which stores nothing new.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyam_trust::Signed;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{FederationError, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cursors (
+    partner      TEXT NOT NULL,
+    collection   TEXT NOT NULL,
+    api_root     TEXT NOT NULL,
+    added_after  INTEGER,
+    fingerprint  TEXT NOT NULL,
+    updated      TEXT NOT NULL,
+    PRIMARY KEY (partner, collection)
+);
+CREATE TABLE IF NOT EXISTS partner_status (
+    partner       TEXT PRIMARY KEY,
+    last_success  TEXT,
+    last_error    TEXT,
+    last_error_at TEXT,
+    received      INTEGER NOT NULL DEFAULT 0,
+    unchanged     INTEGER NOT NULL DEFAULT 0,
+    conflicts     INTEGER NOT NULL DEFAULT 0,
+    rejected      INTEGER NOT NULL DEFAULT 0,
+    stream_up     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS manifests (
+    digest     TEXT PRIMARY KEY,
+    publisher  TEXT NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS received (
+    object_id   TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    originator  TEXT NOT NULL,
+    from_node   TEXT NOT NULL,
+    manifest    TEXT NOT NULL REFERENCES manifests(digest),
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (object_id, version)
+);
+CREATE INDEX IF NOT EXISTS received_by_originator ON received (originator);
+";
+
+/// One sync cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub partner: String,
+    pub collection: String,
+    pub api_root: String,
+    /// The partner's `date_added` (microseconds) of the last object
+    /// stored; `None`: from the start.
+    pub added_after: Option<i64>,
+    pub fingerprint: String,
+    pub updated: String,
+}
+
+/// Per-partner sync state, for `anyam sync status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PartnerStatus {
+    pub partner: String,
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub received: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+    pub rejected: u64,
+    pub stream_up: bool,
+}
+
+/// Counts of one stored batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub received: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+}
+
+/// Where a received object version came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provenance {
+    pub originator: String,
+    pub from_node: String,
+    /// Digest of the object's canonical JSON.
+    pub digest: String,
+    /// The originator's signed manifest covering it.
+    pub manifest: Signed,
+    pub manifest_digest: String,
+}
+
+/// A received object version to remember.
+#[derive(Debug, Clone)]
+pub struct ReceivedVersion<'a> {
+    pub object_id: &'a str,
+    pub version: Option<&'a str>,
+    pub digest: &'a str,
+    pub originator: &'a str,
+    pub manifest_digest: &'a str,
+}
+
+/// The federation database.
+#[derive(Debug)]
+pub struct FederationDb {
+    conn: Mutex<Connection>,
+}
+
+fn now() -> String {
+    anyam_trust::format_time(jiff::Timestamp::now())
+}
+
+impl FederationDb {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(FederationDb {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (every
+        // write is one statement or one transaction).
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cursor of one partner collection.
+    pub fn cursor(&self, partner: &str, collection: &str) -> Result<Option<Cursor>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT partner, collection, api_root, added_after, fingerprint, updated
+                 FROM cursors WHERE partner = ?1 AND collection = ?2",
+                params![partner, collection],
+                row_cursor,
+            )
+            .optional()?)
+    }
+
+    /// Every cursor, by partner and collection.
+    pub fn cursors(&self) -> Result<Vec<Cursor>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT partner, collection, api_root, added_after, fingerprint, updated
+             FROM cursors ORDER BY partner, collection",
+        )?;
+        let rows = st.query_map([], row_cursor)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Move a cursor (after the objects up to it were committed).
+    pub fn set_cursor(&self, c: &Cursor) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO cursors (partner, collection, api_root, added_after, fingerprint, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (partner, collection) DO UPDATE SET
+               api_root = excluded.api_root, added_after = excluded.added_after,
+               fingerprint = excluded.fingerprint, updated = excluded.updated",
+            params![
+                c.partner,
+                c.collection,
+                c.api_root,
+                c.added_after,
+                c.fingerprint,
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Remember the originator's manifests and the provenance of the
+    /// versions received, in one transaction.
+    pub fn record_received(
+        &self,
+        from_node: &str,
+        manifests: &[(&str, &Signed)],
+        versions: &[ReceivedVersion<'_>],
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut put_m = tx.prepare_cached(
+                "INSERT OR IGNORE INTO manifests (digest, publisher, body) VALUES (?1, ?2, ?3)",
+            )?;
+            for (digest, m) in manifests {
+                let publisher = m
+                    .document
+                    .get("publisher")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or_default();
+                let body = serde_json::to_string(m)
+                    .map_err(|e| FederationError::Protocol(format!("manifest: {e}")))?;
+                put_m.execute(params![digest, publisher, body])?;
+            }
+            let mut put_r = tx.prepare_cached(
+                "INSERT OR IGNORE INTO received
+                   (object_id, version, digest, originator, from_node, manifest, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let at = now();
+            for v in versions {
+                put_r.execute(params![
+                    v.object_id,
+                    v.version.unwrap_or(""),
+                    v.digest,
+                    v.originator,
+                    from_node,
+                    v.manifest_digest,
+                    at
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The provenance of a received version, with the originator's
+    /// manifest.
+    pub fn provenance(&self, object_id: &str, version: Option<&str>) -> Result<Option<Provenance>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT r.originator, r.from_node, r.digest, r.manifest, m.body
+                 FROM received r JOIN manifests m ON m.digest = r.manifest
+                 WHERE r.object_id = ?1 AND r.version = ?2",
+                params![object_id, version.unwrap_or("")],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((originator, from_node, digest, manifest_digest, body)) = row else {
+            return Ok(None);
+        };
+        let manifest = Signed::from_json(&body)
+            .map_err(|e| FederationError::Protocol(format!("stored manifest: {e}")))?;
+        Ok(Some(Provenance {
+            originator,
+            from_node,
+            digest,
+            manifest,
+            manifest_digest,
+        }))
+    }
+
+    /// Record a successful round (or stream batch) with a partner.
+    pub fn record_success(&self, partner: &str, counts: Counts) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO partner_status (partner, last_success, received, unchanged, conflicts)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (partner) DO UPDATE SET
+               last_success = excluded.last_success,
+               received = received + excluded.received,
+               unchanged = unchanged + excluded.unchanged,
+               conflicts = conflicts + excluded.conflicts",
+            params![
+                partner,
+                now(),
+                counts.received as i64,
+                counts.unchanged as i64,
+                counts.conflicts as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Record a failure; `rejected` counts a batch refused on verification.
+    pub fn record_error(&self, partner: &str, error: &str, rejected: bool) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO partner_status (partner, last_error, last_error_at, rejected)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (partner) DO UPDATE SET
+               last_error = excluded.last_error,
+               last_error_at = excluded.last_error_at,
+               rejected = rejected + excluded.rejected",
+            params![partner, error, now(), i64::from(rejected)],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the live stream from a partner is up.
+    pub fn set_stream_up(&self, partner: &str, up: bool) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO partner_status (partner, stream_up) VALUES (?1, ?2)
+             ON CONFLICT (partner) DO UPDATE SET stream_up = excluded.stream_up",
+            params![partner, up],
+        )?;
+        Ok(())
+    }
+
+    /// Every partner's status.
+    pub fn statuses(&self) -> Result<Vec<PartnerStatus>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT partner, last_success, last_error, last_error_at, received, unchanged,
+                    conflicts, rejected, stream_up
+             FROM partner_status ORDER BY partner",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(PartnerStatus {
+                partner: r.get(0)?,
+                last_success: r.get(1)?,
+                last_error: r.get(2)?,
+                last_error_at: r.get(3)?,
+                received: r.get::<_, i64>(4)? as u64,
+                unchanged: r.get::<_, i64>(5)? as u64,
+                conflicts: r.get::<_, i64>(6)? as u64,
+                rejected: r.get::<_, i64>(7)? as u64,
+                stream_up: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn row_cursor(r: &rusqlite::Row<'_>) -> rusqlite::Result<Cursor> {
+    Ok(Cursor {
+        partner: r.get(0)?,
+        collection: r.get(1)?,
+        api_root: r.get(2)?,
+        added_after: r.get(3)?,
+        fingerprint: r.get(4)?,
+        updated: r.get(5)?,
+    })
+}

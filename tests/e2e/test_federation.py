@@ -1,0 +1,305 @@
+"""Federation between real nodes on 127.0.0.1: three `anyam serve`
+processes with partner listeners (mutual TLS pinned to node keys), signed
+agreements, pull sync and the live stream.
+
+A shares with B under an agreement (up to TLP:RED, redistribution to C by
+name); B shares with C. A shares nothing with C directly. Every read path
+of every node is checked to hold exactly what it is entitled to: B holds
+A's CLEAR, GREEN, AMBER, AMBER+STRICT (A's own) and the RED named to B's
+user; C holds only A's CLEAR and GREEN, relayed by B with A's signature;
+nothing flows back."""
+
+import json
+import re
+import secrets
+import socket
+import sqlite3
+import time
+
+import pytest
+
+from support import (TLP_AMBER, TLP_AMBER_STRICT, TLP_CLEAR, TLP_GREEN, TLP_RED, indicator,
+                     post_envelope, served_objects)
+
+RECIPIENTS_EXT = "extension-definition--4e0cee20-b640-4553-9aad-1c16c0c90a79"
+SYNC_TIMEOUT = 60
+
+
+def free_port() -> int:
+    """A port free now, below the kernel's ephemeral range, so that no
+    listener bound to port 0 (every node's TAXII listener) takes it before
+    the node it is meant for starts."""
+    while True:
+        port = secrets.randbelow(32000 - 20000) + 20000
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def node_id(n) -> str:
+    return json.loads(n.cli("key", "show", "--json").stdout)["node_id"]
+
+
+def federating(make_node, name: str):
+    """A node created, stopped, and configured with a partner listener."""
+    n = make_node(name).start()
+    n.stop()
+    n.fed_port = free_port()
+    cfg = n.dir / "anyam.toml"
+    text = cfg.read_text()
+    assert "[federation]" in text, text
+    text = text.replace("[federation]\n", f'[federation]\nlisten = "127.0.0.1:{n.fed_port}"\n', 1)
+    text = re.sub(r"(?m)^interval_secs = \d+$", "interval_secs = 1", text)
+    cfg.write_text(text)
+    n.node_id = node_id(n)
+    return n
+
+
+def introduce(nodes, tmp_path):
+    """Every node imports every other node's descriptor."""
+    for other in nodes:
+        path = tmp_path / f"{other.dir.parent.name}.desc.json"
+        other.cli("descriptor", "export", "--out", path)
+        desc = json.loads(path.read_text())
+        assert desc["descriptor"]["document"]["taxii_url"] == f"https://127.0.0.1:{other.fed_port}/taxii2/"
+        for me in nodes:
+            if me is not other:
+                me.cli("partner", "import", path, "--expect-node-id", other.node_id)
+
+
+def agree(x, y, tmp_path, title, *, collections, max_tlp="red", redistribution="none",
+          recipients=()):
+    """A bilateral agreement drafted by x, signed by both, held by both."""
+    draft = tmp_path / f"{title}.draft.json"
+    args = ["agreement", "draft", "--party", y.node_id, "--title", title,
+            "--max-tlp", max_tlp, "--pap", "red", "--redistribution", redistribution,
+            "--valid-from", "2020-01-01T00:00:00Z", "--valid-until", "2099-01-01T00:00:00Z",
+            "--out", draft]
+    for c in collections:
+        args += ["--collection", c]
+    for r in recipients:
+        args += ["--recipient", r]
+    x.cli(*args)
+    aid = json.loads(draft.read_text())["document"]["id"]
+    x.cli("agreement", "sign", aid, "--out", tmp_path / f"{title}.x.json")
+    y.cli("agreement", "countersign", tmp_path / f"{title}.x.json", "--out", tmp_path / f"{title}.xy.json")
+    x.cli("agreement", "import", tmp_path / f"{title}.xy.json")
+    for n in (x, y):
+        ids = [a["id"] for a in json.loads(n.cli("agreement", "in-force").stdout)["agreements"]]
+        assert aid in ids
+    return aid
+
+
+def marked(n: int, marking: str, **extra) -> dict:
+    o = indicator(n, object_marking_refs=[marking], **extra)
+    return o
+
+
+def red_for(n: int, node: str, user: str) -> dict:
+    return indicator(n, object_marking_refs=[TLP_RED], extensions={
+        RECIPIENTS_EXT: {"extension_type": "property-extension",
+                         "recipients": [{"node_id": node, "user": user}]}})
+
+
+def all_versions(node, cid, user="admin", password=None) -> set[tuple[str, str]]:
+    """(id, version) of every version `user` reads in a collection (404: none)."""
+    s = node.session(user, password)
+    try:
+        r = s.get(node.objects_url(cid), params={"match[version]": "all"})
+        if r.status_code == 404:
+            return set()
+        assert r.status_code == 200, r.text
+        return {(o["id"], o.get("modified", o.get("created"))) for o in served_objects(r.json())}
+    finally:
+        s.close()
+
+
+def manifest_ids(node, cid, user="admin", password=None) -> set[str]:
+    s = node.session(user, password)
+    try:
+        r = s.get(node.collection_url(cid) + "manifest/", params={"match[version]": "all"})
+        if r.status_code == 404:
+            return set()
+        assert r.status_code == 200, r.text
+        return {o["id"] for o in r.json().get("objects", [])}
+    finally:
+        s.close()
+
+
+def search_ids(node, word, user="admin", password=None) -> set[str]:
+    s = node.session(user, password)
+    try:
+        r = s.get(node.root_url() + "search/", params={"q": word, "limit": 1000})
+        assert r.status_code == 200, r.text
+        return {h["object"]["id"] for h in r.json()["results"]}
+    finally:
+        s.close()
+
+
+def export_ids(node, cid, tmp_path) -> set[str]:
+    out = tmp_path / f"export-{node.dir.parent.name}-{cid}.json"
+    r = node.cli("export", "--collection", cid, "-o", out, check=False)
+    if r.returncode != 0:
+        return set()
+    return {o["id"] for o in json.loads(out.read_text()).get("objects", [])
+            if o["type"] != "marking-definition"}
+
+
+def wait_for(pred, what, timeout=SYNC_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+def sync_status(node) -> list[dict]:
+    return json.loads(node.cli("sync", "status", "--json").stdout)
+
+
+@pytest.fixture
+def trio(make_node, tmp_path):
+    a, b, c = (federating(make_node, n) for n in ("alpha", "bravo", "charlie"))
+    introduce([a, b, c], tmp_path)
+    shared = a.default_collection
+    b_own = b.default_collection
+    agree(a, b, tmp_path, "a-b", collections=[shared], redistribution="named",
+          recipients=[c.node_id])
+    # B shares A's collection (as B keeps it) and its own with C.
+    agree(b, c, tmp_path, "b-c", collections=[shared, b_own], max_tlp="amber",
+          redistribution="none")
+    b.add_user("analyst", "host", "analyst-pw-1")
+    b.add_user("other", "host", "other-pw-1")
+    for n in (a, b, c):
+        n.start()
+    return a, b, c
+
+
+def test_three_nodes_share_where_agreed_and_withhold_where_not(trio, tmp_path):
+    a, b, c = trio
+    cid = a.default_collection
+    word = "fedprobe"
+    objs = {
+        "clear": marked(1, TLP_CLEAR, description=word),
+        "green": marked(2, TLP_GREEN, description=word),
+        "amber": marked(3, TLP_AMBER, description=word),
+        "strict": marked(4, TLP_AMBER_STRICT, description=word),
+        "red_b": red_for(5, b.node_id, "analyst"),
+        "red_x": red_for(6, c.node_id, "someone"),
+        "unmarked": indicator(7, description=word),
+    }
+    s = a.session()
+    post_envelope(s, a.objects_url(cid), list(objs.values()))
+    s.close()
+    ident = {k: (o["id"], o["modified"]) for k, o in objs.items()}
+
+    # AMBER+STRICT (and unmarked data, AMBER+STRICT by default) that A's
+    # host organization originated goes to B's host organization.
+    at_b = {ident[k] for k in ("clear", "green", "amber", "strict", "unmarked")}
+    wait_for(lambda: all_versions(b, cid) >= at_b, "B to receive A's objects")
+    # C receives A's CLEAR and GREEN, relayed by B, once B holds them.
+    at_c = {ident[k] for k in ("clear", "green")}
+    wait_for(lambda: all_versions(c, cid) >= at_c, "C to receive A's objects through B")
+    # The RED object named to B's analyst arrives too (seen only by her).
+    wait_for(lambda: ident["red_b"] in all_versions(b, cid, "analyst", "analyst-pw-1"),
+             "B's analyst to receive the RED object")
+    time.sleep(3)  # more rounds: nothing else may arrive
+
+    # B: exactly what A's agreement allows, each user per TLP: its host
+    # organization all but the RED, which only the named analyst sees; a
+    # constituent organization of B's only CLEAR, GREEN and AMBER.
+    assert all_versions(b, cid) == at_b
+    assert all_versions(b, cid, "analyst", "analyst-pw-1") == at_b | {ident["red_b"]}
+    assert all_versions(b, cid, "other", "other-pw-1") == at_b
+    b.add_org("ministry")
+    b.add_user("clerk", "ministry", "clerk-pw-1")
+    b.grant("ministry", cid, "r")
+    assert all_versions(b, cid, "clerk", "clerk-pw-1") == {ident[k] for k in ("clear", "green", "amber")}
+    ids_b = {i for i, _ in at_b}
+    assert manifest_ids(b, cid) == ids_b
+    assert search_ids(b, word) == ids_b
+    assert export_ids(b, cid, tmp_path) == ids_b
+
+    # C: only A's CLEAR and GREEN, on every read path; nothing of A's
+    # AMBER (B may not pass it on), RED or AMBER+STRICT.
+    ids_c = {i for i, _ in at_c}
+    assert all_versions(c, cid) == at_c
+    assert manifest_ids(c, cid) == ids_c
+    assert search_ids(c, word) == ids_c
+    assert export_ids(c, cid, tmp_path) == ids_c
+    for other in (b.default_collection, c.default_collection):
+        assert not (all_versions(c, other) & set(ident.values()))
+
+    # Nothing flowed back to A or sideways: A holds only its own.
+    assert all_versions(a, cid) == set(ident.values())
+
+    # Objects arrive exactly as A stored them.
+    s = b.session()
+    r = s.get(b.objects_url(cid), params={"match[id]": objs["green"]["id"]})
+    assert served_objects(r.json()) == [objs["green"]]
+    s.close()
+
+    # Sync status: signatures verified, nothing rejected, streams up.
+    st_b = {p["partner"]: p for p in sync_status(b)}
+    assert st_b[a.node_id]["received"] >= 3 and st_b[a.node_id]["rejected_batches"] == 0
+    assert st_b[a.node_id]["cursors"] and st_b[a.node_id]["last_success"]
+    st_c = {p["partner"]: p for p in sync_status(c)}
+    assert st_c[b.node_id]["received"] >= 2 and st_c[b.node_id]["rejected_batches"] == 0
+    assert a.node_id not in st_c  # C has no agreement with A and never talks to it
+
+    # The audit logs: A released to B (naming B), B received from A and
+    # released to C, C received from B.
+    def entries(n):
+        con = sqlite3.connect(f"file:{n.dir / 'audit.db'}?mode=ro", uri=True)
+        try:
+            return [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+        finally:
+            con.close()
+
+    def released(log, party):
+        return {o["id"] for e in log if e["kind"] == "release" and e.get("parties") == [party]
+                for o in e.get("what", {}).get("objects", [])}
+
+    log_a = entries(a)
+    assert released(log_a, b.node_id) >= ids_b and not released(log_a, c.node_id)
+    assert ident["red_b"][0] in released(log_a, b.node_id)
+    assert ident["red_x"][0] not in released(log_a, b.node_id)
+    log_b = entries(b)
+    assert released(log_b, c.node_id) == ids_c
+    assert any(e["kind"] == "receipt" and e.get("parties") == [a.node_id] for e in log_b)
+
+
+def test_live_stream_delivers_new_objects_and_pull_resumes_after_restart(trio):
+    a, b, c = trio
+    cid = a.default_collection
+    wait_for(lambda: any(p["stream_up"] for p in sync_status(b)), "B's live stream from A")
+
+    s = a.session()
+    first = marked(20, TLP_GREEN)
+    t0 = time.monotonic()
+    post_envelope(s, a.objects_url(cid), [first])
+    wait_for(lambda: (first["id"], first["modified"]) in all_versions(b, cid), "live delivery")
+    assert time.monotonic() - t0 < 10
+
+    # B is killed; A keeps publishing; B comes back and catches up from
+    # its cursor, with no loss and no duplicate.
+    b.kill()
+    later = [marked(30 + i, TLP_GREEN) for i in range(50)]
+    post_envelope(s, a.objects_url(cid), later)
+    s.close()
+    b.start()
+    want = {(o["id"], o["modified"]) for o in [first, *later]}
+    wait_for(lambda: all_versions(b, cid) >= want, "B to catch up after restart")
+    sb = b.session()
+    r = sb.get(b.objects_url(cid), params={"match[version]": "all", "limit": 1000})
+    ids = [o["id"] for o in served_objects(r.json())]
+    assert len(ids) == len(set(ids))
+    sb.close()
+    # C converges on the same GREEN set through B.
+    wait_for(lambda: all_versions(c, cid) >= want, "C to converge")
