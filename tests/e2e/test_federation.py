@@ -303,3 +303,17 @@ def test_live_stream_delivers_new_objects_and_pull_resumes_after_restart(trio):
     sb.close()
     # C converges on the same GREEN set through B.
     wait_for(lambda: all_versions(c, cid) >= want, "C to converge")
+
+    # A revokes one (a new version with revoked: true): the revocation
+    # reaches B and, through B, C; the old version stays as history.
+    revoked = dict(first, modified="2024-06-01T00:00:00.000Z", revoked=True)
+    s = a.session()
+    post_envelope(s, a.objects_url(cid), [revoked])
+    s.close()
+    for n in (b, c):
+        wait_for(lambda n=n: (revoked["id"], revoked["modified"]) in all_versions(n, cid),
+                 "the revocation to propagate")
+        sn = n.session()
+        r = sn.get(n.objects_url(cid), params={"match[id]": revoked["id"]})
+        assert served_objects(r.json()) == [revoked]
+        sn.close()
