@@ -8,7 +8,14 @@
 //! partner nodes with agreements (in force or not: expired, terminated and
 //! unsigned agreements are generated too, and are simply absent from the
 //! in-force view the node is given), and random object versions with random
-//! markings, TLP:RED recipients and submitters. Then, for every local user
+//! markings, TLP:RED recipients and submitters. Some versions are
+//! *received*: stored as the partner sync stores them, labelled with
+//! `Label::received` and an originator (a partner, the stranger, or this
+//! node itself, which makes them this node's own data again), the
+//! originator's redistribution terms (none, the parties of its agreement,
+//! or those and named nodes) and the agreement it published under (one of
+//! the generated agreements, in force or not, or an id nobody knows).
+//! Then, for every local user
 //! and every read path (objects with `last`, `first` and `all`, manifest,
 //! versions of each id, a single id, export, search, paging with a small
 //! `limit` to the end) and for every partner (objects and manifest, the
@@ -35,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyam_policy::{
-    ACCEPTED_MARKINGS_KEY, AgreementSource, Denied, Gate, Path, PolicyConfig, Principal,
+    ACCEPTED_MARKINGS_KEY, AgreementSource, Denied, Gate, Origin, Path, PolicyConfig, Principal,
 };
 use anyam_store::{
     Access, ApiRoot, Collection, Grant, ManifestEntry, Organization, Page, PutOutcome, Query,
@@ -220,11 +227,36 @@ mod model {
         /// The submitting organization; `None`: the host organization.
         pub source_org: Option<String>,
         pub source_user: Option<String>,
+        /// Set on versions received from a partner node (and on versions
+        /// labelled with this node as their originator, which are this
+        /// node's own).
+        pub origin: Option<MOrigin>,
+    }
+
+    /// The originator's redistribution terms.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Terms {
+        /// To no one.
+        Nobody,
+        /// To the parties of the agreement it was published under.
+        Parties,
+        /// To those parties and these nodes.
+        Named(BTreeSet<String>),
+    }
+
+    /// Who originated a version received from a partner, and its terms.
+    #[derive(Debug, Clone)]
+    pub struct MOrigin {
+        pub node: String,
+        pub terms: Terms,
+        /// The agreement id the originator published it under.
+        pub agreement: String,
     }
 
     /// An agreement as the model knows it, in force or not.
     #[derive(Debug, Clone)]
     pub struct MAgreement {
+        pub id: String,
         pub in_force: bool,
         pub parties: BTreeSet<String>,
         /// Empty: any collection.
@@ -343,11 +375,47 @@ mod model {
                 .any(|(allowed, has)| *allowed && has)
         }
 
+        /// Do the terms of `o` let this node pass its version on to
+        /// partner `to`? `Parties` means the parties of the agreement the
+        /// originator published under, as far as that agreement is in
+        /// force here (none otherwise), this node and `to` both among them.
+        fn terms_allow(&self, o: &MOrigin, to: &str) -> bool {
+            if to == NODE {
+                return false;
+            }
+            if to == o.node {
+                return true;
+            }
+            let parties: BTreeSet<&str> = self
+                .agreements
+                .iter()
+                .filter(|a| a.in_force && a.id == o.agreement)
+                .flat_map(|a| a.parties.iter().map(String::as_str))
+                .collect();
+            let among_parties = parties.contains(NODE) && parties.contains(to);
+            match &o.terms {
+                Terms::Nobody => false,
+                Terms::Parties => among_parties,
+                Terms::Named(named) => among_parties || named.contains(to),
+            }
+        }
+
         /// May partner node `node` receive `v`?
         pub fn partner_sees(&self, node: &str, v: &MVersion) -> bool {
             let Effective::Level { tlp, pap } = self.effective(v) else {
                 return false;
             };
+            // A version received from another node: never back to its
+            // originator, only CLEAR and GREEN onward, and only as its
+            // originator's terms allow; then this node's agreements as for
+            // any other version (received data is never the host
+            // organization's own).
+            let received = v.origin.as_ref().filter(|o| o.node != NODE);
+            if let Some(o) = received
+                && (node == o.node || tlp > GREEN || !self.terms_allow(o, node))
+            {
+                return false;
+            }
             let covered = self.agreements.iter().any(|a| {
                 a.in_force
                     && a.parties.contains(node)
@@ -360,7 +428,7 @@ mod model {
             if !covered {
                 return false;
             }
-            let from_host = v.source_org.as_deref().is_none_or(|o| o == HOST);
+            let from_host = received.is_none() && v.source_org.as_deref().is_none_or(|o| o == HOST);
             let mut rel = [false; 3];
             rel[FROM_HOST] = from_host;
             rel[FROM_CONSTITUENT] = !from_host;
@@ -373,7 +441,7 @@ mod model {
     }
 }
 
-use model::{MAgreement, MVersion, Model};
+use model::{MAgreement, MOrigin, MVersion, Model};
 
 // --- the generated world ------------------------------------------------------
 
@@ -419,6 +487,20 @@ struct VersionSpec {
     host_named: bool,
     /// Posting order key.
     post: u8,
+    /// Stored as received from a partner rather than as submitted.
+    received: Option<ReceivedSpec>,
+}
+
+#[derive(Debug, Clone)]
+struct ReceivedSpec {
+    /// 0 this node, 1..=3 partners, 4 the stranger.
+    originator: u8,
+    /// 0 none, 1 the agreement's parties, 2 those and named nodes.
+    redistribution: u8,
+    /// Bits over `PARTNERS` and `STRANGER`.
+    named: u8,
+    /// Over the generated agreements and, past them, an unknown id.
+    agreement: Index,
 }
 
 #[derive(Debug, Clone)]
@@ -462,9 +544,20 @@ fn version_spec() -> impl Strategy<Value = VersionSpec> {
         prop::option::weighted(0.85, any::<Index>()),
         any::<bool>(),
         any::<u8>(),
+        prop::option::weighted(0.35, received_spec()),
     )
         .prop_map(
-            |(t, collection, marks, lang_marking, recipients, submitter, host_named, post)| {
+            |(
+                t,
+                collection,
+                marks,
+                lang_marking,
+                recipients,
+                submitter,
+                host_named,
+                post,
+                received,
+            )| {
                 VersionSpec {
                     t,
                     collection,
@@ -474,10 +567,36 @@ fn version_spec() -> impl Strategy<Value = VersionSpec> {
                     submitter,
                     host_named,
                     post,
+                    received,
                 }
             },
         )
 }
+
+fn received_spec() -> impl Strategy<Value = ReceivedSpec> {
+    (
+        prop_oneof![1 => Just(0u8), 4 => 1u8..=3, 1 => Just(4u8)],
+        0u8..3,
+        0u8..16,
+        any::<Index>(),
+    )
+        .prop_map(
+            |(originator, redistribution, named, agreement)| ReceivedSpec {
+                originator,
+                redistribution,
+                named,
+                agreement,
+            },
+        )
+}
+
+/// The id of generated agreement `i` (in force or not).
+fn agreement_id(i: usize) -> String {
+    format!("agreement--00000000-0000-4000-8000-{i:012}")
+}
+
+/// An agreement id no generated agreement has.
+const UNKNOWN_AGREEMENT: &str = "agreement--ffffffff-ffff-4fff-bfff-ffffffffffff";
 
 fn object_spec() -> impl Strategy<Value = ObjectSpec> {
     (
@@ -922,6 +1041,7 @@ fn build(w: &World) -> Node {
             .map(|(_, t)| (*t).to_string())
             .collect();
         magreements.push(MAgreement {
+            id: agreement_id(i),
             in_force,
             parties: parties.iter().map(|p| (*p).to_string()).collect(),
             collections: scope_collections.iter().cloned().collect(),
@@ -931,7 +1051,7 @@ fn build(w: &World) -> Node {
         });
         if in_force {
             views.push(AgreementView {
-                id: format!("agreement--00000000-0000-4000-8000-{i:012}"),
+                id: agreement_id(i),
                 version: 1,
                 digest: format!("digest-{i}"),
                 title: format!("Agreement {i}"),
@@ -1030,7 +1150,40 @@ fn build(w: &World) -> Node {
                 recipients.push(r);
             }
         }
+        let origin = v.received.as_ref().map(|r| {
+            let node = match r.originator {
+                0 => NODE,
+                1..=3 => PARTNERS[usize::from(r.originator) - 1],
+                _ => STRANGER,
+            };
+            let named: BTreeSet<String> = PARTNERS
+                .iter()
+                .chain([&STRANGER])
+                .enumerate()
+                .filter(|(b, _)| r.named & (1 << b) != 0)
+                .map(|(_, n)| (*n).to_string())
+                .collect();
+            let terms = match r.redistribution {
+                0 => model::Terms::Nobody,
+                1 => model::Terms::Parties,
+                _ => model::Terms::Named(named),
+            };
+            let a = r.agreement.index(w.agreements.len() + 1);
+            let agreement = if a < w.agreements.len() {
+                agreement_id(a)
+            } else {
+                UNKNOWN_AGREEMENT.to_string()
+            };
+            MOrigin {
+                node: node.to_string(),
+                terms,
+                agreement,
+            }
+        });
         let (source_org, source_user) = match v.submitter {
+            // Received: the partner shared it with the host organization;
+            // no submitting user.
+            _ if origin.is_some() => (None, None),
             None => (None, None),
             Some(u) => {
                 let lu = &users[u.index(users.len())].principal;
@@ -1053,9 +1206,25 @@ fn build(w: &World) -> Node {
             n,
         );
         let raw = object.to_string();
-        let new =
+        let mut new =
             anyam_taxii::ingest::prepare_from(&raw, source_org.as_deref(), source_user.as_deref())
                 .unwrap_or_else(|e| panic!("generated object rejected: {} {raw}", e.message));
+        if let Some(o) = &origin {
+            // As the partner sync stores what it received.
+            new.release_label = anyam_policy::label_of(&object)
+                .received(Origin {
+                    node_id: o.node.clone(),
+                    redistribution: match &o.terms {
+                        model::Terms::Nobody => Redistribution::None,
+                        model::Terms::Parties => Redistribution::Parties,
+                        model::Terms::Named(n) => Redistribution::Named {
+                            recipients: n.iter().cloned().collect(),
+                        },
+                    },
+                    agreement: o.agreement.clone(),
+                })
+                .key();
+        }
         let version = new
             .version
             .clone()
@@ -1096,6 +1265,7 @@ fn build(w: &World) -> Node {
             recipients: recipients.into_iter().collect(),
             source_org,
             source_user,
+            origin,
         });
     }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use anyam_policy::{
-    ACCEPTED_MARKINGS_KEY, AgreementSource, Denied, Gate, Path, PolicyConfig, Principal,
+    ACCEPTED_MARKINGS_KEY, AgreementSource, Denied, Gate, Origin, Path, PolicyConfig, Principal,
 };
 use anyam_store::{
     Access, ApiRoot, Collection, Grant, Organization, PutOutcome, Query, SqliteOptions,
@@ -303,6 +303,21 @@ impl Fx {
         o["id"] = json!(format!("{ty}--00000000-0000-4000-8000-{:012}", self.n));
         let new = anyam_taxii::ingest::prepare_from(&o.to_string(), org, user).unwrap();
         self.store.put_objects(C, &[new]).unwrap();
+        o["id"].as_str().unwrap().to_string()
+    }
+
+    /// Store `o` (given a fresh id) in C as the partner sync stores a
+    /// version received from a partner: labelled with its originator and
+    /// the originator's terms. Returns the id.
+    fn post_received(&mut self, mut o: Value, origin: Origin) -> String {
+        self.n += 1;
+        let ty = o["type"].as_str().unwrap().to_string();
+        o["id"] = json!(format!("{ty}--00000000-0000-4000-8000-{:012}", self.n));
+        let mut new = anyam_taxii::ingest::prepare_value(&o, o.to_string())
+            .unwrap_or_else(|e| panic!("{}", e.message));
+        new.release_label = anyam_policy::label_of(&o).received(origin).key();
+        let out = self.store.put_objects(C, &[new]).unwrap();
+        assert!(matches!(out[0], PutOutcome::Added(_)), "{out:?}");
         o["id"].as_str().unwrap().to_string()
     }
 
@@ -695,6 +710,159 @@ fn agreement_scope_table() {
             !readers.contains(P_GREEN) && !readers.contains(P_NONE),
             "{o}"
         );
+    }
+}
+
+// --- data received from partners ------------------------------------------------------
+
+/// The usual agreements, and a sharing group of this node, P_GREEN and
+/// P_RED (agreement 3) that received data names as the agreement it was
+/// published under.
+fn group_agreements() -> Vec<AgreementView> {
+    let mut a = usual_agreements();
+    a.push(agreement(
+        3,
+        &[NODE, P_GREEN, P_RED],
+        any_scope(Tlp::Red, Pap::Red),
+    ));
+    a
+}
+
+fn agreement_id(n: usize) -> String {
+    format!("agreement--00000000-0000-4000-8000-{n:012}")
+}
+
+/// A version originated by `node`, published under agreement `n` with
+/// these terms.
+fn origin(node: &str, redistribution: Redistribution, n: usize) -> Origin {
+    Origin {
+        node_id: node.into(),
+        redistribution,
+        agreement: agreement_id(n),
+    }
+}
+
+fn named(nodes: &[&str]) -> Redistribution {
+    Redistribution::Named {
+        recipients: nodes.iter().map(|n| (*n).to_string()).collect(),
+    }
+}
+
+#[test]
+fn received_green_goes_on_only_as_its_originators_terms_allow() {
+    let mut f = fx_with(Tlp::AmberStrict, group_agreements());
+    // P_GREEN's GREEN, published under the group agreement: P_RED is a
+    // party of it (as this node is) and this node's agreement with P_RED
+    // covers GREEN. Never back to P_GREEN; P_NONE has no agreement.
+    let cases: [(Redistribution, usize, &[&str]); 9] = [
+        (Redistribution::Parties, 3, &[P_RED]),
+        (Redistribution::None, 3, &[]),
+        (named(&[P_NONE]), 3, &[P_RED]),
+        // Published under P_GREEN's bilateral agreement with this node:
+        // P_RED is no party of it.
+        (Redistribution::Parties, 2, &[]),
+        (named(&[P_RED]), 2, &[P_RED]),
+        // Named, but no agreement of this node covers P_NONE.
+        (named(&[P_NONE]), 2, &[]),
+        // An agreement not in force here (or unknown) has no parties.
+        (Redistribution::Parties, 9, &[]),
+        (named(&[P_RED]), 9, &[P_RED]),
+        // Naming the originator itself changes nothing.
+        (named(&[P_GREEN]), 2, &[]),
+    ];
+    for (terms, n, partners) in cases {
+        for marking in [TLP2_GREEN, TLP2_CLEAR, TLP1_GREEN] {
+            let id = f.post_received(indicator(&[marking]), origin(P_GREEN, terms.clone(), n));
+            assert_eq!(
+                f.readers(&id),
+                all_local_and(partners),
+                "{marking} from {P_GREEN}, {terms:?} under agreement {n}"
+            );
+        }
+    }
+    // The same GREEN, with this node's default for unmarked data GREEN.
+    let mut f = fx_with(Tlp::Green, group_agreements());
+    let id = f.post_received(indicator(&[]), origin(P_GREEN, Redistribution::Parties, 3));
+    assert_eq!(f.readers(&id), all_local_and(&[P_RED]));
+}
+
+#[test]
+fn received_amber_never_goes_on() {
+    let mut f = fx_with(Tlp::AmberStrict, group_agreements());
+    for terms in [
+        Redistribution::Parties,
+        named(&[P_RED, P_NONE]),
+        Redistribution::None,
+    ] {
+        for marking in [TLP2_AMBER, TLP1_AMBER] {
+            // Every local organization (the host's clients), no partner,
+            // although the terms and the agreement with P_RED would admit
+            // it.
+            let id = f.post_received(indicator(&[marking]), origin(P_GREEN, terms.clone(), 3));
+            assert_eq!(f.readers(&id), set(&ALL_LOCAL), "{marking} {terms:?}");
+        }
+    }
+    // The same AMBER from the host goes to P_RED, and to P_GREEN under
+    // the group agreement.
+    let id = f.post(indicator(&[TLP2_AMBER]), Some("h1"));
+    assert_eq!(f.readers(&id), all_local_and(&[P_RED, P_GREEN]));
+}
+
+#[test]
+fn nothing_goes_back_to_its_originator() {
+    let mut f = fx_with(Tlp::AmberStrict, group_agreements());
+    // P_RED's CLEAR under the group agreement: P_GREEN (a party) receives
+    // it, P_RED never, whatever the terms say and although this node's
+    // agreement with P_RED covers it.
+    for (terms, partners) in [
+        (Redistribution::Parties, &[P_GREEN][..]),
+        (named(&[P_RED, P_GREEN]), &[P_GREEN][..]),
+        (Redistribution::None, &[][..]),
+    ] {
+        let id = f.post_received(indicator(&[TLP2_CLEAR]), origin(P_RED, terms.clone(), 3));
+        assert_eq!(f.readers(&id), all_local_and(partners), "{terms:?}");
+    }
+    // RED naming a user on the originator's node: not back to it either.
+    let id = f.post_received(
+        with_recipients(indicator(&[TLP2_RED]), &[(P_RED, "x"), (NODE, "b1")]),
+        origin(P_RED, Redistribution::Parties, 3),
+    );
+    assert_eq!(f.readers(&id), set(&["b1"]));
+}
+
+#[test]
+fn received_amber_strict_stays_with_the_host_organization() {
+    let mut f = fx_with(Tlp::AmberStrict, group_agreements());
+    let host = set(&["h1", "h2"]);
+    for o in [
+        indicator(&[TLP2_AMBER_STRICT]),
+        indicator(&[OPENCTI_AMBER_STRICT]),
+        // Unmarked: the default, AMBER+STRICT.
+        indicator(&[]),
+        with_recipients(indicator(&[TLP2_AMBER_STRICT]), &[(P_RED, "x")]),
+    ] {
+        for terms in [Redistribution::Parties, named(&[P_RED])] {
+            let id = f.post_received(o.clone(), origin(P_GREEN, terms.clone(), 3));
+            assert_eq!(f.readers(&id), host, "{o} {terms:?}");
+        }
+    }
+    // RED received: only the users named on this node, never onward.
+    let id = f.post_received(
+        with_recipients(indicator(&[TLP2_RED]), &[(NODE, "a2"), (P_RED, "x")]),
+        origin(P_GREEN, Redistribution::Parties, 3),
+    );
+    assert_eq!(f.readers(&id), set(&["a2"]));
+}
+
+/// A label naming this node as the originator is this node's own data:
+/// decided exactly as the host organization's.
+#[test]
+fn originated_here_is_host_data() {
+    let mut f = fx_with(Tlp::AmberStrict, group_agreements());
+    for marking in [TLP2_GREEN, TLP2_AMBER, TLP2_AMBER_STRICT, TLP2_RED] {
+        let own = f.post_received(indicator(&[marking]), origin(NODE, Redistribution::None, 9));
+        let host = f.post(indicator(&[marking]), None);
+        assert_eq!(f.readers(&own), f.readers(&host), "{marking}");
     }
 }
 
