@@ -290,6 +290,8 @@ def test_page_altered_in_transit_is_rejected_whole_and_audited(make_node, tmp_pa
         assert got == {o["id"]: o for o in objs}
         st = status_of(b, a.node_id)
         assert st["received"] == 2 and st["cursors"], st
+        # All of it went through the proxy, by pull: the stream never came up.
+        assert proxy.pages >= 3 and not st["stream_up"], (proxy.pages, st)
         assert any(e["kind"] == "receipt" and e.get("parties") == [a.node_id] for e in audit_entries(b))
     finally:
         proxy.close()
