@@ -18,7 +18,7 @@ Usage (after the test command made the virtual environment):
 
     cargo build --release -p anyam-cli
     .venv/bin/python bench/federation.py [--samples 200] [--backlog 100000]
-        [--pull-interval 1] [--anyam target/release/anyam] [--out DIR]
+        [--pull-interval 1] [--skip-latency] [--anyam target/release/anyam] [--out DIR]
 
 Prints a table and writes results.jsonl into `--out` (default
 target/bench-federation). Every node it starts is stopped on exit.
@@ -92,6 +92,7 @@ def main():
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--backlog", type=int, default=100_000)
     ap.add_argument("--pull-interval", type=int, default=1)
+    ap.add_argument("--skip-latency", action="store_true", help="only the backlog benchmark")
     ap.add_argument("--anyam", default=str(ROOT / "target" / "release" / "anyam"))
     ap.add_argument("--out", default=str(ROOT / "target" / "bench-federation"))
     args = ap.parse_args()
@@ -115,7 +116,7 @@ def main():
         for p in partners:
             agree(a, p, tmp, f"a-{p.dir.parent.name}", collections=[cid], max_tlp="amber")
 
-        for mode in ("live", "pull"):
+        for mode in () if args.skip_latency else ("live", "pull"):
             for p in partners:
                 set_live(p, mode == "live", args.pull_interval)
             for n in [a, *partners]:

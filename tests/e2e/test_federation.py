@@ -317,3 +317,60 @@ def test_live_stream_delivers_new_objects_and_pull_resumes_after_restart(trio):
         r = sn.get(n.objects_url(cid), params={"match[id]": revoked["id"]})
         assert served_objects(r.json()) == [revoked]
         sn.close()
+
+
+def agreements_at(n) -> dict:
+    return {(a["id"], a["version"]): a for a in json.loads(n.cli("agreement", "list", "--json").stdout)}
+
+
+def in_force_ids(n) -> set[str]:
+    return {a["id"] for a in json.loads(n.cli("agreement", "in-force").stdout)["agreements"]}
+
+
+def test_agreement_travels_between_nodes_and_termination_stops_the_flow(make_node, tmp_path):
+    a, b = federating(make_node, "alpha"), federating(make_node, "bravo")
+    introduce([a, b], tmp_path)
+    for n in (a, b):
+        n.start()
+    cid = a.default_collection
+    # A drafts and signs; the signed proposal reaches B over federation.
+    draft = tmp_path / "draft.json"
+    a.cli("agreement", "draft", "--party", b.node_id, "--title", "over-the-wire",
+          "--collection", cid, "--max-tlp", "amber", "--notice-days", "0",
+          "--valid-from", "2020-01-01T00:00:00Z", "--valid-until", "2099-01-01T00:00:00Z",
+          "--out", draft)
+    aid = json.loads(draft.read_text())["document"]["id"]
+    a.cli("agreement", "sign", aid, "--out", tmp_path / "signed.json")
+    got = wait_for(lambda: agreements_at(b).get((aid, 1)), "B to receive the proposal")
+    assert got["status"]["in_force"] is False
+    assert aid not in in_force_ids(b)
+    # B countersigns the stored proposal; the countersignature reaches A.
+    b.cli("agreement", "countersign", aid, "--out", tmp_path / "both.json")
+    assert aid in in_force_ids(b)
+    wait_for(lambda: aid in in_force_ids(a), "A to receive the countersignature")
+
+    s = a.session()
+    first = marked(40, TLP_GREEN)
+    post_envelope(s, a.objects_url(cid), [first])
+    wait_for(lambda: (first["id"], first["modified"]) in all_versions(b, cid), "data under the agreement")
+
+    # A gives notice (no notice period): B learns it, and nothing new flows.
+    a.cli("agreement", "terminate", aid, "--reason", "end of exercise")
+    assert aid not in in_force_ids(a)
+    wait_for(lambda: aid not in in_force_ids(b), "B to receive the termination")
+    after = marked(41, TLP_GREEN)
+    post_envelope(s, a.objects_url(cid), [after])
+    s.close()
+    time.sleep(4)
+    assert (after["id"], after["modified"]) not in all_versions(b, cid)
+
+    # Both audit logs record the documents that travelled.
+    def agreement_events(n):
+        con = sqlite3.connect(f"file:{n.dir / 'audit.db'}?mode=ro", uri=True)
+        try:
+            rows = [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+        finally:
+            con.close()
+        return [e for e in rows if e["kind"] == "agreement" and e.get("details", {}).get("from")]
+    assert {e["details"]["notice"] for e in agreement_events(b)} == {"agreement", "termination"}
+    assert [e["details"]["notice"] for e in agreement_events(a)] == ["agreement"]

@@ -52,6 +52,105 @@ impl TrustSource for TrustView {
             .in_force_view(jiff::Timestamp::now())
             .map_err(|e| format!("evaluating the agreements in force: {e}"))
     }
+
+    fn partners(&self) -> Result<Vec<(String, String, String)>, String> {
+        self.partners_list()
+    }
+
+    fn apply_notice(
+        &self,
+        from: &str,
+        kind: &str,
+        document: &anyam_trust::Signed,
+    ) -> Result<String, String> {
+        self.apply(from, kind, document)
+    }
+}
+
+/// Queue a signed agreement document for every other party's node: each
+/// fetches it on its next sync round (`/anyam/notices/`). Returns how
+/// many partners it was queued for.
+pub fn queue_for_parties(
+    dir: &Path,
+    kind: &str,
+    doc: &anyam_trust::Signed,
+    parties: &[String],
+) -> Result<usize> {
+    let db =
+        FederationDb::open(&dir.join(FEDERATION_DB)).context("opening the federation database")?;
+    let mut n = 0;
+    for p in parties {
+        db.queue(p, kind, doc)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+impl TrustView {
+    fn partners_list(&self) -> Result<Vec<(String, String, String)>, String> {
+        Ok(self
+            .lock()?
+            .partners()
+            .map_err(|e| format!("reading partners: {e}"))?
+            .into_iter()
+            .map(|p| {
+                (
+                    p.descriptor.node_id,
+                    p.descriptor.node_name,
+                    p.descriptor.taxii_url,
+                )
+            })
+            .collect())
+    }
+
+    /// Verify and store an agreement version or termination sent by
+    /// partner `from`: it must come from a party, and name this node as
+    /// one (documents of agreements this node is not party to are never
+    /// stored).
+    fn apply(&self, from: &str, kind: &str, doc: &anyam_trust::Signed) -> Result<String, String> {
+        let now = jiff::Timestamp::now();
+        let mut trust = self.lock()?;
+        let me = trust
+            .self_node_id()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        match kind {
+            "agreement" => {
+                let a: anyam_trust::Agreement = doc.parse().map_err(|e| e.to_string())?;
+                if !a.party_ids().any(|p| p == from) || !a.party_ids().any(|p| p == me) {
+                    return Err(format!(
+                        "agreement {} version {} does not name both the sender and this node",
+                        a.id, a.version
+                    ));
+                }
+                trust.put_agreement(doc, now).map_err(|e| e.to_string())?;
+                let status = match trust.evaluate(&a.id, Some(a.version), now) {
+                    Ok(Ok(_)) => "in force".to_string(),
+                    Ok(Err(n)) => format!("not in force: {n}"),
+                    Err(e) => format!("not evaluated: {e}"),
+                };
+                Ok(format!(
+                    "agreement {} version {} received from partner {from} ({status})",
+                    a.id, a.version
+                ))
+            }
+            "termination" => {
+                let t: anyam_trust::Termination = doc.parse().map_err(|e| e.to_string())?;
+                if t.by != from {
+                    return Err(format!(
+                        "a termination by {} was sent by {from}, not by the terminating party",
+                        t.by
+                    ));
+                }
+                trust.put_termination(doc, now).map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "termination of agreement {} version {} by partner {from} received",
+                    t.agreement_id, t.agreement_version
+                ))
+            }
+            other => Err(format!("unknown notice kind {other:?}")),
+        }
+    }
 }
 
 impl anyam_policy::AgreementSource for TrustView {

@@ -689,8 +689,9 @@ pub enum AgreementCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Sign a stored version with the node key and write it with every
-    /// signature held.
+    /// Sign a stored version with the node key, write it with every
+    /// signature held, and queue it for the other parties' nodes (they
+    /// fetch it on their next sync round).
     Sign {
         #[command(flatten)]
         data: DataArgs,
@@ -700,15 +701,27 @@ pub enum AgreementCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Verify and store an agreement a partner sent, add the node's
-    /// signature, and write it back. Exit 3 if it fails verification.
+    /// Verify and store an agreement a partner sent (a file, or the id of
+    /// one its node sent over federation), add the node's signature, store
+    /// it, queue it for the other parties' nodes and write it. Exit 3 if
+    /// it fails verification.
     Countersign {
         #[command(flatten)]
         data: DataArgs,
-        /// The agreement file (`-` for standard input).
-        file: PathBuf,
+        /// The agreement file (`-` for standard input), or a stored
+        /// agreement's id (its latest version).
+        source: String,
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Queue a stored version, with every signature held, for the other
+    /// parties' nodes again (they fetch it on their next sync round).
+    Send {
+        #[command(flatten)]
+        data: DataArgs,
+        id: String,
+        #[arg(long)]
+        version: Option<u32>,
     },
     /// Verify and store an agreement version or a termination notice
     /// without signing it (for example the fully signed copy coming back).
@@ -751,7 +764,7 @@ pub enum AgreementCmd {
         out: Option<PathBuf>,
     },
     /// Give notice: a signed termination that takes effect when the notice
-    /// period has run. Send the written notice to the other parties.
+    /// period has run; queued for the other parties' nodes.
     Terminate {
         #[command(flatten)]
         data: DataArgs,
@@ -819,6 +832,16 @@ fn sign_and_store(ctx: &mut Ctx, mut s: Signed) -> Result<Signed> {
     ctx.trust
         .agreement(&a.id, Some(a.version))
         .map_err(Into::into)
+}
+
+/// Queue an agreement version for the other parties' nodes.
+fn announce(ctx: &Ctx, s: &Signed, a: &Agreement) -> Result<()> {
+    let n = crate::federation::queue_for_parties(&ctx.node.dir, "agreement", s, &others(ctx, a))?;
+    eprintln!(
+        "{} version {} queued for {n} partner nodes; they fetch it on their next sync",
+        a.id, a.version
+    );
+    Ok(())
 }
 
 fn is_party(ctx: &Ctx, s: &Signed) -> bool {
@@ -997,11 +1020,16 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
                 json!({"command": "agreement sign", "digest": s.digest()}),
             )?;
             write_output(out.as_deref(), &pretty(&s))?;
+            announce(&ctx, &s, &a)?;
             Ok(ExitCode::SUCCESS)
         }
-        AgreementCmd::Countersign { data, file, out } => {
+        AgreementCmd::Countersign { data, source, out } => {
             let mut ctx = open(&data)?;
-            let s = accept!(Signed::from_json(&read_input(&file)?));
+            let s = if source == "-" || Path::new(&source).exists() {
+                accept!(Signed::from_json(&read_input(Path::new(&source))?))
+            } else {
+                ctx.trust.agreement(&source, None)?
+            };
             if !is_party(&ctx, &s) {
                 return Ok(reject(&"this node is not a party to the agreement"));
             }
@@ -1022,6 +1050,14 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
                        "status": status_text(&status)}),
             )?;
             eprintln!("{} version {}: {}", a.id, a.version, status_text(&status));
+            announce(&ctx, &s, &a)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AgreementCmd::Send { data, id, version } => {
+            let ctx = open(&data)?;
+            let s = ctx.trust.agreement(&id, version)?;
+            let a: Agreement = s.parse()?;
+            announce(&ctx, &s, &a)?;
             Ok(ExitCode::SUCCESS)
         }
         AgreementCmd::Import { data, file } => {
@@ -1207,8 +1243,14 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             )?;
             write_output(out.as_deref(), &pretty(&notice))?;
             let effective = now.checked_add(a.notice_period()).unwrap_or(now);
+            let n = crate::federation::queue_for_parties(
+                &ctx.node.dir,
+                "termination",
+                &notice,
+                &others(&ctx, &a),
+            )?;
             eprintln!(
-                "notice given: {} ends {} (after {} days' notice); send the notice to the other parties",
+                "notice given: {} ends {} (after {} days' notice); queued for {n} partner nodes",
                 a.id,
                 anyam_trust::format_time(effective),
                 a.notice_period_days

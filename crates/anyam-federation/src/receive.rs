@@ -38,6 +38,18 @@ pub trait TrustSource: Send + Sync {
     fn keyrings(&self) -> std::result::Result<Keyrings, String>;
     /// The agreements in force now.
     fn in_force(&self) -> std::result::Result<AgreementsInForce, String>;
+    /// Every partner whose descriptor this node holds: node id, name,
+    /// TAXII URL of its partner listener.
+    fn partners(&self) -> std::result::Result<Vec<(String, String, String)>, String>;
+    /// Apply a signed document a partner sent (`kind` `agreement` or
+    /// `termination`): verify and store it. `Ok` describes what was done,
+    /// `Err` why it was refused.
+    fn apply_notice(
+        &self,
+        from: &str,
+        kind: &str,
+        document: &Signed,
+    ) -> std::result::Result<String, String>;
 }
 
 /// Records audit events; the node's auditor in production.
@@ -109,6 +121,43 @@ impl Receiver {
                     partner: partner.to_string(),
                     detail,
                 })
+            }
+        }
+    }
+
+    /// Apply one notice of `partner` (see [`TrustSource::apply_notice`]),
+    /// recording it in the audit log either way.
+    pub fn apply_notice(&self, partner: &str, kind: &str, document: &Signed) -> Result<()> {
+        let outcome = match kind {
+            "agreement" | "termination" => self.trust.apply_notice(partner, kind, document),
+            other => Err(format!("unknown notice kind {other:?}")),
+        };
+        match outcome {
+            Ok(what) => {
+                self.record(|| {
+                    let mut e = Event::new(Kind::Agreement, partner);
+                    e.parties = vec![partner.to_string()];
+                    e.why = what;
+                    e.details = serde_json::json!({
+                        "notice": kind, "digest": document.digest(), "from": partner,
+                    });
+                    e
+                });
+                Ok(())
+            }
+            Err(why) => {
+                tracing::warn!(partner, kind, error = %why, "notice refused");
+                self.record(|| {
+                    let mut e = Event::new(Kind::Other("rejection".into()), partner);
+                    e.parties = vec![partner.to_string()];
+                    e.why = format!("a {kind} notice from partner {partner} was refused: {why}");
+                    e.details = serde_json::json!({ "notice": kind, "digest": document.digest() });
+                    e
+                });
+                let _ =
+                    self.db
+                        .record_error(partner, &format!("{kind} notice refused: {why}"), true);
+                Ok(())
             }
         }
     }

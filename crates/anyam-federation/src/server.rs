@@ -9,7 +9,9 @@
 //! - `GET /{root}/collections/{id}/objects/?added_after=&limit=` — one
 //!   signed page ([`crate::page`]), every version, oldest first, with
 //!   `X-TAXII-Date-Added-First`/`-Last`;
-//! - `GET /anyam/stream/` — server-sent events ([`crate::stream`]).
+//! - `GET /anyam/stream/` — server-sent events ([`crate::stream`]);
+//! - `GET /anyam/notices/?after=SEQ` — the signed documents (agreement
+//!   versions, terminations) queued for the caller ([`crate::state`]).
 //!
 //! Only the node's federated API root is served (the one received
 //! collections are kept in). The caller is the partner whose key the TLS
@@ -74,6 +76,7 @@ pub fn router(api: PartnerApi) -> Router {
     Router::new()
         .route("/taxii2/", get(discovery))
         .route("/anyam/stream/", get(crate::stream::serve_stream))
+        .route("/anyam/notices/", get(notices))
         .route("/{root}/", get(api_root))
         .route("/{root}/collections/", get(collections))
         .route("/{root}/collections/{id}/", get(collection))
@@ -255,6 +258,49 @@ async fn collection(
             Some(c) => taxii(StatusCode::OK, collection_json(c).to_string()),
             None => not_found(),
         },
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct NoticesParams {
+    after: Option<i64>,
+}
+
+/// Largest batch of notices per request.
+pub const MAX_NOTICES: usize = 100;
+
+/// The signed documents queued for the caller (and for no one else),
+/// after `after`, oldest first: `{"notices": [{"seq", "kind",
+/// "document"}], "more": bool}`.
+async fn notices(
+    State(api): State<PartnerApi>,
+    Extension(peer): Extension<Peer>,
+    Query(params): Query<NoticesParams>,
+) -> Response {
+    let partner = match caller(&api, &peer) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let db = api.db.clone();
+    let after = params.after.unwrap_or(0);
+    match blocking(move || db.notices_for(&partner, after, MAX_NOTICES + 1)).await {
+        Err(r) => r.into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reading the outbox failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", None)
+        }
+        Ok(Ok(mut list)) => {
+            let more = list.len() > MAX_NOTICES;
+            list.truncate(MAX_NOTICES);
+            let items: Vec<_> = list
+                .into_iter()
+                .map(|n| json!({ "seq": n.seq, "kind": n.kind, "document": n.document }))
+                .collect();
+            taxii(
+                StatusCode::OK,
+                json!({ "notices": items, "more": more }).to_string(),
+            )
+        }
     }
 }
 

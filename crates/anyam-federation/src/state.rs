@@ -9,6 +9,10 @@
 //!   backfilled; receiving is idempotent, so nothing is stored twice);
 //! - per partner: last success, last error, counts, and whether the live
 //!   stream is up (`anyam sync status`);
+//! - the outbox: signed documents (agreement versions, terminations)
+//!   queued for each partner, fetched by it before anything else on its
+//!   next round, and the cursor of what each partner's outbox delivered
+//!   here;
 //! - the provenance of every object version received: the originator, the
 //!   partner it came from, and the digest of the originator's signed
 //!   manifest, which is kept too, to pass on with the object when this
@@ -63,6 +67,19 @@ CREATE TABLE IF NOT EXISTS received (
     PRIMARY KEY (object_id, version)
 );
 CREATE INDEX IF NOT EXISTS received_by_originator ON received (originator);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    partner  TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    digest   TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    created  TEXT NOT NULL,
+    UNIQUE (partner, digest)
+);
+CREATE TABLE IF NOT EXISTS notice_cursors (
+    partner  TEXT PRIMARY KEY,
+    after    INTEGER NOT NULL
+);
 ";
 
 /// One sync cursor.
@@ -343,6 +360,80 @@ impl FederationDb {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// A signed document queued for one partner ([`FederationDb::queue`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub seq: i64,
+    pub kind: String,
+    pub document: Signed,
+}
+
+impl FederationDb {
+    /// Queue a signed document for `partner`, who fetches it on its next
+    /// round. The same document is queued once per partner; returns
+    /// whether it was new.
+    pub fn queue(&self, partner: &str, kind: &str, doc: &Signed) -> Result<bool> {
+        let body = serde_json::to_string(doc)
+            .map_err(|e| FederationError::Protocol(format!("notice: {e}")))?;
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO outbox (partner, kind, digest, body, created)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![partner, kind, doc.digest(), body, now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The notices queued for `partner` after `after`, oldest first.
+    pub fn notices_for(&self, partner: &str, after: i64, limit: usize) -> Result<Vec<Notice>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT seq, kind, body FROM outbox WHERE partner = ?1 AND seq > ?2
+             ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![partner, after, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, kind, body) = row?;
+            let document = Signed::from_json(&body)
+                .map_err(|e| FederationError::Protocol(format!("stored notice {seq}: {e}")))?;
+            out.push(Notice {
+                seq,
+                kind,
+                document,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The last notice of `partner` applied here.
+    pub fn notice_cursor(&self, partner: &str) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT after FROM notice_cursors WHERE partner = ?1",
+                params![partner],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub fn set_notice_cursor(&self, partner: &str, after: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO notice_cursors (partner, after) VALUES (?1, ?2)
+             ON CONFLICT (partner) DO UPDATE SET after = excluded.after",
+            params![partner, after],
+        )?;
+        Ok(())
     }
 }
 

@@ -107,12 +107,21 @@ pub fn fingerprint(in_force: &AgreementsInForce, local: &str, partner: &str) -> 
     parts.join(",")
 }
 
-/// Pin the keyrings of the partners in force (never this node's own).
+/// Pin the keyrings of every partner whose descriptor this node holds
+/// (never this node's own), and return them: notices (agreement
+/// proposals among them) flow between partners before any agreement is
+/// in force; objects flow only under one ([`pull_round`], and the
+/// partner listener's release decision).
 pub fn refresh_pins(syncer: &Syncer) -> Result<BTreeMap<String, PartnerTarget>> {
     let trust = &syncer.receiver.trust;
     let local = &syncer.receiver.local_node;
-    let in_force = trust.in_force().map_err(FederationError::Policy)?;
-    let targets = targets(&in_force, local);
+    let targets: BTreeMap<String, PartnerTarget> = trust
+        .partners()
+        .map_err(FederationError::Policy)?
+        .into_iter()
+        .filter(|(id, _, url)| id != local && !url.is_empty())
+        .map(|(node_id, name, url)| (node_id.clone(), PartnerTarget { node_id, name, url }))
+        .collect();
     let rings = trust.keyrings().map_err(FederationError::Policy)?;
     let pinned = rings
         .into_iter()
@@ -120,6 +129,16 @@ pub fn refresh_pins(syncer: &Syncer) -> Result<BTreeMap<String, PartnerTarget>> 
         .collect();
     syncer.pins.replace(pinned);
     Ok(targets)
+}
+
+/// Whether an agreement with `partner` is in force here.
+fn in_force_with(syncer: &Syncer, partner: &str) -> Result<bool> {
+    let in_force = syncer
+        .receiver
+        .trust
+        .in_force()
+        .map_err(FederationError::Policy)?;
+    Ok(!fingerprint(&in_force, &syncer.receiver.local_node, partner).is_empty())
 }
 
 /// Start, follow and stop the per-partner tasks until `stop` turns true.
@@ -172,10 +191,23 @@ async fn partner_loop(syncer: Arc<Syncer>, target: PartnerTarget, stop: watch::R
         }
     };
     while !*stop.borrow() {
-        match pull_round(&syncer, &client, &target).await {
-            Ok(counts) => {
+        // Notices first: a termination or a new version must be known
+        // here before anything else flows.
+        let round = async {
+            pull_notices(&syncer, &client, &target).await?;
+            if in_force_with(&syncer, &target.node_id)? {
+                pull_round(&syncer, &client, &target).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let pulled = match round.await {
+            Ok(p) => {
                 backoff = Duration::from_secs(1);
-                let _ = db.record_success(&target.node_id, counts);
+                if let Some(counts) = p {
+                    let _ = db.record_success(&target.node_id, counts);
+                }
+                p.is_some()
             }
             Err(e) => {
                 tracing::warn!(partner = %target.node_id, error = %e, "sync round failed");
@@ -186,11 +218,15 @@ async fn partner_loop(syncer: Arc<Syncer>, target: PartnerTarget, stop: watch::R
                 backoff = (backoff * 2).min(syncer.settings.max_backoff);
                 continue;
             }
-        }
-        if syncer.settings.live {
+        };
+        if pulled && syncer.settings.live {
             match http_client(&syncer, &target.node_id, true) {
                 Ok(live) => {
-                    if let Err(e) = follow_stream(&syncer, &live, &target).await {
+                    let ended = tokio::select! {
+                        r = follow_stream(&syncer, &live, &target) => r,
+                        r = notices_while_streaming(&syncer, &client, &target) => r,
+                    };
+                    if let Err(e) = ended {
                         tracing::info!(partner = %target.node_id, error = %e, "live stream ended");
                         if !matches!(e, FederationError::Rejected { .. }) {
                             let _ = db.record_error(&target.node_id, &e.to_string(), false);
@@ -204,6 +240,66 @@ async fn partner_loop(syncer: Arc<Syncer>, target: PartnerTarget, stop: watch::R
             }
         }
         tokio::time::sleep(syncer.settings.interval).await;
+    }
+}
+
+/// While the live stream runs: fetch notices every interval; returns
+/// when the agreements in force with the partner changed (the stream is
+/// then reopened under the new ones, or not at all).
+async fn notices_while_streaming(
+    syncer: &Arc<Syncer>,
+    client: &reqwest::Client,
+    target: &PartnerTarget,
+) -> Result<()> {
+    let before = current_fingerprint(syncer, &target.node_id)?;
+    loop {
+        tokio::time::sleep(syncer.settings.interval).await;
+        pull_notices(syncer, client, target).await?;
+        if current_fingerprint(syncer, &target.node_id)? != before {
+            return Ok(());
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct NoticesDoc {
+    #[serde(default)]
+    notices: Vec<NoticeDoc>,
+    #[serde(default)]
+    more: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct NoticeDoc {
+    seq: i64,
+    kind: String,
+    document: anyam_trust::Signed,
+}
+
+/// Fetch and apply the partner's notices for this node, in order; the
+/// notice cursor moves after each one. A notice that fails verification
+/// is refused (audited as a `rejection`) and passed over.
+pub async fn pull_notices(
+    syncer: &Arc<Syncer>,
+    client: &reqwest::Client,
+    target: &PartnerTarget,
+) -> Result<()> {
+    let partner = target.node_id.as_str();
+    let base = partner_url(&target.url, "/anyam/notices/")?;
+    loop {
+        let after = syncer.receiver.db.notice_cursor(partner)?;
+        let doc: NoticesDoc = get_json(client, partner, &format!("{base}?after={after}")).await?;
+        for n in &doc.notices {
+            let s = syncer.clone();
+            let (p, kind, document) = (partner.to_string(), n.kind.clone(), n.document.clone());
+            tokio::task::spawn_blocking(move || s.receiver.apply_notice(&p, &kind, &document))
+                .await
+                .map_err(|e| FederationError::Protocol(format!("notice task failed: {e}")))??;
+            syncer.receiver.db.set_notice_cursor(partner, n.seq)?;
+        }
+        if !doc.more || doc.notices.is_empty() {
+            return Ok(());
+        }
     }
 }
 
@@ -356,17 +452,31 @@ pub async fn pull_round(
     let mut total = Counts::default();
     for c in collections {
         let mut at = start(syncer, partner, &c.id, &fp)?;
-        loop {
-            let mut url = format!("{root}collections/{}/objects/?limit={PULL_PAGE}", c.id);
-            if let Some(t) = at {
-                url.push_str("&added_after=");
-                url.extend(form_urlencoded::byte_serialize(
-                    crate::page::format_micros(t).as_bytes(),
-                ));
-            }
-            let envelope: Envelope = get_json(client, partner, &url).await?;
+        // The next page is fetched while this one is verified and stored
+        // (its URL only needs the page's claimed last `date_added`; the
+        // cursor moves only after a page is stored).
+        let mut next = Some(fetch_page(client, partner, &root, &c.id, at));
+        while let Some(fetching) = next.take() {
+            let envelope = fetching
+                .await
+                .map_err(|e| FederationError::Protocol(format!("fetching task failed: {e}")))??;
             let more = envelope.more;
-            let got = receive(syncer, target, &c, envelope).await?;
+            let claimed = envelope
+                .x_anyam_date_added_last
+                .as_deref()
+                .and_then(crate::page::parse_micros);
+            if more && let Some(t) = claimed {
+                next = Some(fetch_page(client, partner, &root, &c.id, Some(t)));
+            }
+            let got = match receive(syncer, target, &c, envelope).await {
+                Ok(g) => g,
+                Err(e) => {
+                    if let Some(n) = next.take() {
+                        n.abort();
+                    }
+                    return Err(e);
+                }
+            };
             total.received += got.counts.received;
             total.unchanged += got.counts.unchanged;
             total.conflicts += got.counts.conflicts;
@@ -374,12 +484,33 @@ pub async fn pull_round(
                 at = got.last;
             }
             save_cursor(syncer, partner, &root, &c.id, at, &fp)?;
-            if !more || got.last.is_none() {
-                break;
+            if got.last.is_none()
+                && let Some(n) = next.take()
+            {
+                n.abort();
             }
         }
     }
     Ok(total)
+}
+
+/// Start fetching one page of a partner collection.
+fn fetch_page(
+    client: &reqwest::Client,
+    partner: &str,
+    root: &str,
+    collection: &str,
+    after: Option<i64>,
+) -> JoinHandle<Result<Envelope>> {
+    let mut url = format!("{root}collections/{collection}/objects/?limit={PULL_PAGE}");
+    if let Some(t) = after {
+        url.push_str("&added_after=");
+        url.extend(form_urlencoded::byte_serialize(
+            crate::page::format_micros(t).as_bytes(),
+        ));
+    }
+    let (client, partner) = (client.clone(), partner.to_string());
+    tokio::spawn(async move { get_json(&client, &partner, &url).await })
 }
 
 async fn receive(
@@ -410,7 +541,7 @@ async fn follow_stream(
             cursors.insert(c.id.clone(), t);
         }
     }
-    let url = stream_url(&target.url)?;
+    let url = partner_url(&target.url, "/anyam/stream/")?;
     let r = client
         .get(&url)
         .header("accept", "text/event-stream")
@@ -445,11 +576,11 @@ async fn follow_stream(
     Ok(())
 }
 
-/// The stream URL on the partner listener of a discovery URL.
-fn stream_url(discovery: &str) -> Result<String> {
+/// A path on the partner listener of a discovery URL.
+fn partner_url(discovery: &str, path: &str) -> Result<String> {
     let u = reqwest::Url::parse(discovery)
         .map_err(|e| FederationError::Protocol(format!("partner URL {discovery}: {e}")))?;
-    u.join("/anyam/stream/")
+    u.join(path)
         .map(|u| u.to_string())
         .map_err(|e| FederationError::Protocol(format!("partner URL {discovery}: {e}")))
 }
