@@ -374,3 +374,45 @@ def test_agreement_travels_between_nodes_and_termination_stops_the_flow(make_nod
         return [e for e in rows if e["kind"] == "agreement" and e.get("details", {}).get("from")]
     assert {e["details"]["notice"] for e in agreement_events(b)} == {"agreement", "termination"}
     assert [e["details"]["notice"] for e in agreement_events(a)] == ["agreement"]
+
+
+def test_deletion_reaches_every_node_as_a_signed_tombstone(trio):
+    a, b, c = trio
+    cid = a.default_collection
+    keep, gone = marked(50, TLP_GREEN), marked(51, TLP_GREEN)
+    s = a.session()
+    post_envelope(s, a.objects_url(cid), [keep, gone])
+    both = {(o["id"], o["modified"]) for o in (keep, gone)}
+    for n in (b, c):
+        wait_for(lambda n=n: all_versions(n, cid) >= both, "the objects to reach every node")
+    # C is offline when A deletes; B applies the tombstone at once, C when
+    # it comes back, before anything else.
+    c.stop()
+    r = s.delete(a.object_url(cid, gone["id"]))
+    assert r.status_code == 200, r.text
+    s.close()
+    wait_for(lambda: (gone["id"], gone["modified"]) not in all_versions(b, cid), "B to delete")
+    assert (keep["id"], keep["modified"]) in all_versions(b, cid)
+    c.start()
+    wait_for(lambda: (gone["id"], gone["modified"]) not in all_versions(c, cid), "C to delete")
+    assert (keep["id"], keep["modified"]) in all_versions(c, cid)
+
+    # Deleting a received object on B (once its operator gave the host
+    # organization write access there) deletes it on B only.
+    b.grant("host", cid, "rw")
+    sb = b.session()
+    assert sb.delete(b.object_url(cid, keep["id"])).status_code == 200
+    sb.close()
+    time.sleep(3)
+    assert (keep["id"], keep["modified"]) in all_versions(a, cid)
+    assert (keep["id"], keep["modified"]) in all_versions(c, cid)
+
+    def deletions(n):
+        con = sqlite3.connect(f"file:{n.dir / 'audit.db'}?mode=ro", uri=True)
+        try:
+            rows = [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+        finally:
+            con.close()
+        return [e for e in rows if e["kind"] == "deletion" and "tombstone" in e["why"]]
+    assert [e["parties"] for e in deletions(b)] == [[a.node_id]]
+    assert [e["parties"] for e in deletions(c)] == [[b.node_id]]

@@ -253,6 +253,41 @@ pub async fn start(
     Ok(Running { server, sync, stop })
 }
 
+/// The hook the TAXII server calls after a DELETE: deletions of objects
+/// this node originated and released to partners become signed
+/// tombstones queued for those partners.
+pub fn delete_hook(node: &Node) -> Result<Arc<dyn Fn(&anyam_taxii::Deleted) + Send + Sync>> {
+    let dir = node.dir.clone();
+    let db = Arc::new(
+        FederationDb::open(&dir.join(FEDERATION_DB)).context("opening the federation database")?,
+    );
+    let node_id = identity::open_trust(&dir)?
+        .self_node_id()?
+        .context("the node has no identity yet")?;
+    Ok(Arc::new(move |d: &anyam_taxii::Deleted| {
+        let key = match identity::load_signing_key(&dir) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, object = %d.object_id, "no tombstone: the node key cannot be read");
+                return;
+            }
+        };
+        let deletion = anyam_federation::tombstone::LocalDeletion {
+            object_id: &d.object_id,
+            versions: &d.versions,
+            all: d.all,
+            user: &d.user,
+        };
+        match anyam_federation::tombstone::on_local_delete(&db, &key, &node_id, &deletion) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(object = %d.object_id, partners = n, "tombstone queued"),
+            Err(e) => {
+                tracing::error!(error = %e, object = %d.object_id, "queueing a tombstone failed")
+            }
+        }
+    }))
+}
+
 /// Where the partner certificate of the running node is written (public;
 /// for operators comparing what partners see).
 pub const PARTNER_CERT: &str = "tls/partner-cert.pem";

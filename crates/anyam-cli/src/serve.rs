@@ -164,9 +164,12 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     let bump: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         changes_tx.send_modify(|n| *n = n.wrapping_add(1));
     });
-    let state = AppState::new(node.store.clone(), gate, settings, metrics)
+    let mut state = AppState::new(node.store.clone(), gate, settings, metrics)
         .with_audit(auditor.clone())
         .with_write_hook(bump.clone());
+    if cfg.federation.listen.is_some() {
+        state = state.with_delete_hook(federation::delete_hook(&node)?);
+    }
     let app = anyam_taxii::app(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

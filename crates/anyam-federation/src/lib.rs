@@ -48,5 +48,6 @@ pub mod state;
 pub mod stream;
 pub mod sync;
 pub mod tls;
+pub mod tombstone;
 
 pub use error::{FederationError, Result};

@@ -185,6 +185,8 @@ pub fn build(
     let signed = manifest
         .sign(key)
         .map_err(|e| FederationError::Protocol(e.to_string()))?;
+    let ids: Vec<&str> = released.iter().map(|(id, _)| id.as_str()).collect();
+    db.record_released(req.partner, &ids)?;
     Ok(Built {
         envelope: Envelope {
             more: page.next.is_some(),

@@ -128,14 +128,24 @@ impl Receiver {
     /// Apply one notice of `partner` (see [`TrustSource::apply_notice`]),
     /// recording it in the audit log either way.
     pub fn apply_notice(&self, partner: &str, kind: &str, document: &Signed) -> Result<()> {
-        let outcome = match kind {
-            "agreement" | "termination" => self.trust.apply_notice(partner, kind, document),
-            other => Err(format!("unknown notice kind {other:?}")),
+        let (outcome, audit_kind) = match kind {
+            "agreement" | "termination" => (
+                self.trust.apply_notice(partner, kind, document),
+                Kind::Agreement,
+            ),
+            "tombstone" => (
+                crate::tombstone::apply(self, partner, document),
+                Kind::Other("deletion".into()),
+            ),
+            other => (
+                Err(format!("unknown notice kind {other:?}")),
+                Kind::Other("rejection".into()),
+            ),
         };
         match outcome {
             Ok(what) => {
                 self.record(|| {
-                    let mut e = Event::new(Kind::Agreement, partner);
+                    let mut e = Event::new(audit_kind, partner);
                     e.parties = vec![partner.to_string()];
                     e.why = what;
                     e.details = serde_json::json!({
@@ -264,6 +274,7 @@ impl Receiver {
             None => return Err("a page with objects carries no x_anyam_date_added_last".into()),
         };
         Ok(Checked {
+            agreement: batch.manifest.agreement.id.clone(),
             manifest_digest: batch.digest,
             objects,
             last,
@@ -310,9 +321,12 @@ impl Receiver {
             .into_iter()
             .filter_map(|d| by_digest.get(d).map(|m| (d, *m)))
             .collect();
+        let envelope_agreement = checked.agreement.clone();
         let versions: Vec<ReceivedVersion<'_>> = objects
             .iter()
             .map(|o| ReceivedVersion {
+                collection: &collection.id,
+                agreement: &envelope_agreement,
                 object_id: &o.new.id,
                 version: o.version.as_deref(),
                 digest: &o.digest,
@@ -432,6 +446,8 @@ struct CheckedObject {
 
 struct Checked {
     manifest_digest: String,
+    /// The agreement the page was published under.
+    agreement: String,
     objects: Vec<CheckedObject>,
     last: Option<Micros>,
 }

@@ -63,9 +63,16 @@ CREATE TABLE IF NOT EXISTS received (
     originator  TEXT NOT NULL,
     from_node   TEXT NOT NULL,
     manifest    TEXT NOT NULL REFERENCES manifests(digest),
+    collection  TEXT NOT NULL,
+    agreement   TEXT NOT NULL,
     received_at TEXT NOT NULL,
     PRIMARY KEY (object_id, version)
 );
+CREATE TABLE IF NOT EXISTS released_to (
+    object_id  TEXT NOT NULL,
+    partner    TEXT NOT NULL,
+    PRIMARY KEY (object_id, partner)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS received_by_originator ON received (originator);
 CREATE TABLE IF NOT EXISTS outbox (
     seq      INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -132,6 +139,10 @@ pub struct Provenance {
 /// A received object version to remember.
 #[derive(Debug, Clone)]
 pub struct ReceivedVersion<'a> {
+    /// The local collection it is kept in.
+    pub collection: &'a str,
+    /// The agreement the page it came in was published under.
+    pub agreement: &'a str,
     pub object_id: &'a str,
     pub version: Option<&'a str>,
     pub digest: &'a str,
@@ -238,8 +249,9 @@ impl FederationDb {
             }
             let mut put_r = tx.prepare_cached(
                 "INSERT OR IGNORE INTO received
-                   (object_id, version, digest, originator, from_node, manifest, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                   (object_id, version, digest, originator, from_node, manifest, collection,
+                    agreement, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             let at = now();
             for v in versions {
@@ -250,6 +262,8 @@ impl FederationDb {
                     v.originator,
                     from_node,
                     v.manifest_digest,
+                    v.collection,
+                    v.agreement,
                     at
                 ])?;
             }
@@ -360,6 +374,86 @@ impl FederationDb {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// A version of an object received here: its version key (empty for
+/// objects without `modified`/`created`), originator, and local
+/// collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldVersion {
+    pub version: String,
+    pub originator: String,
+    pub collection: String,
+}
+
+impl FederationDb {
+    /// Remember that the objects `ids` were released to `partner` (so a
+    /// deletion by their originator reaches it).
+    pub fn record_released(&self, partner: &str, ids: &[&str]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO released_to (object_id, partner) VALUES (?1, ?2)",
+            )?;
+            for id in ids {
+                st.execute(params![id, partner])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The partners an object was released to.
+    pub fn released_to(&self, object_id: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut st =
+            conn.prepare("SELECT partner FROM released_to WHERE object_id = ?1 ORDER BY partner")?;
+        let rows = st.query_map(params![object_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The versions of an object received here.
+    pub fn held(&self, object_id: &str) -> Result<Vec<HeldVersion>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT version, originator, collection FROM received WHERE object_id = ?1
+             ORDER BY version",
+        )?;
+        let rows = st.query_map(params![object_id], |r| {
+            Ok(HeldVersion {
+                version: r.get(0)?,
+                originator: r.get(1)?,
+                collection: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Forget received versions (after they were deleted here).
+    pub fn forget(&self, object_id: &str, versions: Option<&[String]>) -> Result<()> {
+        let conn = self.conn();
+        match versions {
+            None => {
+                conn.execute(
+                    "DELETE FROM received WHERE object_id = ?1",
+                    params![object_id],
+                )?;
+            }
+            Some(vs) => {
+                for v in vs {
+                    conn.execute(
+                        "DELETE FROM received WHERE object_id = ?1 AND version = ?2",
+                        params![object_id, v],
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

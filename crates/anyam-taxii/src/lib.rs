@@ -94,6 +94,23 @@ pub struct AppState {
     /// Called after a write stored something (wakes the partner live
     /// streams).
     pub on_write: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Called after a DELETE removed object versions (partners that
+    /// received them are sent a signed tombstone).
+    pub on_delete: Option<Arc<dyn Fn(&Deleted) + Send + Sync>>,
+}
+
+/// What a DELETE removed.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    /// The collection's id.
+    pub collection: String,
+    pub object_id: String,
+    /// The versions removed (TAXII version strings).
+    pub versions: Vec<String>,
+    /// No version of the object is left (as far as the caller could see).
+    pub all: bool,
+    /// Who deleted.
+    pub user: String,
 }
 
 impl AppState {
@@ -112,12 +129,19 @@ impl AppState {
             metrics,
             audit: None,
             on_write: None,
+            on_delete: None,
         }
     }
 
     /// Call `hook` after every write that stored something.
     pub fn with_write_hook(mut self, hook: Arc<dyn Fn() + Send + Sync>) -> AppState {
         self.on_write = Some(hook);
+        self
+    }
+
+    /// Call `hook` after every DELETE that removed something.
+    pub fn with_delete_hook(mut self, hook: Arc<dyn Fn(&Deleted) + Send + Sync>) -> AppState {
+        self.on_delete = Some(hook);
         self
     }
 

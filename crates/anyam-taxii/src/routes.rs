@@ -693,11 +693,41 @@ async fn delete_object(
             path: uri.path(),
             query: raw.as_deref(),
         };
+        // With a delete hook, the versions the caller sees before and
+        // after tell which went.
+        let listing = |st: &AppState| -> Option<Vec<String>> {
+            let q = Query {
+                versions: vec![anyam_store::VersionSel::All],
+                limit: 100_000,
+                ..Query::default()
+            };
+            match st.gate.versions(&p, &root, &cid, &oid, &q) {
+                Ok(page) => Some(page.items.into_iter().map(|e| e.version).collect()),
+                Err(Denied::NotFound) => Some(Vec::new()),
+                Err(_) => None,
+            }
+        };
+        let before = st.on_delete.as_ref().and_then(|_| listing(&st));
         let removed = st
             .gate
             .delete(&p, &root, &cid, &oid, &q.versions, &q.spec_versions)
             .map_err(|d| refuse(&st, &p, &root, &t, d))?;
         st.record(|| audit::deletion(&p, &t, &oid, removed));
+        if let (Some(hook), Some(before)) = (&st.on_delete, before) {
+            let after = listing(&st).unwrap_or_default();
+            let collection = st
+                .gate
+                .collection(&p, &root, &cid, Action::Read)
+                .map(|(c, _)| c.id)
+                .unwrap_or_else(|_| cid.clone());
+            hook(&crate::Deleted {
+                collection,
+                object_id: oid.clone(),
+                versions: before.into_iter().filter(|v| !after.contains(v)).collect(),
+                all: after.is_empty(),
+                user: p.user.clone(),
+            });
+        }
         Ok(())
     })
     .await?;
