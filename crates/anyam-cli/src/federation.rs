@@ -256,7 +256,7 @@ pub async fn start(
 /// The hook the TAXII server calls after a DELETE: deletions of objects
 /// this node originated and released to partners become signed
 /// tombstones queued for those partners.
-pub fn delete_hook(node: &Node) -> Result<Arc<dyn Fn(&anyam_taxii::Deleted) + Send + Sync>> {
+pub fn delete_hook(node: &Node) -> Result<anyam_taxii::DeleteHook> {
     let dir = node.dir.clone();
     let db = Arc::new(
         FederationDb::open(&dir.join(FEDERATION_DB)).context("opening the federation database")?,

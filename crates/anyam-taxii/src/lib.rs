@@ -96,8 +96,11 @@ pub struct AppState {
     pub on_write: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Called after a DELETE removed object versions (partners that
     /// received them are sent a signed tombstone).
-    pub on_delete: Option<Arc<dyn Fn(&Deleted) + Send + Sync>>,
+    pub on_delete: Option<DeleteHook>,
 }
+
+/// Called after a DELETE removed object versions.
+pub type DeleteHook = Arc<dyn Fn(&Deleted) + Send + Sync>;
 
 /// What a DELETE removed.
 #[derive(Debug, Clone)]
@@ -140,7 +143,7 @@ impl AppState {
     }
 
     /// Call `hook` after every DELETE that removed something.
-    pub fn with_delete_hook(mut self, hook: Arc<dyn Fn(&Deleted) + Send + Sync>) -> AppState {
+    pub fn with_delete_hook(mut self, hook: DeleteHook) -> AppState {
         self.on_delete = Some(hook);
         self
     }
