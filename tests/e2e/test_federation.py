@@ -15,6 +15,7 @@ import secrets
 import socket
 import sqlite3
 import time
+import uuid
 
 import pytest
 
@@ -71,11 +72,12 @@ def introduce(nodes, tmp_path):
 
 
 def agree(x, y, tmp_path, title, *, collections, max_tlp="red", redistribution="none",
-          recipients=()):
+          recipients=(), sightings="no"):
     """A bilateral agreement drafted by x, signed by both, held by both."""
     draft = tmp_path / f"{title}.draft.json"
     args = ["agreement", "draft", "--party", y.node_id, "--title", title,
             "--max-tlp", max_tlp, "--pap", "red", "--redistribution", redistribution,
+            "--sightings", sightings,
             "--valid-from", "2020-01-01T00:00:00Z", "--valid-until", "2099-01-01T00:00:00Z",
             "--out", draft]
     for c in collections:
@@ -416,3 +418,48 @@ def test_deletion_reaches_every_node_as_a_signed_tombstone(trio):
         return [e for e in rows if e["kind"] == "deletion" and "tombstone" in e["why"]]
     assert [e["parties"] for e in deletions(b)] == [[a.node_id]]
     assert [e["parties"] for e in deletions(c)] == [[b.node_id]]
+
+
+@pytest.mark.parametrize("consent", ["yes", "anonymized", "no"])
+def test_sightings_go_back_to_the_originator_where_agreed(make_node, tmp_path, consent):
+    a, b = federating(make_node, "alpha"), federating(make_node, "bravo")
+    introduce([a, b], tmp_path)
+    cid = a.default_collection
+    agree(a, b, tmp_path, "a-b", collections=[cid], max_tlp="amber", sightings=consent)
+    for n in (a, b):
+        n.start()
+    ind = marked(60, TLP_GREEN, pattern="[ipv4-addr:value = '198.51.100.77']")
+    s = a.session()
+    post_envelope(s, a.objects_url(cid), [ind])
+    wait_for(lambda: (ind["id"], ind["modified"]) in all_versions(b, cid), "the indicator at B")
+
+    # B's sensors see the address: `anyam detect` writes a sighting at B.
+    addr = {"type": "ipv4-addr", "spec_version": "2.1", "id": f"ipv4-addr--{uuid.uuid4()}",
+            "value": "198.51.100.77"}
+    od = {"type": "observed-data", "spec_version": "2.1", "id": f"observed-data--{uuid.uuid4()}",
+          "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z",
+          "first_observed": "2026-01-01T00:00:00Z", "last_observed": "2026-01-01T00:00:00Z",
+          "number_observed": 1, "object_refs": [addr["id"]]}
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps([od, addr]) + "\n")
+    r = b.cli("detect", "-i", f"stix:{events}", "--alerts", tmp_path / "alerts.jsonl")
+    assert ind["id"] in (tmp_path / "alerts.jsonl").read_text(), r.stderr
+
+    def sightings_at_a():
+        r = s.get(a.objects_url(cid), params={"match[type]": "sighting", "match[version]": "all"})
+        return served_objects(r.json()) if r.status_code == 200 else []
+
+    if consent == "no":
+        time.sleep(4)
+        assert sightings_at_a() == []
+        s.close()
+        return
+    got = wait_for(sightings_at_a, "the sighting back at A")
+    s.close()
+    assert {o["sighting_of_ref"] for o in got} == {ind["id"]}
+    for o in got:
+        assert o["count"] >= 1
+        if consent == "anonymized":
+            assert not {"where_sighted_refs", "created_by_ref", "observed_data_refs"} & set(o)
+        else:
+            assert o["where_sighted_refs"] and o["created_by_ref"].startswith("identity--")

@@ -374,7 +374,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                     .rules(false)
                     .map_err(|e| anyhow::anyhow!("reading the release policy: {e}"))?,
             };
-            let store = node.store;
+            let store = node.store.clone();
             if !a.no_sightings {
                 if let Some(w) = &a.where_sighted
                     && !w.starts_with("identity--")
@@ -402,7 +402,7 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                         .and_then(Value::as_str)
                         .unwrap_or(&node.config.node_name)
                 );
-                sightings = Some(sightings::Sightings::open(
+                let mut s = sightings::Sightings::open(
                     store.clone(),
                     &a.sightings_collection,
                     &node_identity,
@@ -414,7 +414,9 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                         actor,
                         operator: audit::operator(),
                     },
-                )?);
+                )?;
+                s.set_reporter(crate::federation::sighting_reporter(&node)?);
+                sightings = Some(s);
             }
             let seq =
                 store.latest_indicators(&mut |raw| match serde_json::from_str::<Value>(raw) {

@@ -288,6 +288,33 @@ pub fn delete_hook(node: &Node) -> Result<anyam_taxii::DeleteHook> {
     }))
 }
 
+/// What `anyam detect` calls with every sighting it stores: sightings of
+/// indicators a partner sent are queued for that partner where the
+/// agreement consents (`anyam_federation::sightings`). Failures are
+/// reported on standard error and never stop detection.
+pub fn sighting_reporter(node: &Node) -> Result<crate::sightings::Reporter> {
+    let db = FederationDb::open(&node.dir.join(FEDERATION_DB))
+        .context("opening the federation database")?;
+    let gate = node.gate()?;
+    let dir = node.dir.clone();
+    Ok(Box::new(move |sighting: &serde_json::Value| {
+        // Stored by this node for itself: the host organization's label.
+        let label = anyam_policy::label_of(sighting).with_source(None, None);
+        let sent = identity::load_signing_key(&dir)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|key| {
+                anyam_federation::sightings::report(&gate, &db, &key, &label, sighting)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = sent {
+            eprintln!(
+                "{}",
+                serde_json::json!({"warning": format!("sending a sighting back to its originator failed: {e}")})
+            );
+        }
+    }))
+}
+
 /// Where the partner certificate of the running node is written (public;
 /// for operators comparing what partners see).
 pub const PARTNER_CERT: &str = "tls/partner-cert.pem";

@@ -65,6 +65,9 @@ pub struct SightingsAudit {
     pub operator: String,
 }
 
+/// Called with every sighting version stored.
+pub type Reporter = Box<dyn FnMut(&Value)>;
+
 pub struct Sightings {
     store: Arc<dyn Store>,
     audit: SightingsAudit,
@@ -82,6 +85,9 @@ pub struct Sightings {
     /// The most hits one sighting counts ([`MAX_COUNT`]; lower in tests).
     max_count: u64,
     pub versions_written: u64,
+    /// Called with every sighting version stored (sends sightings of
+    /// partners' indicators back to them, where agreed).
+    reporter: Option<Reporter>,
 }
 
 /// Microseconds, rendered the way STIX timestamps are written.
@@ -199,7 +205,24 @@ impl Sightings {
             last_flush: Instant::now(),
             max_count: MAX_COUNT,
             versions_written: 0,
+            reporter: None,
         })
+    }
+
+    /// Call `f` with every sighting version once it is stored.
+    pub fn set_reporter(&mut self, f: Reporter) {
+        self.reporter = Some(f);
+    }
+
+    fn reported(&mut self, objs: &[Value]) {
+        if let Some(r) = self.reporter.as_mut() {
+            for o in objs
+                .iter()
+                .filter(|o| o.get("type").and_then(Value::as_str) == Some("sighting"))
+            {
+                r(o);
+            }
+        }
     }
 
     pub fn collection_id(&self) -> &str {
@@ -358,6 +381,7 @@ impl Sightings {
             objs.push(o);
         }
         let (refs, _) = put(self.store.as_ref(), &self.collection, &objs)?;
+        self.reported(&objs);
         // Recorded with the next flush, which follows shortly.
         self.unaudited.extend(refs);
         self.pending.clear();
@@ -396,6 +420,7 @@ impl Sightings {
                 }
             }
             let (refs, _) = put(self.store.as_ref(), &self.collection, &objs)?;
+            self.reported(&objs);
             self.unaudited.extend(refs);
             self.pending.clear();
             for k in &keys {

@@ -44,6 +44,7 @@ mod error;
 pub mod page;
 pub mod receive;
 pub mod server;
+pub mod sightings;
 pub mod state;
 pub mod stream;
 pub mod sync;

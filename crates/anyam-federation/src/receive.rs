@@ -127,7 +127,13 @@ impl Receiver {
 
     /// Apply one notice of `partner` (see [`TrustSource::apply_notice`]),
     /// recording it in the audit log either way.
-    pub fn apply_notice(&self, partner: &str, kind: &str, document: &Signed) -> Result<()> {
+    pub fn apply_notice(
+        &self,
+        partner: &str,
+        kind: &str,
+        document: &Signed,
+        objects: &[String],
+    ) -> Result<()> {
         let (outcome, audit_kind) = match kind {
             "agreement" | "termination" => (
                 self.trust.apply_notice(partner, kind, document),
@@ -136,6 +142,10 @@ impl Receiver {
             "tombstone" => (
                 crate::tombstone::apply(self, partner, document),
                 Kind::Other("deletion".into()),
+            ),
+            "sighting" => (
+                crate::sightings::apply(self, partner, document, objects),
+                Kind::Receipt,
             ),
             other => (
                 Err(format!("unknown notice kind {other:?}")),

@@ -294,7 +294,20 @@ async fn notices(
             list.truncate(MAX_NOTICES);
             let items: Vec<_> = list
                 .into_iter()
-                .map(|n| json!({ "seq": n.seq, "kind": n.kind, "document": n.document }))
+                .map(|n| {
+                    let mut v = json!({ "seq": n.seq, "kind": n.kind, "document": n.document });
+                    if !n.objects.is_empty() {
+                        // The objects as JSON (digests are over their
+                        // canonical form, so the text may be re-encoded).
+                        let objects: Vec<serde_json::Value> = n
+                            .objects
+                            .iter()
+                            .filter_map(|t| serde_json::from_str(t).ok())
+                            .collect();
+                        v["objects"] = json!(objects);
+                    }
+                    v
+                })
                 .collect();
             taxii(
                 StatusCode::OK,

@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     kind     TEXT NOT NULL,
     digest   TEXT NOT NULL,
     body     TEXT NOT NULL,
+    objects  TEXT,
     created  TEXT NOT NULL,
     UNIQUE (partner, digest)
 );
@@ -385,6 +386,10 @@ pub struct HeldVersion {
     pub version: String,
     pub originator: String,
     pub collection: String,
+    /// The partner it came from.
+    pub from_node: String,
+    /// The agreement the page it came in was published under.
+    pub agreement: String,
 }
 
 impl FederationDb {
@@ -421,14 +426,16 @@ impl FederationDb {
     pub fn held(&self, object_id: &str) -> Result<Vec<HeldVersion>> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT version, originator, collection FROM received WHERE object_id = ?1
-             ORDER BY version",
+            "SELECT version, originator, collection, from_node, agreement FROM received
+             WHERE object_id = ?1 ORDER BY version",
         )?;
         let rows = st.query_map(params![object_id], |r| {
             Ok(HeldVersion {
                 version: r.get(0)?,
                 originator: r.get(1)?,
                 collection: r.get(2)?,
+                from_node: r.get(3)?,
+                agreement: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -463,6 +470,8 @@ pub struct Notice {
     pub seq: i64,
     pub kind: String,
     pub document: Signed,
+    /// Objects the document covers (a sighting report's sightings).
+    pub objects: Vec<String>,
 }
 
 impl FederationDb {
@@ -470,12 +479,28 @@ impl FederationDb {
     /// round. The same document is queued once per partner; returns
     /// whether it was new.
     pub fn queue(&self, partner: &str, kind: &str, doc: &Signed) -> Result<bool> {
+        self.queue_with(partner, kind, doc, &[])
+    }
+
+    /// [`FederationDb::queue`] with the objects the document covers (JSON
+    /// texts, sent as they are).
+    pub fn queue_with(
+        &self,
+        partner: &str,
+        kind: &str,
+        doc: &Signed,
+        objects: &[String],
+    ) -> Result<bool> {
         let body = serde_json::to_string(doc)
             .map_err(|e| FederationError::Protocol(format!("notice: {e}")))?;
+        let objects = (!objects.is_empty())
+            .then(|| serde_json::to_string(objects))
+            .transpose()
+            .map_err(|e| FederationError::Protocol(format!("notice: {e}")))?;
         let n = self.conn().execute(
-            "INSERT OR IGNORE INTO outbox (partner, kind, digest, body, created)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![partner, kind, doc.digest(), body, now()],
+            "INSERT OR IGNORE INTO outbox (partner, kind, digest, body, objects, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![partner, kind, doc.digest(), body, objects, now()],
         )?;
         Ok(n == 1)
     }
@@ -484,7 +509,7 @@ impl FederationDb {
     pub fn notices_for(&self, partner: &str, after: i64, limit: usize) -> Result<Vec<Notice>> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT seq, kind, body FROM outbox WHERE partner = ?1 AND seq > ?2
+            "SELECT seq, kind, body, objects FROM outbox WHERE partner = ?1 AND seq > ?2
              ORDER BY seq LIMIT ?3",
         )?;
         let rows = st.query_map(params![partner, after, limit as i64], |r| {
@@ -492,17 +517,25 @@ impl FederationDb {
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, kind, body) = row?;
-            let document = Signed::from_json(&body)
-                .map_err(|e| FederationError::Protocol(format!("stored notice {seq}: {e}")))?;
+            let (seq, kind, body, objects) = row?;
+            let bad = |e: &dyn std::fmt::Display| {
+                FederationError::Protocol(format!("stored notice {seq}: {e}"))
+            };
+            let document = Signed::from_json(&body).map_err(|e| bad(&e))?;
+            let objects = match objects {
+                Some(o) => serde_json::from_str(&o).map_err(|e| bad(&e))?,
+                None => Vec::new(),
+            };
             out.push(Notice {
                 seq,
                 kind,
                 document,
+                objects,
             });
         }
         Ok(out)

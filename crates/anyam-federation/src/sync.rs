@@ -274,6 +274,8 @@ struct NoticeDoc {
     seq: i64,
     kind: String,
     document: anyam_trust::Signed,
+    #[serde(default)]
+    objects: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// Fetch and apply the partner's notices for this node, in order; the
@@ -292,9 +294,12 @@ pub async fn pull_notices(
         for n in &doc.notices {
             let s = syncer.clone();
             let (p, kind, document) = (partner.to_string(), n.kind.clone(), n.document.clone());
-            tokio::task::spawn_blocking(move || s.receiver.apply_notice(&p, &kind, &document))
-                .await
-                .map_err(|e| FederationError::Protocol(format!("notice task failed: {e}")))??;
+            let objects: Vec<String> = n.objects.iter().map(|o| o.get().to_string()).collect();
+            tokio::task::spawn_blocking(move || {
+                s.receiver.apply_notice(&p, &kind, &document, &objects)
+            })
+            .await
+            .map_err(|e| FederationError::Protocol(format!("notice task failed: {e}")))??;
             syncer.receiver.db.set_notice_cursor(partner, n.seq)?;
         }
         if !doc.more || doc.notices.is_empty() {

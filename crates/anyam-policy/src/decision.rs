@@ -159,6 +159,8 @@ pub enum Withheld {
     NeverOnward,
     #[error("the partner originated the version")]
     Originator,
+    #[error("the agreement does not consent to sending sightings back")]
+    NoSightingsConsent,
     #[error("TLP {0:?} data received from a partner is never passed on to another node")]
     NotOnward(Tlp),
     #[error("the terms of its originator {0} do not allow passing it on to this node")]
@@ -266,6 +268,44 @@ pub fn decide_release(v: &Version, to: &Reader, via: Path, rules: &Rules) -> Res
             }
             Err(why.unwrap_or_else(|| Withheld::NoAgreement(node_id.to_string())))
         }
+    }
+}
+
+/// May a sighting version (with label `label`) of an indicator that
+/// partner `originator` sent this node be sent back to it? Only under an
+/// agreement that consents (`consents`: its `sightings.send_to_originator`)
+/// and only the node's own sightings: not sightings it received from
+/// another node, not a constituent's AMBER+STRICT, not TLP:RED unless a
+/// named recipient is on the originator's node, never with a marking
+/// nobody recognized.
+pub fn decide_sighting_report(
+    label: &Label,
+    originator: &str,
+    consents: bool,
+    rules: &Rules,
+) -> Result<(), Withheld> {
+    if !consents {
+        return Err(Withheld::NoSightingsConsent);
+    }
+    if label
+        .origin
+        .as_ref()
+        .is_some_and(|o| o.node_id != rules.node_id)
+    {
+        return Err(Withheld::NeverOnward);
+    }
+    let (tlp, _) = effective(label, rules)?;
+    let from_host = label
+        .source
+        .org
+        .as_deref()
+        .is_none_or(|o| o == rules.host_org);
+    match tlp {
+        Tlp::Clear | Tlp::Green | Tlp::Amber => Ok(()),
+        Tlp::AmberStrict if from_host => Ok(()),
+        Tlp::AmberStrict => Err(Withheld::NeverOnward),
+        Tlp::Red if label.recipients.iter().any(|r| r.node_id == originator) => Ok(()),
+        Tlp::Red => Err(Withheld::NotRecipient),
     }
 }
 

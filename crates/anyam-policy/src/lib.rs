@@ -46,8 +46,8 @@ use anyam_store::{
 use anyam_trust::{AgreementsInForce, Tlp};
 
 pub use decision::{
-    Accepted, Path, Reader, Rules, Version, Withheld, decide_release, distinguished_types,
-    effective,
+    Accepted, Path, Reader, Rules, Version, Withheld, decide_release, decide_sighting_report,
+    distinguished_types, effective,
 };
 pub use marking::{Label, Origin, Recipient, Source, label_of};
 
