@@ -329,7 +329,8 @@ def in_force_ids(n) -> set[str]:
     return {a["id"] for a in json.loads(n.cli("agreement", "in-force").stdout)["agreements"]}
 
 
-def test_agreement_travels_between_nodes_and_termination_stops_the_flow(make_node, tmp_path):
+@pytest.mark.parametrize("retention", ["delete", "keep"])
+def test_agreement_travels_between_nodes_and_termination_stops_the_flow(make_node, tmp_path, retention):
     a, b = federating(make_node, "alpha"), federating(make_node, "bravo")
     introduce([a, b], tmp_path)
     for n in (a, b):
@@ -338,7 +339,7 @@ def test_agreement_travels_between_nodes_and_termination_stops_the_flow(make_nod
     # A drafts and signs; the signed proposal reaches B over federation.
     draft = tmp_path / "draft.json"
     a.cli("agreement", "draft", "--party", b.node_id, "--title", "over-the-wire",
-          "--collection", cid, "--max-tlp", "amber", "--notice-days", "0",
+          "--collection", cid, "--max-tlp", "amber", "--notice-days", "0", "--retention", retention,
           "--valid-from", "2020-01-01T00:00:00Z", "--valid-until", "2099-01-01T00:00:00Z",
           "--out", draft)
     aid = json.loads(draft.read_text())["document"]["id"]
@@ -365,6 +366,20 @@ def test_agreement_travels_between_nodes_and_termination_stops_the_flow(make_nod
     s.close()
     time.sleep(4)
     assert (after["id"], after["modified"]) not in all_versions(b, cid)
+    # Retention: what B received under the agreement is deleted, or kept,
+    # as its terms say; a deletion is audited.
+    held = (first["id"], first["modified"])
+    if retention == "delete":
+        wait_for(lambda: held not in all_versions(b, cid), "retention to delete received data")
+    else:
+        assert held in all_versions(b, cid)
+    con = sqlite3.connect(f"file:{b.dir / 'audit.db'}?mode=ro", uri=True)
+    try:
+        kept = [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+    finally:
+        con.close()
+    retained = [o["id"] for e in kept if e["kind"] == "retention" for o in e["what"]["objects"]]
+    assert retained == ([first["id"]] if retention == "delete" else [])
 
     # Both audit logs record the documents that travelled.
     def agreement_events(n):

@@ -57,6 +57,53 @@ impl TrustSource for TrustView {
         self.partners_list()
     }
 
+    fn ended(&self) -> Result<Vec<anyam_federation::receive::Ended>, String> {
+        use anyam_trust::NotInForce;
+        let all = self
+            .lock()?
+            .evaluate_all(jiff::Timestamp::now())
+            .map_err(|e| format!("evaluating agreements: {e}"))?;
+        // Per agreement id: whether a version is in force, and the latest
+        // version that ended (terminated or expired) with its terms.
+        let mut by_id: std::collections::BTreeMap<
+            String,
+            (bool, Option<(u32, anyam_federation::receive::Ended)>),
+        > = std::collections::BTreeMap::new();
+        for (s, status) in &all {
+            let Ok(a) = s.parse::<anyam_trust::Agreement>() else {
+                continue;
+            };
+            let entry = by_id.entry(a.id.clone()).or_insert((false, None));
+            let at = match status {
+                Ok(_) => {
+                    entry.0 = true;
+                    continue;
+                }
+                Err(NotInForce::Terminated { effective, .. }) => effective,
+                Err(NotInForce::Expired { valid_until }) => valid_until,
+                Err(_) => continue,
+            };
+            let Ok(at) = at.parse::<jiff::Timestamp>() else {
+                continue;
+            };
+            if entry.1.as_ref().is_none_or(|(v, _)| *v < a.version) {
+                entry.1 = Some((
+                    a.version,
+                    anyam_federation::receive::Ended {
+                        id: a.id.clone(),
+                        retention: a.retention_after_termination,
+                        at,
+                    },
+                ));
+            }
+        }
+        Ok(by_id
+            .into_values()
+            .filter(|(live, _)| !live)
+            .filter_map(|(_, e)| e.map(|(_, e)| e))
+            .collect())
+    }
+
     fn apply_notice(
         &self,
         from: &str,

@@ -43,6 +43,7 @@
 mod error;
 pub mod page;
 pub mod receive;
+pub mod retention;
 pub mod server;
 pub mod sightings;
 pub mod state;

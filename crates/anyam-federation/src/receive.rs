@@ -41,6 +41,9 @@ pub trait TrustSource: Send + Sync {
     /// Every partner whose descriptor this node holds: node id, name,
     /// TAXII URL of its partner listener.
     fn partners(&self) -> std::result::Result<Vec<(String, String, String)>, String>;
+    /// The agreements that were in force once and have ended (terminated
+    /// or expired; no version in force now), with their retention terms.
+    fn ended(&self) -> std::result::Result<Vec<Ended>, String>;
     /// Apply a signed document a partner sent (`kind` `agreement` or
     /// `termination`): verify and store it. `Ok` describes what was done,
     /// `Err` why it was refused.
@@ -50,6 +53,16 @@ pub trait TrustSource: Send + Sync {
         kind: &str,
         document: &Signed,
     ) -> std::result::Result<String, String>;
+}
+
+/// An agreement that has ended, and what its terms say to do with what
+/// was received under it.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub id: String,
+    pub retention: anyam_trust::Retention,
+    /// When it ended.
+    pub at: jiff::Timestamp,
 }
 
 /// Records audit events; the node's auditor in production.

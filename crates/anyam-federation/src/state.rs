@@ -441,6 +441,20 @@ impl FederationDb {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Every version received under `agreement`: (collection, object id,
+    /// version key).
+    pub fn received_under(&self, agreement: &str) -> Result<Vec<(String, String, String)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT collection, object_id, version FROM received WHERE agreement = ?1
+             ORDER BY collection, object_id, version",
+        )?;
+        let rows = st.query_map(params![agreement], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Forget received versions (after they were deleted here).
     pub fn forget(&self, object_id: &str, versions: Option<&[String]>) -> Result<()> {
         let conn = self.conn();

@@ -165,6 +165,13 @@ pub async fn run(syncer: Arc<Syncer>, mut stop: watch::Receiver<bool>) {
             Ok(Err(e)) => tracing::error!(error = %e, "reading the agreements in force failed"),
             Err(e) => tracing::error!(error = %e, "reading the agreements in force failed"),
         }
+        let s = syncer.clone();
+        match tokio::task::spawn_blocking(move || crate::retention::apply(&s.receiver)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(versions = n, "retention applied after agreements ended"),
+            Ok(Err(e)) => tracing::error!(error = %e, "applying retention failed"),
+            Err(e) => tracing::error!(error = %e, "applying retention failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = stop.changed() => {}
