@@ -478,3 +478,46 @@ def test_sightings_go_back_to_the_originator_where_agreed(make_node, tmp_path, c
             assert not {"where_sighted_refs", "created_by_ref", "observed_data_refs"} & set(o)
         else:
             assert o["where_sighted_refs"] and o["created_by_ref"].startswith("identity--")
+
+
+def test_sharing_group_formed_over_the_wire_and_a_removed_party_cut_off(make_node, tmp_path):
+    a, b, c = (federating(make_node, n) for n in ("alpha", "bravo", "charlie"))
+    introduce([a, b, c], tmp_path)
+    for n in (a, b, c):
+        n.start()
+    cid = a.default_collection
+    draft = tmp_path / "group.json"
+    a.cli("agreement", "draft", "--party", b.node_id, "--party", c.node_id, "--title", "group",
+          "--collection", cid, "--max-tlp", "amber",
+          "--valid-from", "2020-01-01T00:00:00Z", "--valid-until", "2099-01-01T00:00:00Z",
+          "--out", draft)
+    gid = json.loads(draft.read_text())["document"]["id"]
+    a.cli("agreement", "sign", gid)
+    for n in (b, c):
+        wait_for(lambda n=n: agreements_at(n).get((gid, 1)), "the proposal at every party")
+        n.cli("agreement", "countersign", gid)
+    for n in (a, b, c):
+        wait_for(lambda n=n: gid in in_force_ids(n), "the group in force everywhere")
+
+    s = a.session()
+    first = marked(70, TLP_GREEN)
+    post_envelope(s, a.objects_url(cid), [first])
+    for n in (b, c):
+        wait_for(lambda n=n: (first["id"], first["modified"]) in all_versions(n, cid), "data to the group")
+
+    # C is offline when A removes it. B enforces the removal on receipt; C
+    # learns it when it reconnects, before anything else flows.
+    c.stop()
+    a.cli("agreement", "remove", gid, "--party", c.node_id, "--reason", "left the coalition")
+    view = json.loads(a.cli("agreement", "in-force").stdout)["agreements"]
+    assert [sorted(p["node_id"] for p in g["parties"]) for g in view] == [sorted([a.node_id, b.node_id])]
+    wait_for(lambda: [g for g in json.loads(b.cli("agreement", "in-force").stdout)["agreements"]
+                      if c.node_id not in {p["node_id"] for p in g["parties"]}], "B to enforce the removal")
+    later = marked(71, TLP_GREEN)
+    post_envelope(s, a.objects_url(cid), [later])
+    s.close()
+    wait_for(lambda: (later["id"], later["modified"]) in all_versions(b, cid), "data still to B")
+    c.start()
+    wait_for(lambda: gid not in in_force_ids(c), "C to learn it was removed")
+    time.sleep(4)
+    assert (later["id"], later["modified"]) not in all_versions(c, cid)

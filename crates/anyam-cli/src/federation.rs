@@ -195,6 +195,20 @@ impl TrustView {
                     t.agreement_id, t.agreement_version
                 ))
             }
+            "removal" => {
+                let r: anyam_trust::Removal = doc.parse().map_err(|e| e.to_string())?;
+                if r.by != from {
+                    return Err(format!(
+                        "a removal by {} was sent by {from}, not by the removing party",
+                        r.by
+                    ));
+                }
+                trust.put_removal(doc, now).map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "removal of {} from agreement {} version {} by partner {from} received",
+                    r.removed, r.agreement_id, r.agreement_version
+                ))
+            }
             other => Err(format!("unknown notice kind {other:?}")),
         }
     }

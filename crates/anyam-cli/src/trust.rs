@@ -774,6 +774,21 @@ pub enum AgreementCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Remove a party from an agreement (a sharing group): a signed
+    /// removal that this node enforces at once and queues for every other
+    /// party, the removed one included; each enforces it on receipt.
+    Remove {
+        #[command(flatten)]
+        data: DataArgs,
+        id: String,
+        /// The node id of the party to remove.
+        #[arg(long)]
+        party: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The agreements in force as JSON, for the release decision.
     InForce {
         #[command(flatten)]
@@ -1254,6 +1269,48 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
                 a.id,
                 anyam_trust::format_time(effective),
                 a.notice_period_days
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AgreementCmd::Remove {
+            data,
+            id,
+            party,
+            reason,
+            out,
+        } => {
+            let mut ctx = open(&data)?;
+            let now = Timestamp::now();
+            let s = ctx.trust.agreement(&id, None)?;
+            let a: Agreement = s.parse()?;
+            let key = identity::load_signing_key(&ctx.node.dir)?;
+            let removal = accept!(anyam_trust::Removal::sign(
+                &a,
+                &ctx.node_id,
+                &party,
+                &key,
+                now,
+                reason
+            ));
+            accept!(ctx.trust.put_removal(&removal, now));
+            record(
+                &ctx,
+                anyam_audit::Kind::Agreement,
+                "agreement remove",
+                format!("agreement/{}/{}", a.id, a.version),
+                others(&ctx, &a),
+                json!({"command": "agreement remove", "removed": party, "notice": removal.digest()}),
+            )?;
+            write_output(out.as_deref(), &pretty(&removal))?;
+            let n = crate::federation::queue_for_parties(
+                &ctx.node.dir,
+                "removal",
+                &removal,
+                &others(&ctx, &a),
+            )?;
+            eprintln!(
+                "{party} removed from {} version {}; queued for {n} partner nodes",
+                a.id, a.version
             );
             Ok(ExitCode::SUCCESS)
         }

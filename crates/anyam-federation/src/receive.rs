@@ -148,7 +148,7 @@ impl Receiver {
         objects: &[String],
     ) -> Result<()> {
         let (outcome, audit_kind) = match kind {
-            "agreement" | "termination" => (
+            "agreement" | "termination" | "removal" => (
                 self.trust.apply_notice(partner, kind, document),
                 Kind::Agreement,
             ),

@@ -335,6 +335,105 @@ impl Termination {
     }
 }
 
+/// The removal of a party from an agreement (a sharing group), signed by
+/// another party. It takes effect on each node as soon as the node holds
+/// it: the removed node is no longer a party of that version or any
+/// earlier one (nothing flows to or from it under them), and a node that
+/// is itself removed holds the agreement as not in force. A later
+/// version signed again by every party it names is a fresh commitment.
+/// Removing the only other party of a bilateral agreement ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Removal {
+    #[serde(rename = "type")]
+    pub doc_type: String,
+    pub schema_version: u32,
+    pub agreement_id: String,
+    pub agreement_version: u32,
+    /// The node removed.
+    pub removed: String,
+    /// The party removing it.
+    pub by: String,
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Document for Removal {
+    const TYPE: &'static str = "anyam-agreement-removal";
+}
+
+impl Removal {
+    /// A removal of `removed`, signed by `key` on behalf of party `by`.
+    pub fn sign(
+        agreement: &Agreement,
+        by: &str,
+        removed: &str,
+        key: &SigningKey,
+        now: Timestamp,
+        reason: Option<String>,
+    ) -> Result<Signed> {
+        let r = Removal {
+            doc_type: Self::TYPE.into(),
+            schema_version: SCHEMA_VERSION,
+            agreement_id: agreement.id.clone(),
+            agreement_version: agreement.version,
+            removed: removed.into(),
+            by: by.into(),
+            time: format_time(now),
+            reason,
+        };
+        r.check(agreement)?;
+        let mut s = Signed::new(&r)?;
+        s.sign(key);
+        Ok(s)
+    }
+
+    /// Both nodes are parties of `agreement`, and distinct.
+    pub fn check(&self, agreement: &Agreement) -> Result<()> {
+        if agreement.id != self.agreement_id {
+            return Err(TrustError::Inconsistent(format!(
+                "the removal is of {}, not {}",
+                self.agreement_id, agreement.id
+            )));
+        }
+        if self.by == self.removed {
+            return Err(TrustError::Inconsistent(
+                "a party cannot remove itself (it terminates instead)".into(),
+            ));
+        }
+        for n in [&self.by, &self.removed] {
+            if !agreement.party_ids().any(|p| p == n) {
+                return Err(TrustError::Inconsistent(format!(
+                    "node {n} is not a party to {}",
+                    agreement.id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Apply the removals held to a view of the agreements in force at the
+/// node `local`: removed parties leave the parties of the versions the
+/// removal covers; an agreement that removed `local`, or that is left
+/// with `local` alone, is no longer in force there.
+pub fn apply_removals(view: &mut AgreementsInForce, removals: &[Removal], local: &str) {
+    view.agreements.retain_mut(|a| {
+        let gone: Vec<&str> = removals
+            .iter()
+            .filter(|r| r.agreement_id == a.id && r.agreement_version >= a.version)
+            .map(|r| r.removed.as_str())
+            .collect();
+        if gone.contains(&local) {
+            return false;
+        }
+        a.parties.retain(|p| !gone.contains(&p.node_id.as_str()));
+        a.sharing_group = a.parties.len() > 2;
+        a.parties.iter().any(|p| p.node_id != local)
+    });
+}
+
 /// A termination notice as held by a node: the signed notice and when it
 /// reached this node. The notice period runs from the later of the two
 /// times, so a party cannot shorten it by dating its notice in the past.

@@ -103,8 +103,8 @@ mod store;
 
 pub use agreement::{
     Agreement, AgreementView, AgreementsInForce, InForce, Keyrings, NotInForce, Notice, Pap,
-    PartyView, Redistribution, Replaces, Retention, Scope, Sightings, Termination, Terms, Tlp,
-    check_signatures, in_force, view,
+    PartyView, Redistribution, Removal, Replaces, Retention, Scope, Sightings, Termination, Terms,
+    Tlp, apply_removals, check_signatures, in_force, view,
 };
 pub use descriptor::{DescriptorExport, NodeDescriptor};
 pub use error::{Result, TrustError};

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use crate::agreement::{
-    Agreement, AgreementsInForce, InForce, Keyrings, NotInForce, Notice, Termination,
+    Agreement, AgreementsInForce, InForce, Keyrings, NotInForce, Notice, Removal, Termination,
 };
 use crate::descriptor::{self, DescriptorExport, NodeDescriptor};
 use crate::error::{Result, TrustError};
@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS agreement_signatures (
     PRIMARY KEY (id, version, key_id)
 );
 CREATE TABLE IF NOT EXISTS terminations (
+    digest TEXT PRIMARY KEY,
+    agreement_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS removals (
     digest TEXT PRIMARY KEY,
     agreement_id TEXT NOT NULL,
     body TEXT NOT NULL,
@@ -524,6 +530,59 @@ impl TrustStore {
         Ok(t)
     }
 
+    /// Store a removal after checking it names two distinct parties of a
+    /// stored version of the agreement and is signed by the removing
+    /// party with a key its keyring accepts.
+    pub fn put_removal(&mut self, signed: &Signed, now: Timestamp) -> Result<Removal> {
+        let r: Removal = signed.parse()?;
+        let a: Agreement = match self.agreement(&r.agreement_id, Some(r.agreement_version)) {
+            Ok(s) => s.parse()?,
+            Err(TrustError::NotFound(_)) => {
+                return Err(TrustError::Inconsistent(format!(
+                    "removal from {} version {}, which is not held here",
+                    r.agreement_id, r.agreement_version
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        r.check(&a)?;
+        let ring = self.keyring_of(&r.by)?;
+        let time = crate::signed::parse_time("time", &r.time)?;
+        let ok = signed.signatures.iter().any(|s| {
+            ring.get(&s.key_id).is_some_and(|k| {
+                signed.check(&k.key) == SigCheck::Valid && ring.accept(&s.key_id, time, now).is_ok()
+            })
+        });
+        if !ok {
+            return Err(TrustError::MissingSignature {
+                key_id: format!("a valid key of {}", r.by),
+            });
+        }
+        self.conn.execute(
+            "INSERT OR IGNORE INTO removals (digest, agreement_id, body, received_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                signed.digest(),
+                r.agreement_id,
+                serde_json::to_string(signed)?,
+                format_time(now)
+            ],
+        )?;
+        Ok(r)
+    }
+
+    /// Every removal held.
+    pub fn removals(&self) -> Result<Vec<Removal>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT body FROM removals ORDER BY received_at, digest")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(Signed::from_json(&row?)?.parse()?);
+        }
+        Ok(out)
+    }
+
     /// Every termination notice held, with when it arrived here.
     pub fn terminations(&self) -> Result<Vec<Notice>> {
         let mut stmt = self
@@ -585,7 +644,10 @@ impl TrustStore {
             .into_iter()
             .filter_map(|(_, r)| r.ok())
             .collect();
-        Ok(crate::agreement::view(&forces, &rings, now))
+        let mut view = crate::agreement::view(&forces, &rings, now);
+        let local = self.self_node_id()?.unwrap_or_default();
+        crate::agreement::apply_removals(&mut view, &self.removals()?, &local);
+        Ok(view)
     }
 }
 
