@@ -1297,3 +1297,76 @@ fn tombstones_delete_what_the_originator_deletes_and_nothing_else() {
     assert!(side_b.db.held(&id_of(1)).unwrap().is_empty());
     assert!(side_b.db.held(&id_of(2)).unwrap().is_empty());
 }
+
+// ---------------------------------------------------------------------
+// Further refusals of a page's framing
+// ---------------------------------------------------------------------
+
+#[test]
+fn page_framing_refusals() {
+    let (a, b) = (Node::new("a"), Node::new("b"));
+    let ab = agreement(&[&a, &b], Redistribution::Parties);
+    let side_b = Side::new(&b, rings(&[&a, &b]), vec![ab.clone()]);
+    let objects = vec![indicator(1)];
+
+    // The manifest is for another collection than the one asked.
+    let mut m = Manifest::new(&a.id(), "another", aref(&ab), Timestamp::now());
+    m.push_own(&objects[0], Redistribution::Parties).unwrap();
+    let env = envelope(m.sign(&a.key).unwrap(), &objects, Vec::new());
+    let detail = rejected(side_b.receive(&a, &env));
+    assert!(detail.contains("another"), "{detail}");
+    side_b.assert_nothing_kept(&ids(&[1]));
+
+    // No x_anyam_date_added_last on a page with objects.
+    let mut env = own_page(&a, &ab, &Redistribution::Parties, &objects);
+    env.x_anyam_date_added_last = None;
+    let detail = rejected(side_b.receive(&a, &env));
+    assert!(detail.contains("x_anyam_date_added_last"), "{detail}");
+    side_b.assert_nothing_kept(&ids(&[1]));
+
+    // A manifest dated an hour ahead.
+    let mut m = Manifest::new(&a.id(), COLL, aref(&ab), ago(hours(-1)));
+    m.push_own(&objects[0], Redistribution::Parties).unwrap();
+    let env = envelope(m.sign(&a.key).unwrap(), &objects, Vec::new());
+    let detail = rejected(side_b.receive(&a, &env));
+    assert!(detail.contains("later than now allows"), "{detail}");
+    side_b.assert_nothing_kept(&ids(&[1]));
+
+    // The same object given twice.
+    let twice = vec![objects[0].clone(), objects[0].clone()];
+    let m = signed_manifest(
+        &a.id(),
+        &ab,
+        &[(&objects[0], own(&a, Redistribution::Parties))],
+        &a.key,
+    );
+    let detail = rejected(side_b.receive(&a, &envelope(m, &twice, Vec::new())));
+    assert!(detail.contains("given twice"), "{detail}");
+    side_b.assert_nothing_kept(&ids(&[1]));
+
+    // An object the manifest does not list.
+    let extra = vec![objects[0].clone(), indicator(2)];
+    let m = signed_manifest(
+        &a.id(),
+        &ab,
+        &[(&objects[0], own(&a, Redistribution::Parties))],
+        &a.key,
+    );
+    let detail = rejected(side_b.receive(&a, &envelope(m, &extra, Vec::new())));
+    assert!(detail.contains(&id_of(2)), "{detail}");
+    assert!(detail.contains("unsigned"), "{detail}");
+    side_b.assert_nothing_kept(&ids(&[1, 2]));
+    assert!(side_b.store.collection(API_ROOT, COLL).unwrap().is_none());
+
+    // Every refusal is audited as a rejection naming the partner and why.
+    let events = side_b.events.0.lock().unwrap();
+    assert_eq!(events.len(), 5);
+    for e in events.iter() {
+        assert_eq!(e.kind.as_str(), "rejection");
+        assert_eq!(e.parties, vec![a.id()]);
+        assert_eq!(e.what.collection.as_deref(), Some(COLL));
+        assert!(e.details["error"].as_str().is_some_and(|s| !s.is_empty()));
+    }
+    drop(events);
+    assert_eq!(side_b.db.statuses().unwrap()[0].rejected, 5);
+}
