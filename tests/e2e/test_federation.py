@@ -440,7 +440,9 @@ def test_sightings_go_back_to_the_originator_where_agreed(make_node, tmp_path, c
     a, b = federating(make_node, "alpha"), federating(make_node, "bravo")
     introduce([a, b], tmp_path)
     cid = a.default_collection
-    agree(a, b, tmp_path, "a-b", collections=[cid], max_tlp="amber", sightings=consent)
+    # Sightings are AMBER+STRICT (detect's default marking): the agreement
+    # must allow that level.
+    agree(a, b, tmp_path, "a-b", collections=[cid], max_tlp="amber+strict", sightings=consent)
     for n in (a, b):
         n.start()
     ind = marked(60, TLP_GREEN, pattern="[ipv4-addr:value = '198.51.100.77']")

@@ -24,33 +24,89 @@ use crate::{DataArgs, identity};
 /// The federation database inside the data directory.
 pub const FEDERATION_DB: &str = "federation.db";
 
-/// Keyrings and agreements in force, read from the trust database each
-/// time (another process may have imported a partner or signed).
-pub struct TrustView(std::sync::Mutex<anyam_trust::TrustStore>);
+/// Keyrings and agreements in force, read from the trust database. What
+/// was read is reused while nothing was committed to the database (by
+/// this or another process: a partner imported, an agreement signed) and
+/// for at most [`TRUST_CACHE`], since whether an agreement is in force
+/// also changes with time (expiry, a notice period running out).
+pub struct TrustView {
+    store: std::sync::Mutex<anyam_trust::TrustStore>,
+    cache: std::sync::Mutex<Option<TrustCache>>,
+}
+
+/// How long an evaluation of the trust database is reused at most.
+pub const TRUST_CACHE: Duration = Duration::from_millis(500);
+
+struct TrustCache {
+    data_version: i64,
+    at: std::time::Instant,
+    keyrings: anyam_trust::Keyrings,
+    in_force: anyam_trust::AgreementsInForce,
+}
 
 impl TrustView {
     pub fn open(dir: &Path) -> Result<TrustView> {
-        Ok(TrustView(std::sync::Mutex::new(identity::open_trust(dir)?)))
+        Ok(Self::from_store(identity::open_trust(dir)?))
+    }
+
+    pub fn from_store(store: anyam_trust::TrustStore) -> TrustView {
+        TrustView {
+            store: std::sync::Mutex::new(store),
+            cache: std::sync::Mutex::new(None),
+        }
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, anyam_trust::TrustStore>, String> {
-        self.0
+        self.store
             .lock()
             .map_err(|_| "the trust database lock is poisoned".to_string())
+    }
+
+    /// The keyrings and the agreements in force, from the cache when it
+    /// still holds.
+    fn current(&self) -> Result<(anyam_trust::Keyrings, anyam_trust::AgreementsInForce), String> {
+        let trust = self.lock()?;
+        let version = trust.data_version().map_err(|e| e.to_string())?;
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| "the trust cache lock is poisoned")?;
+        if let Some(c) = cache.as_ref()
+            && c.data_version == version
+            && c.at.elapsed() < TRUST_CACHE
+        {
+            return Ok((c.keyrings.clone(), c.in_force.clone()));
+        }
+        let keyrings = trust
+            .keyrings()
+            .map_err(|e| format!("reading keyrings: {e}"))?;
+        let in_force = trust
+            .in_force_view(jiff::Timestamp::now())
+            .map_err(|e| format!("evaluating the agreements in force: {e}"))?;
+        *cache = Some(TrustCache {
+            data_version: version,
+            at: std::time::Instant::now(),
+            keyrings: keyrings.clone(),
+            in_force: in_force.clone(),
+        });
+        Ok((keyrings, in_force))
+    }
+
+    /// Forget the cache (after a write through this connection).
+    fn invalidate(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            *c = None;
+        }
     }
 }
 
 impl TrustSource for TrustView {
     fn keyrings(&self) -> Result<anyam_trust::Keyrings, String> {
-        self.lock()?
-            .keyrings()
-            .map_err(|e| format!("reading keyrings: {e}"))
+        self.current().map(|(k, _)| k)
     }
 
     fn in_force(&self) -> Result<anyam_trust::AgreementsInForce, String> {
-        self.lock()?
-            .in_force_view(jiff::Timestamp::now())
-            .map_err(|e| format!("evaluating the agreements in force: {e}"))
+        self.current().map(|(_, v)| v)
     }
 
     fn partners(&self) -> Result<Vec<(String, String, String)>, String> {
@@ -110,7 +166,9 @@ impl TrustSource for TrustView {
         kind: &str,
         document: &anyam_trust::Signed,
     ) -> Result<String, String> {
-        self.apply(from, kind, document)
+        let r = self.apply(from, kind, document);
+        self.invalidate();
+        r
     }
 }
 

@@ -43,24 +43,8 @@ impl Node {
                 host_org: HOST_ORG.into(),
                 unmarked: self.config.policy.unmarked,
             },
-            Arc::new(TrustAgreements(std::sync::Mutex::new(trust))),
+            Arc::new(crate::federation::TrustView::from_store(trust)),
         ))
-    }
-}
-
-/// The agreements in force, evaluated from the trust database at the time
-/// of asking (another process may have signed or terminated one).
-struct TrustAgreements(std::sync::Mutex<anyam_trust::TrustStore>);
-
-impl anyam_policy::AgreementSource for TrustAgreements {
-    fn in_force(&self) -> std::result::Result<anyam_trust::AgreementsInForce, String> {
-        let trust = self
-            .0
-            .lock()
-            .map_err(|_| "the trust database lock is poisoned".to_string())?;
-        trust
-            .in_force_view(jiff::Timestamp::now())
-            .map_err(|e| format!("evaluating the agreements in force: {e}"))
     }
 }
 

@@ -11,7 +11,9 @@
 //!    lists it with the same digest and the same terms
 //!    (`verify_relayed`), and those terms allow the partner to pass it on
 //!    to this node (`may_pass_on`);
-//! 4. every object is valid STIX 2.1 by the same rules as a TAXII POST.
+//! 4. every object is valid STIX 2.1 by the same rules as a TAXII POST,
+//!    and within the scope of the agreement the page names, as far as its
+//!    markings tell (collection, object type, highest TLP, PAP).
 //!
 //! A page failing any of these is rejected, recorded in the audit log as a
 //! `rejection` naming the partner and the reason, and the cursor does not
@@ -24,7 +26,9 @@ use std::sync::Arc;
 
 use anyam_audit::{Event, Kind, ObjectRef};
 use anyam_store::{Access, Collection, Grant, Micros, NewObject, PutOutcome, Store};
-use anyam_trust::provenance::{OriginTerms, may_pass_on, verify_batch, verify_relayed};
+use anyam_trust::provenance::{
+    ObjectKey, OriginTerms, may_pass_on, verify_batch_keys, verify_relayed,
+};
 use anyam_trust::{AgreementsInForce, Keyrings, Signed};
 use serde_json::Value;
 
@@ -212,23 +216,38 @@ impl Receiver {
         let keyrings = self.trust.keyrings()?;
         let in_force = self.trust.in_force()?;
         let texts: Vec<&str> = envelope.objects.iter().map(|o| o.get()).collect();
-        let batch = verify_batch(
-            &envelope.x_anyam_provenance,
-            &texts,
-            partner,
-            &keyrings,
-            now,
-        )
-        .map_err(|e| e.to_string())?;
+        // Each object is parsed once: for its digest and for validation.
+        let values: Vec<Result<Value, String>> = texts
+            .iter()
+            .map(|t| serde_json::from_str(t).map_err(|e| format!("not a JSON object: {e}")))
+            .collect();
+        let keys: Vec<Result<ObjectKey, String>> = values
+            .iter()
+            .map(|v| {
+                v.as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(ObjectKey::of_value)
+            })
+            .collect();
+        let batch = verify_batch_keys(&envelope.x_anyam_provenance, &keys, partner, &keyrings, now)
+            .map_err(|e| e.to_string())?;
         if batch.manifest.collection != collection.id {
             return Err(format!(
                 "the manifest is for collection {}, the page was asked of {}",
                 batch.manifest.collection, collection.id
             ));
         }
-        batch
+        let agreement = batch
             .check_agreement(&in_force, &self.local_node)
             .map_err(|e| e.to_string())?;
+        // This node's organization identity, by which an originator may
+        // have named it as a recipient.
+        let local_identity = in_force
+            .agreements
+            .iter()
+            .flat_map(|a| a.parties.iter())
+            .find(|p| p.node_id == self.local_node)
+            .map(|p| p.identity_id.clone());
         if !batch.missing.is_empty() {
             return Err(format!(
                 "the manifest lists {} objects the page does not carry",
@@ -260,7 +279,12 @@ impl Receiver {
                         .filter(|a| a.id == t.agreement.id)
                         .flat_map(|a| a.parties.iter().map(|p| p.node_id.as_str()))
                         .collect();
-                    if !may_pass_on(&t, partner, &self.local_node, &parties) {
+                    let named_identity = matches!(
+                        &t.redistribution,
+                        anyam_trust::Redistribution::Named { recipients }
+                            if local_identity.as_ref().is_some_and(|i| recipients.contains(i))
+                    );
+                    if !named_identity && !may_pass_on(&t, partner, &self.local_node, &parties) {
                         return Err(format!(
                             "{}: its originator {} does not allow {partner} to pass it on to this node",
                             vo.entry.id, t.originator
@@ -270,11 +294,15 @@ impl Receiver {
                 }
             };
             let text = texts[vo.index];
-            let value: Value = serde_json::from_str(text)
-                .map_err(|e| format!("{}: not JSON: {e}", vo.entry.id))?;
-            let mut new = anyam_taxii::ingest::prepare_value(&value, text.to_string())
+            let value = values[vo.index]
+                .as_ref()
+                .map_err(|e| format!("{}: {e}", vo.entry.id))?;
+            let mut new = anyam_taxii::ingest::prepare_value(value, text.to_string())
                 .map_err(|r| format!("{}: invalid STIX: {}", vo.entry.id, r.message))?;
-            new.release_label = anyam_policy::label_of(&value)
+            let label = anyam_policy::label_of(value);
+            in_scope(&agreement.scope, &collection.id, &new.object_type, &label)
+                .map_err(|e| format!("{}: outside agreement {}: {e}", vo.entry.id, agreement.id))?;
+            new.release_label = label
                 .received(anyam_policy::Origin {
                     node_id: terms.originator.clone(),
                     redistribution: terms.redistribution.clone(),
@@ -458,6 +486,44 @@ impl Receiver {
         });
         Ok(())
     }
+}
+
+/// Whether an object received under an agreement is within its scope,
+/// as far as its own markings tell (unmarked data is judged by the
+/// publisher, whose default level for it the receiver does not know).
+fn in_scope(
+    scope: &anyam_trust::Scope,
+    collection: &str,
+    object_type: &str,
+    label: &anyam_policy::Label,
+) -> std::result::Result<(), String> {
+    if !scope.collections.is_empty() && !scope.collections.iter().any(|c| c == collection) {
+        return Err(format!("collection {collection} is not in scope"));
+    }
+    if !label.public
+        && !scope.object_types.is_empty()
+        && !scope.object_types.iter().any(|t| t == object_type)
+    {
+        return Err(format!("object type {object_type} is not in scope"));
+    }
+    if let Some(t) = label.tlp
+        && !label.public
+        && t > scope.max_tlp
+    {
+        return Err(format!(
+            "marked {t:?}, above the highest TLP {:?}",
+            scope.max_tlp
+        ));
+    }
+    if let Some(p) = label.pap
+        && p > scope.pap
+    {
+        return Err(format!(
+            "marked PAP {p:?}, above the agreement's PAP {:?}",
+            scope.pap
+        ));
+    }
+    Ok(())
 }
 
 struct CheckedObject {

@@ -5,7 +5,10 @@
 //! the agreement the indicator came under consents
 //! (`sightings.send_to_originator`), stripped of who saw it when the
 //! agreement says `anonymized`, and only as far as the release decision
-//! allows (`anyam_policy::decide_sighting_report`). The sighting travels
+//! allows (`anyam_policy::decide_sighting_report`: within the agreement's
+//! highest TLP and PAP; `anyam detect` marks sightings AMBER+STRICT
+//! unless told otherwise, so an agreement up to AMBER receives them only
+//! if detect marks them AMBER or lower). The sighting travels
 //! as a notice: a manifest signed by this node covering exactly the
 //! sighting, queued for the originator, which fetches it on its next
 //! round.
@@ -91,9 +94,7 @@ pub fn report(
     }) else {
         return Ok(None);
     };
-    if let Err(w) =
-        decide_sighting_report(label, &h.originator, a.sightings.send_to_originator, &rules)
-    {
+    if let Err(w) = decide_sighting_report(label, &h.originator, a, &rules) {
         tracing::debug!(indicator, reason = %w, "sighting not sent back");
         return Ok(None);
     }

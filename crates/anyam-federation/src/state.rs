@@ -277,22 +277,21 @@ impl FederationDb {
     /// manifest.
     pub fn provenance(&self, object_id: &str, version: Option<&str>) -> Result<Option<Provenance>> {
         let conn = self.conn();
-        let row = conn
-            .query_row(
-                "SELECT r.originator, r.from_node, r.digest, r.manifest, m.body
-                 FROM received r JOIN manifests m ON m.digest = r.manifest
-                 WHERE r.object_id = ?1 AND r.version = ?2",
-                params![object_id, version.unwrap_or("")],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                    ))
-                },
-            )
+        let mut st = conn.prepare_cached(
+            "SELECT r.originator, r.from_node, r.digest, r.manifest, m.body
+             FROM received r JOIN manifests m ON m.digest = r.manifest
+             WHERE r.object_id = ?1 AND r.version = ?2",
+        )?;
+        let row = st
+            .query_row(params![object_id, version.unwrap_or("")], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
             .optional()?;
         let Some((originator, from_node, digest, manifest_digest, body)) = row else {
             return Ok(None);

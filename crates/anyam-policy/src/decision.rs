@@ -272,19 +272,19 @@ pub fn decide_release(v: &Version, to: &Reader, via: Path, rules: &Rules) -> Res
 }
 
 /// May a sighting version (with label `label`) of an indicator that
-/// partner `originator` sent this node be sent back to it? Only under an
-/// agreement that consents (`consents`: its `sightings.send_to_originator`)
-/// and only the node's own sightings: not sightings it received from
-/// another node, not a constituent's AMBER+STRICT, not TLP:RED unless a
-/// named recipient is on the originator's node, never with a marking
-/// nobody recognized.
+/// partner `originator` sent this node under `agreement` be sent back to
+/// it? Only if the agreement consents (`sightings.send_to_originator`),
+/// within its highest TLP and PAP, and only the node's own sightings: not
+/// sightings it received from another node, not a constituent's
+/// AMBER+STRICT, not TLP:RED unless a named recipient is on the
+/// originator's node, never with a marking nobody recognized.
 pub fn decide_sighting_report(
     label: &Label,
     originator: &str,
-    consents: bool,
+    agreement: &anyam_trust::AgreementView,
     rules: &Rules,
 ) -> Result<(), Withheld> {
-    if !consents {
+    if !agreement.sightings.send_to_originator {
         return Err(Withheld::NoSightingsConsent);
     }
     if label
@@ -294,7 +294,21 @@ pub fn decide_sighting_report(
     {
         return Err(Withheld::NeverOnward);
     }
-    let (tlp, _) = effective(label, rules)?;
+    let (tlp, pap) = effective(label, rules)?;
+    if tlp > agreement.scope.max_tlp {
+        return Err(Withheld::OutOfScope(format!(
+            "{}: {tlp:?} above the highest TLP {:?}",
+            agreement.id, agreement.scope.max_tlp
+        )));
+    }
+    if let Some(p) = pap
+        && p > agreement.scope.pap
+    {
+        return Err(Withheld::OutOfScope(format!(
+            "{}: PAP {p:?} above the agreement's PAP {:?}",
+            agreement.id, agreement.scope.pap
+        )));
+    }
     let from_host = label
         .source
         .org
@@ -333,13 +347,27 @@ fn onward(o: &Origin, tlp: Tlp, to: &str, rules: &Rules) -> Result<(), Withheld>
         .filter(|a| a.id == o.agreement)
         .flat_map(|a| a.parties.iter().map(|p| p.node_id.as_str()))
         .collect();
-    if anyam_trust::provenance::may_pass_on_terms(
-        &o.redistribution,
-        &o.node_id,
-        &rules.node_id,
-        to,
-        &parties,
-    ) {
+    // Recipients may be named by node id or by the STIX identity of the
+    // node's organization (as the agreements in force here know it).
+    let named_identity = match &o.redistribution {
+        anyam_trust::Redistribution::Named { recipients } => rules
+            .agreements
+            .agreements
+            .iter()
+            .flat_map(|a| a.parties.iter())
+            .filter(|p| p.node_id == to)
+            .any(|p| recipients.contains(&p.identity_id)),
+        _ => false,
+    };
+    if named_identity
+        || anyam_trust::provenance::may_pass_on_terms(
+            &o.redistribution,
+            &o.node_id,
+            &rules.node_id,
+            to,
+            &parties,
+        )
+    {
         Ok(())
     } else {
         Err(Withheld::OriginatorTerms(o.node_id.clone()))

@@ -653,6 +653,19 @@ pub fn verify_batch(
     keyrings: &Keyrings,
     now: Timestamp,
 ) -> Result<VerifiedBatch, ProvenanceError> {
+    let keys: Vec<Result<ObjectKey, String>> = objects.iter().map(|t| ObjectKey::of(t)).collect();
+    verify_batch_keys(signed, &keys, from, keyrings, now)
+}
+
+/// [`verify_batch`] for objects the caller already parsed: each one's
+/// [`ObjectKey`] (or why it could not be read), in the order received.
+pub fn verify_batch_keys(
+    signed: &Signed,
+    objects: &[Result<ObjectKey, String>],
+    from: &str,
+    keyrings: &Keyrings,
+    now: Timestamp,
+) -> Result<VerifiedBatch, ProvenanceError> {
     let manifest = parse_manifest(signed)?;
     if manifest.publisher != from {
         return Err(ProvenanceError::WrongPublisher {
@@ -670,15 +683,15 @@ pub fn verify_batch(
     let mut used = vec![false; manifest.entries.len()];
     let mut found = Vec::with_capacity(objects.len());
     let mut problems = Vec::new();
-    for (i, text) in objects.iter().enumerate() {
-        let key = match ObjectKey::of(text) {
+    for (i, key) in objects.iter().enumerate() {
+        let key = match key {
             Ok(k) => k,
             Err(detail) => {
                 problems.push(ObjectProblem {
                     index: i,
                     id: None,
                     version: None,
-                    fault: Fault::Unparseable(detail),
+                    fault: Fault::Unparseable(detail.clone()),
                 });
                 continue;
             }

@@ -99,6 +99,16 @@ impl TrustStore {
         Ok(TrustStore { conn })
     }
 
+    /// A number that changes whenever another connection commits to the
+    /// database (SQLite `PRAGMA data_version`): callers caching what they
+    /// read from it compare it to know when to read again. Writes through
+    /// this connection do not change it.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// Write a consistent copy of the database to `dest` (which must not
     /// exist), for `anyam backup`: the copy is taken in one read
     /// transaction, so it is whole even while commands write.
