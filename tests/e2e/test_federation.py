@@ -523,3 +523,31 @@ def test_sharing_group_formed_over_the_wire_and_a_removed_party_cut_off(make_nod
     wait_for(lambda: gid not in in_force_ids(c), "C to learn it was removed")
     time.sleep(4)
     assert (later["id"], later["modified"]) not in all_versions(c, cid)
+
+
+def test_amendment_travels_and_a_widened_scope_is_backfilled(make_node, tmp_path):
+    a, b = federating(make_node, "alpha"), federating(make_node, "bravo")
+    introduce([a, b], tmp_path)
+    cid = a.default_collection
+    aid = agree(a, b, tmp_path, "narrow", collections=[cid], max_tlp="green")
+    for n in (a, b):
+        n.start()
+    green, amber = marked(80, TLP_GREEN), marked(81, TLP_AMBER)
+    s = a.session()
+    post_envelope(s, a.objects_url(cid), [green, amber])
+    s.close()
+    wait_for(lambda: (green["id"], green["modified"]) in all_versions(b, cid), "GREEN under the narrow scope")
+    time.sleep(2)
+    assert (amber["id"], amber["modified"]) not in all_versions(b, cid)
+
+    # A amends the agreement to AMBER and signs; B countersigns what
+    # arrived; once version 2 is in force on both, the AMBER object, added
+    # long before, is backfilled.
+    a.cli("agreement", "amend", aid, "--max-tlp", "amber", "--out", tmp_path / "v2.json")
+    a.cli("agreement", "sign", aid)
+    wait_for(lambda: agreements_at(b).get((aid, 2)), "the amendment at B")
+    b.cli("agreement", "countersign", aid)
+    wait_for(lambda: any(g["version"] == 2 for g in json.loads(a.cli("agreement", "in-force").stdout)["agreements"]),
+             "version 2 in force at A")
+    wait_for(lambda: (amber["id"], amber["modified"]) in all_versions(b, cid), "the backfill of AMBER")
+    assert all_versions(b, cid) == {(o["id"], o["modified"]) for o in (green, amber)}
