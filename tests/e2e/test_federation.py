@@ -551,3 +551,28 @@ def test_amendment_travels_and_a_widened_scope_is_backfilled(make_node, tmp_path
              "version 2 in force at A")
     wait_for(lambda: (amber["id"], amber["modified"]) in all_versions(b, cid), "the backfill of AMBER")
     assert all_versions(b, cid) == {(o["id"], o["modified"]) for o in (green, amber)}
+
+
+def test_a_received_object_without_recorded_provenance_is_never_relayed(trio):
+    a, b, c = trio
+    cid = a.default_collection
+    c.stop()
+    lost, kept = marked(90, TLP_GREEN), marked(91, TLP_GREEN)
+    s = a.session()
+    post_envelope(s, a.objects_url(cid), [lost, kept])
+    s.close()
+    both = {(o["id"], o["modified"]) for o in (lost, kept)}
+    wait_for(lambda: all_versions(b, cid) >= both, "B to receive both")
+    # B loses the provenance of one object (a federation database restored
+    # from an old copy, say): B may not present it as its own, nor relay it
+    # with terms it cannot prove.
+    b.stop()
+    con = sqlite3.connect(b.dir / "federation.db")
+    with con:
+        con.execute("DELETE FROM received WHERE object_id = ?", (lost["id"],))
+    con.close()
+    b.start()
+    c.start()
+    wait_for(lambda: (kept["id"], kept["modified"]) in all_versions(c, cid), "C to receive the other")
+    time.sleep(3)
+    assert (lost["id"], lost["modified"]) not in all_versions(c, cid)

@@ -143,18 +143,43 @@ pub fn build(
     let page = gate
         .partner_objects(req.partner, req.collection, &q, req.via)
         .map_err(|e| FederationError::Policy(e.to_string()))?;
+    // Which rows were received from another node: their labels say so.
+    let labels = gate
+        .class_labels(req.collection)
+        .map_err(|e| FederationError::Policy(e.to_string()))?;
     let mut manifest = Manifest::new(local, req.collection, aref.clone(), jiff::Timestamp::now());
     let mut originators: BTreeMap<String, Signed> = BTreeMap::new();
     let mut objects = Vec::with_capacity(page.items.len());
     let mut released = Vec::with_capacity(page.items.len());
     let (mut first, mut last) = (None, None);
     for o in page.items {
+        // The cursor passes withheld rows too.
+        first.get_or_insert(o.date_added);
+        last = Some(o.date_added);
         let key_of = ObjectKey::of(&o.raw).map_err(|e| {
             FederationError::Protocol(format!("stored object {} does not parse: {e}", o.id))
         })?;
-        let prov = db
-            .provenance(&key_of.id, key_of.version.as_deref())?
-            .filter(|p| p.digest == key_of.digest && p.originator != local);
+        let received = labels
+            .get(&o.release_class)
+            .and_then(|l| l.origin.as_ref())
+            .is_some_and(|origin| origin.node_id != local);
+        let prov = if received {
+            let p = db
+                .provenance(&key_of.id, key_of.version.as_deref())?
+                .filter(|p| p.digest == key_of.digest && p.originator != local);
+            if p.is_none() {
+                // Never presented as this node's own, nor with terms it
+                // cannot prove: withheld.
+                tracing::warn!(
+                    object = %o.id,
+                    "a received version without recorded provenance is withheld from partners"
+                );
+                continue;
+            }
+            p
+        } else {
+            None
+        };
         let origin = match &prov {
             Some(p) => {
                 let terms = originator_terms(&p.manifest, &key_of)?;
@@ -174,8 +199,6 @@ pub fn build(
         manifest
             .push(&o.raw, origin)
             .map_err(|e| FederationError::Protocol(e.to_string()))?;
-        first.get_or_insert(o.date_added);
-        last = Some(o.date_added);
         released.push((o.id.clone(), o.version.clone()));
         objects.push(
             RawValue::from_string(o.raw)

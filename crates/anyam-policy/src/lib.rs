@@ -503,6 +503,18 @@ impl Gate {
             .collect())
     }
 
+    /// The release labels of a collection's classes, for the node's own
+    /// bookkeeping of what it releases (never shown to a reader). A class
+    /// whose label cannot be read is absent.
+    pub fn class_labels(&self, collection_id: &str) -> Result<BTreeMap<i64, Label>, Denied> {
+        Ok(self
+            .store
+            .release_classes(collection_id)?
+            .into_iter()
+            .filter_map(|c| Label::from_key(&c.label).map(|l| (c.class, l)))
+            .collect())
+    }
+
     /// The manifest of a collection for a partner node.
     pub fn partner_manifest(
         &self,

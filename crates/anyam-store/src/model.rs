@@ -104,6 +104,8 @@ pub struct StoredObject {
     pub version: String,
     pub date_added: Micros,
     pub raw: String,
+    /// The version's release class (its label: [`crate::Store::release_classes`]).
+    pub release_class: i64,
 }
 
 /// A manifest record (TAXII 2.1 §5.7) without the object body.

@@ -517,6 +517,8 @@ fn stored_object(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredObject> {
         version: r.get(3)?,
         date_added: r.get(4)?,
         raw: r.get(5)?,
+        // The last of the shape's columns (see `page_sql`).
+        release_class: r.get(10)?,
     })
 }
 
