@@ -274,6 +274,15 @@ def test_three_nodes_share_where_agreed_and_withhold_where_not(trio, tmp_path):
     assert ident["red_x"][0] not in released(log_a, b.node_id)
     log_b = entries(b)
     assert released(log_b, c.node_id) == ids_c
+
+    # A backup of B carries the provenance of what it received.
+    b.cli("backup", tmp_path / "b-backup.db")
+    con = sqlite3.connect(tmp_path / "b-backup.federation.db")
+    try:
+        held = {r[0] for r in con.execute("SELECT object_id FROM received")}
+    finally:
+        con.close()
+    assert held >= ids_b
     assert any(e["kind"] == "receipt" and e.get("parties") == [a.node_id] for e in log_b)
 
 

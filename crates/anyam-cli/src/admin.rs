@@ -830,9 +830,9 @@ pub fn grant(cmd: GrantCmd) -> Result<ExitCode> {
 #[derive(Args)]
 pub struct BackupArgs {
     /// Where to write the copy of the object database (a new SQLite
-    /// file). The trust database and the audit log are copied beside it,
-    /// as STEM.trust.db and STEM.audit.db (STEM: DEST without its
-    /// extension). Private keys are not copied: keep the recovery key
+    /// file). The trust database, the federation database and the audit
+    /// log are copied beside it, as STEM.trust.db, STEM.federation.db and
+    /// STEM.audit.db (STEM: DEST without its extension). Private keys are not copied: keep the recovery key
     /// offline, and back up keys/ separately if you must.
     dest: PathBuf,
     #[command(flatten)]
@@ -851,7 +851,8 @@ fn beside(dest: &std::path::Path, what: &str) -> PathBuf {
 pub fn backup(a: BackupArgs) -> Result<ExitCode> {
     let trust_dest = beside(&a.dest, "trust");
     let audit_dest = beside(&a.dest, "audit");
-    for p in [&a.dest, &trust_dest, &audit_dest] {
+    let federation_dest = beside(&a.dest, "federation");
+    for p in [&a.dest, &trust_dest, &audit_dest, &federation_dest] {
         if p.exists() {
             bail!("{} exists already; choose a new file", p.display());
         }
@@ -868,6 +869,22 @@ pub fn backup(a: BackupArgs) -> Result<ExitCode> {
                 format!("backing up the trust database to {}", trust_dest.display())
             })?;
         println!("backed up the trust database to {}", trust_dest.display());
+    }
+    // After the object store (see `FederationDb::backup_to`).
+    let federation_path = n.dir.join(crate::federation::FEDERATION_DB);
+    if federation_path.exists() {
+        anyam_federation::state::FederationDb::open(&federation_path)?
+            .backup_to(&federation_dest)
+            .with_context(|| {
+                format!(
+                    "backing up the federation database to {}",
+                    federation_dest.display()
+                )
+            })?;
+        println!(
+            "backed up the federation database to {}",
+            federation_dest.display()
+        );
     }
     let audit_path = n.dir.join(audit::AUDIT_FILE);
     if audit_path.exists() {

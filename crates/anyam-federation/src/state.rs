@@ -180,6 +180,19 @@ impl FederationDb {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Write a consistent copy to `dest` (which must not exist), for
+    /// `anyam backup`. Copy it after the object store: provenance then
+    /// covers every received version in the store's copy (a version whose
+    /// provenance is missing is withheld from partners, never relayed as
+    /// the node's own).
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| FederationError::Protocol("backup path is not UTF-8".into()))?;
+        self.conn().execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
+    }
+
     /// The cursor of one partner collection.
     pub fn cursor(&self, partner: &str, collection: &str) -> Result<Option<Cursor>> {
         Ok(self
