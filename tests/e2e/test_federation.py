@@ -585,3 +585,23 @@ def test_a_received_object_without_recorded_provenance_is_never_relayed(trio):
     wait_for(lambda: (kept["id"], kept["modified"]) in all_versions(c, cid), "C to receive the other")
     time.sleep(3)
     assert (lost["id"], lost["modified"]) not in all_versions(c, cid)
+
+
+def test_a_partner_cannot_write_into_a_collection_of_the_receivers_own(make_node, tmp_path):
+    a, b = federating(make_node, "alpha"), federating(make_node, "bravo")
+    introduce([a, b], tmp_path)
+    # A makes a collection with the id of B's own default collection and
+    # shares it with B.
+    target = b.default_collection
+    a.cli("collection", "add", "lookalike", "--id", target)
+    a.grant("host", target, "rw")
+    agree(a, b, tmp_path, "a-b", collections=[target], max_tlp="amber")
+    for n in (a, b):
+        n.start()
+    injected = marked(95, TLP_GREEN)
+    s = a.session()
+    post_envelope(s, a.objects_url(target), [injected])
+    s.close()
+    st = wait_for(lambda: [p for p in sync_status(b) if p["rejected_batches"] >= 1], "B to refuse the page")
+    assert "own" in st[0]["last_error"], st
+    assert (injected["id"], injected["modified"]) not in all_versions(b, target)

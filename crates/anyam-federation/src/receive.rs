@@ -115,6 +115,10 @@ pub struct Received {
 impl Receiver {
     /// Verify and store one page of `collection` from `partner`
     /// (blocking: call it on a blocking thread).
+    ///
+    /// Pages go into collections kept for partners: one of this node's
+    /// own collections is never written by a partner's page (a partner
+    /// naming one is refused), except by [`Receiver::receive_into_own`].
     pub fn receive(
         &self,
         partner: &str,
@@ -122,7 +126,52 @@ impl Receiver {
         collection: &RemoteCollection,
         envelope: &Envelope,
     ) -> Result<Received> {
-        match self.check(partner, collection, envelope) {
+        self.receive_as(partner, partner_name, collection, envelope, false)
+    }
+
+    /// [`Receiver::receive`] into one of this node's own collections (a
+    /// partner's sightings of this node's indicators).
+    pub(crate) fn receive_into_own(
+        &self,
+        partner: &str,
+        collection: &RemoteCollection,
+        envelope: &Envelope,
+    ) -> Result<Received> {
+        self.receive_as(partner, partner, collection, envelope, true)
+    }
+
+    fn receive_as(
+        &self,
+        partner: &str,
+        partner_name: &str,
+        collection: &RemoteCollection,
+        envelope: &Envelope,
+        own: bool,
+    ) -> Result<Received> {
+        let checked = self.check(partner, collection, envelope).and_then(|c| {
+            // Pages with nothing to store (empty, or only this node's own
+            // objects coming back) store nowhere.
+            let stores = c
+                .objects
+                .iter()
+                .any(|o| o.terms.originator != self.local_node);
+            if own || !stores {
+                return Ok(c);
+            }
+            match self.db.is_mirror(&collection.id) {
+                Ok(true) => Ok(c),
+                Ok(false) => match self.store.collection(&self.api_root, &collection.id) {
+                    Ok(None) => Ok(c),
+                    Ok(Some(_)) => Err(format!(
+                        "collection {} is one of this node's own, not one kept for partners",
+                        collection.id
+                    )),
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        match checked {
             Ok(checked) => self.store_checked(partner, partner_name, collection, envelope, checked),
             Err(detail) => {
                 self.record(|| {
@@ -458,6 +507,7 @@ impl Receiver {
         if self.store.collection(&self.api_root, &c.id)?.is_some() {
             return Ok(());
         }
+        self.db.add_mirror(&c.id, partner)?;
         self.store.create_collection(&Collection {
             id: c.id.clone(),
             api_root: self.api_root.clone(),

@@ -183,8 +183,7 @@ pub(crate) fn apply(
         x_anyam_date_added_last: Some(format_micros(jiff::Timestamp::now().as_microsecond())),
     };
     let got = r
-        .receive(
-            from,
+        .receive_into_own(
             from,
             &RemoteCollection {
                 id: m.collection.clone(),

@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     created  TEXT NOT NULL,
     UNIQUE (partner, digest)
 );
+CREATE TABLE IF NOT EXISTS mirrors (
+    collection TEXT PRIMARY KEY,
+    partner    TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS notice_cursors (
     partner  TEXT PRIMARY KEY,
     after    INTEGER NOT NULL
@@ -191,6 +195,30 @@ impl FederationDb {
             .ok_or_else(|| FederationError::Protocol("backup path is not UTF-8".into()))?;
         self.conn().execute("VACUUM INTO ?1", [dest])?;
         Ok(())
+    }
+
+    /// Remember that `collection` was created here to keep what
+    /// `partner` shares.
+    pub fn add_mirror(&self, collection: &str, partner: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO mirrors (collection, partner) VALUES (?1, ?2)",
+            params![collection, partner],
+        )?;
+        Ok(())
+    }
+
+    /// Whether `collection` was created here for a partner's data (rather
+    /// than being one of this node's own).
+    pub fn is_mirror(&self, collection: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM mirrors WHERE collection = ?1",
+                params![collection],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// The cursor of one partner collection.
