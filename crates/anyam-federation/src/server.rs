@@ -200,28 +200,40 @@ fn collection_json(c: &anyam_store::Collection) -> serde_json::Value {
     v
 }
 
+/// The collections of the served API root that the caller may read from.
+async fn caller_collections(
+    api: &PartnerApi,
+    peer: &Peer,
+    root: &str,
+) -> Result<Vec<anyam_store::Collection>, Response> {
+    let partner = caller(api, peer).map_err(IntoResponse::into_response)?;
+    if root != api.api_root {
+        return Err(not_found());
+    }
+    let gate = api.gate.clone();
+    let root = api.api_root.clone();
+    match blocking(move || gate.partner_collections(&partner, &root)).await {
+        Err(r) => Err(r.into_response()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "listing a partner's collections failed");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                None,
+            ))
+        }
+        Ok(Ok(list)) => Ok(list),
+    }
+}
+
 async fn collections(
     State(api): State<PartnerApi>,
     Extension(peer): Extension<Peer>,
     Path(root): Path<String>,
 ) -> Response {
-    let partner = match caller(&api, &peer) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
-    if root != api.api_root {
-        return not_found();
-    }
-    let gate = api.gate.clone();
-    let root = api.api_root.clone();
-    match blocking(move || gate.partner_collections(&partner, &root)).await {
-        Err(r) => r.into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            Some(e.to_string()),
-        ),
-        Ok(Ok(list)) => {
+    match caller_collections(&api, &peer, &root).await {
+        Err(r) => r,
+        Ok(list) => {
             let items: Vec<_> = list.iter().map(collection_json).collect();
             let body = if items.is_empty() {
                 json!({})
@@ -238,23 +250,9 @@ async fn collection(
     Extension(peer): Extension<Peer>,
     Path((root, id)): Path<(String, String)>,
 ) -> Response {
-    let partner = match caller(&api, &peer) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
-    if root != api.api_root {
-        return not_found();
-    }
-    let gate = api.gate.clone();
-    let root = api.api_root.clone();
-    match blocking(move || gate.partner_collections(&partner, &root)).await {
-        Err(r) => r.into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            Some(e.to_string()),
-        ),
-        Ok(Ok(list)) => match list.iter().find(|c| c.id == id) {
+    match caller_collections(&api, &peer, &root).await {
+        Err(r) => r,
+        Ok(list) => match list.iter().find(|c| c.id == id) {
             Some(c) => taxii(StatusCode::OK, collection_json(c).to_string()),
             None => not_found(),
         },
