@@ -350,6 +350,7 @@ pub async fn start(
         api_root,
         title: cfg.node_name.clone(),
         changes,
+        streams: Arc::default(),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -68,6 +68,9 @@ pub struct PartnerApi {
     pub title: String,
     /// Bumped whenever objects are stored; live streams wait on it.
     pub changes: watch::Receiver<u64>,
+    /// Live streams open per partner (at most
+    /// [`crate::stream::MAX_STREAMS_PER_PARTNER`]).
+    pub streams: Arc<crate::stream::StreamSlots>,
 }
 
 /// The router of the partner listener. Every request must carry the

@@ -49,6 +49,46 @@ pub const STREAM_PAGE: usize = 500;
 /// How long the stream waits for a write before looking again.
 const POLL: Duration = Duration::from_secs(1);
 
+/// Live streams one partner may hold open at once; more are answered
+/// 429 (a partner needs one; a few allow reconnects that overlap).
+pub const MAX_STREAMS_PER_PARTNER: usize = 4;
+
+/// Counts of open live streams per partner.
+#[derive(Debug, Default)]
+pub struct StreamSlots(std::sync::Mutex<BTreeMap<String, usize>>);
+
+/// One open stream; frees its slot when dropped.
+#[derive(Debug)]
+pub struct StreamSlot {
+    slots: std::sync::Arc<StreamSlots>,
+    partner: String,
+}
+
+impl StreamSlots {
+    /// A slot for `partner`, if it holds fewer than the maximum.
+    pub fn take(self: &std::sync::Arc<Self>, partner: &str) -> Option<StreamSlot> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(partner.to_string()).or_insert(0);
+        if *n >= MAX_STREAMS_PER_PARTNER {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            slots: self.clone(),
+            partner: partner.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut m = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.partner) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 /// Cursor per collection id, in microseconds.
 pub type Cursors = BTreeMap<String, i64>;
 
@@ -81,6 +121,7 @@ struct Streaming {
     api: PartnerApi,
     peer: Peer,
     cursors: Cursors,
+    _slot: StreamSlot,
 }
 
 pub(crate) async fn serve_stream(
@@ -88,15 +129,30 @@ pub(crate) async fn serve_stream(
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = caller(&api, &peer) {
-        return r.into_response();
-    }
+    let partner = match caller(&api, &peer) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let Some(slot) = api.streams.take(&partner) else {
+        return crate::server::error(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "Too many live streams",
+            Some(format!(
+                "at most {MAX_STREAMS_PER_PARTNER} live streams per partner at once"
+            )),
+        );
+    };
     let cursors = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(decode_cursors)
         .unwrap_or_default();
-    let state = Streaming { api, peer, cursors };
+    let state = Streaming {
+        api,
+        peer,
+        cursors,
+        _slot: slot,
+    };
     let events = futures_util::stream::unfold(state, |mut s| async move {
         next_event(&mut s)
             .await
@@ -171,5 +227,37 @@ async fn next_event(s: &mut Streaming) -> Option<Event> {
             }
         }
         let _ = tokio::time::timeout(POLL, changes.changed()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_partner_holds_a_bounded_number_of_streams() {
+        let slots = Arc::new(StreamSlots::default());
+        let mut held: Vec<StreamSlot> = (0..MAX_STREAMS_PER_PARTNER)
+            .map(|_| slots.take("p").expect("a free slot"))
+            .collect();
+        assert!(slots.take("p").is_none());
+        assert!(slots.take("q").is_some(), "other partners are not affected");
+        held.pop();
+        assert!(slots.take("p").is_some(), "a closed stream frees its slot");
+    }
+
+    #[test]
+    fn cursors_round_trip_as_event_ids() {
+        let mut c = Cursors::new();
+        c.insert(
+            "0b5ef5d4-1a53-4c36-8f0f-2d9c1c3c5a01".into(),
+            1_700_000_000_123_456,
+        );
+        let id = encode_cursors(&c);
+        assert!(!id.contains('\n') && !id.contains(':'));
+        assert_eq!(decode_cursors(&id), Some(c));
+        assert_eq!(decode_cursors("not ours"), None);
     }
 }
