@@ -11,6 +11,7 @@ client certificate."""
 
 import base64
 import json
+import re
 import sqlite3
 import ssl
 import threading
@@ -311,6 +312,11 @@ def test_receiver_killed_mid_sync_resumes_without_loss_or_duplicate(make_node, t
     s.close()
     first, last = objs[0]["id"], objs[-1]["id"]
 
+    # Pages of 1,000 (the default is 5,000, which would be one page here).
+    cfg = b.dir / "anyam.toml"
+    text = re.sub(r"(?m)^page_size = \d+$", "page_size = 1000", cfg.read_text())
+    assert "page_size = 1000" in text
+    cfg.write_text(text)
     b.start()
     # Pages come in date_added order, 1,000 at a time: B holds the first
     # object once a page is stored, the last only at the end.

@@ -51,6 +51,10 @@ pub struct FederationConfig {
     pub interval_secs: u64,
     /// Follow partners' live streams (else pull only).
     pub live: bool,
+    /// Objects asked of a partner per page when pulling (1 to 5,000).
+    /// Larger pages spread the per-page work (a signature, a commit) over
+    /// more objects.
+    pub page_size: usize,
 }
 
 impl Default for FederationConfig {
@@ -59,6 +63,7 @@ impl Default for FederationConfig {
             listen: None,
             interval_secs: 5,
             live: true,
+            page_size: 5000,
         }
     }
 }
@@ -230,6 +235,12 @@ impl FileConfig {
         if self.policy.unmarked == anyam_trust::Tlp::Red {
             anyhow::bail!(
                 "policy.unmarked = \"red\" is not allowed: TLP:RED needs named recipients, which unmarked data lacks"
+            );
+        }
+        if !(1..=5000).contains(&self.federation.page_size) {
+            anyhow::bail!(
+                "federation.page_size = {} is out of range: 1 to 5000",
+                self.federation.page_size
             );
         }
         Ok(())

@@ -333,6 +333,7 @@ pub async fn start(
         settings: SyncSettings {
             interval: Duration::from_secs(cfg.federation.interval_secs.max(1)),
             live: cfg.federation.live,
+            page_size: cfg.federation.page_size,
             ..SyncSettings::default()
         },
     });

@@ -49,7 +49,7 @@ use crate::tls::{KeyPins, Peer, peer_node};
 /// TAXII 2.1 media type of every answer but the stream.
 pub const TAXII_21: &str = "application/taxii+json;version=2.1";
 /// Largest page a partner may ask for.
-pub const MAX_PAGE: usize = 1000;
+pub const MAX_PAGE: usize = 5000;
 
 /// The node key that signs pages, read when signing (a rotation while
 /// the node serves signs the next page with the new key).

@@ -36,8 +36,9 @@ use crate::state::{Counts, Cursor};
 use crate::stream::{Cursors, PageEvent, encode_cursors};
 use crate::tls::{KeyPins, KeyringPins, NodeCertificate, client_config};
 
-/// Page size asked of partners.
-pub const PULL_PAGE: usize = 1000;
+/// Page size asked of partners unless configured otherwise (the most a
+/// partner listener serves, [`crate::server::MAX_PAGE`]).
+pub const PULL_PAGE: usize = 5000;
 
 /// How syncing behaves.
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub struct SyncSettings {
     pub max_backoff: Duration,
     /// Whether to follow partners' live streams (else pull only).
     pub live: bool,
+    /// Objects asked for per page.
+    pub page_size: usize,
 }
 
 impl Default for SyncSettings {
@@ -56,6 +59,7 @@ impl Default for SyncSettings {
             interval: Duration::from_secs(5),
             max_backoff: Duration::from_secs(60),
             live: true,
+            page_size: PULL_PAGE,
         }
     }
 }
@@ -467,7 +471,8 @@ pub async fn pull_round(
         // The next page is fetched while this one is verified and stored
         // (its URL only needs the page's claimed last `date_added`; the
         // cursor moves only after a page is stored).
-        let mut next = Some(fetch_page(client, partner, &root, &c.id, at));
+        let size = syncer.settings.page_size.clamp(1, crate::server::MAX_PAGE);
+        let mut next = Some(fetch_page(client, partner, &root, &c.id, at, size));
         while let Some(fetching) = next.take() {
             let envelope = fetching
                 .await
@@ -478,7 +483,7 @@ pub async fn pull_round(
                 .as_deref()
                 .and_then(crate::page::parse_micros);
             if more && let Some(t) = claimed {
-                next = Some(fetch_page(client, partner, &root, &c.id, Some(t)));
+                next = Some(fetch_page(client, partner, &root, &c.id, Some(t), size));
             }
             let got = match receive(syncer, target, &c, envelope).await {
                 Ok(g) => g,
@@ -513,8 +518,9 @@ fn fetch_page(
     root: &str,
     collection: &str,
     after: Option<i64>,
+    size: usize,
 ) -> JoinHandle<Result<Envelope>> {
-    let mut url = format!("{root}collections/{collection}/objects/?limit={PULL_PAGE}");
+    let mut url = format!("{root}collections/{collection}/objects/?limit={size}");
     if let Some(t) = after {
         url.push_str("&added_after=");
         url.extend(form_urlencoded::byte_serialize(
