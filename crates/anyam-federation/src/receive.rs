@@ -148,6 +148,42 @@ impl Receiver {
         envelope: &Envelope,
         own: bool,
     ) -> Result<Received> {
+        let checked = self.verify_as(partner, collection, envelope, own)?;
+        self.store_checked(partner, partner_name, collection, envelope, checked)
+    }
+
+    /// The first half of [`Receiver::receive`]: every check, nothing
+    /// stored (a refusal is audited as there). Verifying the next page
+    /// while this one is committed ([`Receiver::commit`]) keeps both
+    /// halves busy.
+    pub fn verify(
+        &self,
+        partner: &str,
+        collection: &RemoteCollection,
+        envelope: Envelope,
+    ) -> Result<Verified> {
+        let checked = self.verify_as(partner, collection, &envelope, false)?;
+        Ok(Verified { envelope, checked })
+    }
+
+    /// The second half of [`Receiver::receive`]: store a verified page.
+    pub fn commit(
+        &self,
+        partner: &str,
+        partner_name: &str,
+        collection: &RemoteCollection,
+        v: Verified,
+    ) -> Result<Received> {
+        self.store_checked(partner, partner_name, collection, &v.envelope, v.checked)
+    }
+
+    fn verify_as(
+        &self,
+        partner: &str,
+        collection: &RemoteCollection,
+        envelope: &Envelope,
+        own: bool,
+    ) -> Result<Checked> {
         let checked = self.check(partner, collection, envelope).and_then(|c| {
             // Pages with nothing to store (empty, or only this node's own
             // objects coming back) store nowhere.
@@ -171,24 +207,21 @@ impl Receiver {
                 Err(e) => Err(e.to_string()),
             }
         });
-        match checked {
-            Ok(checked) => self.store_checked(partner, partner_name, collection, envelope, checked),
-            Err(detail) => {
-                self.record(|| {
-                    let mut e = Event::new(Kind::Other("rejection".into()), partner);
-                    e.parties = vec![partner.to_string()];
-                    e.what.collection = Some(collection.id.clone());
-                    e.why = format!("a page received from partner {partner} failed verification");
-                    e.details = serde_json::json!({ "error": detail });
-                    e
-                });
-                let _ = self.db.record_error(partner, &detail, true);
-                Err(FederationError::Rejected {
-                    partner: partner.to_string(),
-                    detail,
-                })
+        checked.map_err(|detail| {
+            self.record(|| {
+                let mut e = Event::new(Kind::Other("rejection".into()), partner);
+                e.parties = vec![partner.to_string()];
+                e.what.collection = Some(collection.id.clone());
+                e.why = format!("a page received from partner {partner} failed verification");
+                e.details = serde_json::json!({ "error": detail });
+                e
+            });
+            let _ = self.db.record_error(partner, &detail, true);
+            FederationError::Rejected {
+                partner: partner.to_string(),
+                detail,
             }
-        }
+        })
     }
 
     /// Apply one notice of `partner` (see [`TrustSource::apply_notice`]),
@@ -581,6 +614,19 @@ struct CheckedObject {
     version: Option<String>,
     digest: String,
     terms: OriginTerms,
+}
+
+/// A page that passed every check, ready to [`Receiver::commit`].
+pub struct Verified {
+    envelope: Envelope,
+    checked: Checked,
+}
+
+impl Verified {
+    /// The partner's `date_added` of the page's last object.
+    pub fn last(&self) -> Option<Micros> {
+        self.checked.last
+    }
 }
 
 struct Checked {

@@ -468,47 +468,74 @@ pub async fn pull_round(
     let mut total = Counts::default();
     for c in collections {
         let mut at = start(syncer, partner, &c.id, &fp)?;
-        // The next page is fetched while this one is verified and stored
-        // (its URL only needs the page's claimed last `date_added`; the
-        // cursor moves only after a page is stored).
+        // Three stages at once: the next page is fetched (its URL only
+        // needs the page's claimed last `date_added`) and verified while
+        // the page before it is committed. Commits run one at a time, in
+        // order, and the cursor moves only after a commit.
         let size = syncer.settings.page_size.clamp(1, crate::server::MAX_PAGE);
         let mut next = Some(fetch_page(client, partner, &root, &c.id, at, size));
-        while let Some(fetching) = next.take() {
-            let envelope = fetching
-                .await
-                .map_err(|e| FederationError::Protocol(format!("fetching task failed: {e}")))??;
-            let more = envelope.more;
-            let claimed = envelope
-                .x_anyam_date_added_last
-                .as_deref()
-                .and_then(crate::page::parse_micros);
-            if more && let Some(t) = claimed {
-                next = Some(fetch_page(client, partner, &root, &c.id, Some(t), size));
-            }
-            let got = match receive(syncer, target, &c, envelope).await {
-                Ok(g) => g,
-                Err(e) => {
-                    if let Some(n) = next.take() {
-                        n.abort();
-                    }
-                    return Err(e);
-                }
-            };
+        let mut committing: Option<JoinHandle<Result<crate::receive::Received>>> = None;
+        let mut done = |got: crate::receive::Received, at: &mut Option<i64>| -> Result<()> {
             total.received += got.counts.received;
             total.unchanged += got.counts.unchanged;
             total.conflicts += got.counts.conflicts;
             if got.last.is_some() {
-                at = got.last;
+                *at = got.last;
             }
-            save_cursor(syncer, partner, &root, &c.id, at, &fp)?;
-            if got.last.is_none()
-                && let Some(n) = next.take()
-            {
-                n.abort();
+            save_cursor(syncer, partner, &root, &c.id, *at, &fp)
+        };
+        let outcome: Result<()> = async {
+            while let Some(fetching) = next.take() {
+                let envelope = fetching.await.map_err(|e| {
+                    FederationError::Protocol(format!("fetching task failed: {e}"))
+                })??;
+                let claimed = envelope
+                    .x_anyam_date_added_last
+                    .as_deref()
+                    .and_then(crate::page::parse_micros);
+                if envelope.more
+                    && let Some(t) = claimed
+                {
+                    next = Some(fetch_page(client, partner, &root, &c.id, Some(t), size));
+                }
+                let (s, t, cc) = (syncer.clone(), target.clone(), c.clone());
+                let verifying = tokio::task::spawn_blocking(move || {
+                    s.receiver.verify(&t.node_id, &cc, envelope)
+                });
+                if let Some(h) = committing.take() {
+                    done(joined(h.await)?, &mut at)?;
+                }
+                let verified = joined(verifying.await)?;
+                let last = verified.last();
+                let (s, t, cc) = (syncer.clone(), target.clone(), c.clone());
+                committing = Some(tokio::task::spawn_blocking(move || {
+                    s.receiver.commit(&t.node_id, &t.name, &cc, verified)
+                }));
+                if last.is_none()
+                    && let Some(n) = next.take()
+                {
+                    n.abort();
+                }
             }
+            Ok(())
         }
+        .await;
+        if let Some(n) = next.take() {
+            n.abort();
+        }
+        // A commit under way finishes, and its cursor is kept, whatever
+        // happened to the page after it.
+        if let Some(h) = committing.take() {
+            done(joined(h.await)?, &mut at)?;
+        }
+        outcome?;
     }
     Ok(total)
+}
+
+/// The result of a blocking task.
+fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    r.map_err(|e| FederationError::Protocol(format!("receiving task failed: {e}")))?
 }
 
 /// Start fetching one page of a partner collection.
