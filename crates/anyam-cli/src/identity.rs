@@ -9,6 +9,20 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 
+/// A private key as PKCS#8 v1 PEM (RFC 5208 as profiled by RFC 8410: the
+/// 32-byte seed, no public key), the form OpenSSL and other tools read;
+/// the v2 form with the public key is not readable by every OpenSSL
+/// version. Keys are read back in either form.
+fn private_pem(
+    key: &SigningKey,
+) -> Result<ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing<String>> {
+    let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    Ok(bytes.to_pkcs8_pem(LineEnding::LF)?)
+}
+
 pub fn key_paths(dir: &Path) -> (PathBuf, PathBuf) {
     let keys = dir.join("keys");
     (keys.join("node.key"), keys.join("node.pub"))
@@ -25,9 +39,7 @@ pub fn ensure_node_key(dir: &Path) -> Result<()> {
     }
     crate::node::create_private_dir(&dir.join("keys"))?;
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .context("encoding the node key")?;
+    let pem = private_pem(&key).context("encoding the node key")?;
     anyam_taxii::server::write_private(&private, pem.as_bytes())
         .with_context(|| format!("writing {}", private.display()))?;
     let pub_pem = key
@@ -98,9 +110,7 @@ pub fn ensure_recovery_key(dir: &Path) -> Result<Option<RecoveryCreated>> {
         );
     } else {
         let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        let pem = key
-            .to_pkcs8_pem(LineEnding::LF)
-            .context("encoding the recovery key")?;
+        let pem = private_pem(&key).context("encoding the recovery key")?;
         anyam_taxii::server::write_private(&private, pem.as_bytes())
             .with_context(|| format!("writing {}", private.display()))?;
         key
@@ -179,9 +189,7 @@ fn replace_node_key(
 ) -> Result<(anyam_trust::Signed, SigningKey)> {
     let new = SigningKey::generate(&mut rand::rngs::OsRng);
     let s = statement(&new)?;
-    let pem = new
-        .to_pkcs8_pem(LineEnding::LF)
-        .context("encoding the new node key")?;
+    let pem = private_pem(&new).context("encoding the new node key")?;
     let next = next_key_path(dir);
     anyam_taxii::server::write_private(&next, pem.as_bytes())
         .with_context(|| format!("writing {}", next.display()))?;
