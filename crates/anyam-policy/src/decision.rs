@@ -38,6 +38,21 @@
 //!   (a recipient passes AMBER+STRICT on to no one);
 //! - RED: only when one of the named recipients is on that node.
 //!
+//! A version this node **received from a partner** ([`Label::origin`]:
+//! the originator and its signed redistribution terms) has the host
+//! organization as its source, so local users get it by the rules above
+//! (AMBER+STRICT: the host organization only; RED: the named users). To
+//! another partner it goes only if, before any agreement of this node is
+//! looked at, the partner is not its originator, it is CLEAR or GREEN
+//! (TLP 2.0 lets a recipient share AMBER only within its organization and
+//! with its clients), and the originator's terms allow that node
+//! (`none`; `parties` of the originator's agreement; `named` by node id
+//! or organization identity). It never counts as originated by the host.
+//!
+//! Partners read only through the `Sync` and `Stream` paths. Sightings
+//! go back to an indicator's originator through their own decision,
+//! [`decide_sighting_report`].
+//!
 //! Versions that are standard marking definitions ([`Label::public`]) are
 //! CLEAR, so a recipient can always resolve the markings it is shown.
 
