@@ -849,6 +849,33 @@ fn sign_and_store(ctx: &mut Ctx, mut s: Signed) -> Result<Signed> {
         .map_err(Into::into)
 }
 
+/// After a signed notice (a termination or a removal) was stored: record
+/// it in the audit log as `agreement <command>`, write it, and queue it
+/// (as a `kind` notice) for the other parties' nodes. Returns how many.
+fn issue_notice(
+    ctx: &Ctx,
+    a: &Agreement,
+    command: &str,
+    kind: &str,
+    notice: &Signed,
+    mut details: Value,
+    out: Option<&Path>,
+) -> Result<usize> {
+    let command = format!("agreement {command}");
+    details["command"] = json!(command);
+    details["notice"] = json!(notice.digest());
+    record(
+        ctx,
+        anyam_audit::Kind::Agreement,
+        &command,
+        format!("agreement/{}/{}", a.id, a.version),
+        others(ctx, a),
+        details,
+    )?;
+    write_output(out, &pretty(notice))?;
+    crate::federation::queue_for_parties(&ctx.node.dir, kind, notice, &others(ctx, a))
+}
+
 /// Queue an agreement version for the other parties' nodes.
 fn announce(ctx: &Ctx, s: &Signed, a: &Agreement) -> Result<()> {
     let n = crate::federation::queue_for_parties(&ctx.node.dir, "agreement", s, &others(ctx, a))?;
@@ -1248,22 +1275,16 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             let key = identity::load_signing_key(&ctx.node.dir)?;
             let notice = accept!(Termination::sign(&a, &ctx.node_id, &key, now, reason));
             accept!(ctx.trust.put_termination(&notice, now));
-            record(
+            let n = issue_notice(
                 &ctx,
-                anyam_audit::Kind::Agreement,
-                "agreement terminate",
-                format!("agreement/{}/{}", a.id, a.version),
-                others(&ctx, &a),
-                json!({"command": "agreement terminate", "notice": notice.digest()}),
-            )?;
-            write_output(out.as_deref(), &pretty(&notice))?;
-            let effective = now.checked_add(a.notice_period()).unwrap_or(now);
-            let n = crate::federation::queue_for_parties(
-                &ctx.node.dir,
+                &a,
+                "terminate",
                 "termination",
                 &notice,
-                &others(&ctx, &a),
+                json!({}),
+                out.as_deref(),
             )?;
+            let effective = now.checked_add(a.notice_period()).unwrap_or(now);
             eprintln!(
                 "notice given: {} ends {} (after {} days' notice); queued for {n} partner nodes",
                 a.id,
@@ -1293,20 +1314,14 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
                 reason
             ));
             accept!(ctx.trust.put_removal(&removal, now));
-            record(
+            let n = issue_notice(
                 &ctx,
-                anyam_audit::Kind::Agreement,
-                "agreement remove",
-                format!("agreement/{}/{}", a.id, a.version),
-                others(&ctx, &a),
-                json!({"command": "agreement remove", "removed": party, "notice": removal.digest()}),
-            )?;
-            write_output(out.as_deref(), &pretty(&removal))?;
-            let n = crate::federation::queue_for_parties(
-                &ctx.node.dir,
+                &a,
+                "remove",
                 "removal",
                 &removal,
-                &others(&ctx, &a),
+                json!({"removed": party}),
+                out.as_deref(),
             )?;
             eprintln!(
                 "{party} removed from {} version {}; queued for {n} partner nodes",
