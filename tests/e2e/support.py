@@ -201,10 +201,12 @@ class Node:
                 line = lines.get(timeout=START_TIMEOUT)
             except queue.Empty:
                 self.kill()
-                raise AssertionError(f"node did not report listening within {START_TIMEOUT}s: {out}")
+                raise AssertionError(f"node did not report listening within {START_TIMEOUT}s: {out}; "
+                                     f"stderr ends: {self.stderr_tail()!r}")
             if line is None:
                 code = self.proc.wait()
-                raise AssertionError(f"node exited with {code} before listening; stdout: {out}; see {self._log.name}")
+                raise AssertionError(f"node exited with {code} before listening; stdout: {out}; "
+                                     f"stderr ends: {self.stderr_tail()!r}")
             out.append(line.rstrip("\n"))
             m = self.LISTEN_RE.search(line)
             if m:
@@ -217,6 +219,16 @@ class Node:
             self.default_collection = m.group(1) if m else None
         self.output = out
         return self
+
+    def stderr_tail(self, limit: int = 4000) -> str:
+        """The end of what the node wrote to stderr, for a failure message."""
+        if self._log:
+            self._log.flush()
+            try:
+                return Path(self._log.name).read_text(errors="replace")[-limit:]
+            except OSError as e:
+                return f"(stderr log unreadable: {e})"
+        return ""
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush or clean up."""

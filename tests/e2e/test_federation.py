@@ -26,18 +26,36 @@ RECIPIENTS_EXT = "extension-definition--4e0cee20-b640-4553-9aad-1c16c0c90a79"
 SYNC_TIMEOUT = 60
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for ports bound to 0 and for outgoing connections."""
+    try:
+        lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A port free now, below the kernel's ephemeral range, so that no
-    listener bound to port 0 (every node's TAXII listener) takes it before
-    the node it is meant for starts."""
+    """A port free now, outside the kernel's ephemeral range, so that no
+    listener bound to port 0 (every node's TAXII listener) and no outgoing
+    connection takes it before the node it is meant for starts; never the
+    same port twice in one run, since a port handed out is bound only later."""
+    lo, hi = _ephemeral_range()
+    candidates = [p for p in range(10000, 65000) if not lo <= p <= hi] or list(range(10000, 65000))
     while True:
-        port = secrets.randbelow(32000 - 20000) + 20000
+        port = candidates[secrets.randbelow(len(candidates))]
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.add(port)
+        return port
 
 
 def node_id(n) -> str:
