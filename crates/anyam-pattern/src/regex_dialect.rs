@@ -26,6 +26,11 @@ use unicode_normalization::UnicodeNormalization as _;
 /// backtracking engine.
 pub const BACKTRACK_LIMIT: usize = 100_000;
 
+/// The compiled-size limit of the linear engine: `regex::Regex::new`'s
+/// default, named here so that validation ([`Compiled::check`]) applies the
+/// same limit as matching.
+const LINEAR_SIZE_LIMIT: usize = 10 * (1 << 20);
+
 /// A compiled `MATCHES` operand.
 #[derive(Debug)]
 pub struct Compiled {
@@ -194,6 +199,35 @@ impl Compiled {
         Ok(Compiled { text, bytes })
     }
 
+    /// Whether a `MATCHES` operand compiles, as [`Compiled::new`] would
+    /// decide, without building what matching needs. The linear engine's
+    /// verdict comes from its parser and its NFA compiler with the same
+    /// syntax settings and size limit as `regex::Regex::new` (no DFA is
+    /// built: determinizing is most of a compile's cost and cannot fail
+    /// once the NFA is built), so validating an indicator costs
+    /// microseconds, not a full compile.
+    pub fn check(pattern: &str) -> Result<(), RegexError> {
+        let nfc: String = pattern.nfc().collect();
+        let t = translate(&nfc, false);
+        let linear = regex_automata::meta::Regex::builder()
+            .configure(
+                regex_automata::meta::Config::new()
+                    .nfa_size_limit(Some(LINEAR_SIZE_LIMIT))
+                    .onepass(false)
+                    .backtrack(false)
+                    .hybrid(false)
+                    .dfa(false),
+            )
+            .build(&t);
+        match linear {
+            Ok(_) => Ok(()),
+            Err(linear_err) => match Self::fancy(&t) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(RegexError(linear_err.to_string())),
+            },
+        }
+    }
+
     fn fancy(t: &str) -> Result<fancy_regex::Regex, RegexError> {
         fancy_regex::RegexBuilder::new(t)
             .backtrack_limit(BACKTRACK_LIMIT)
@@ -202,7 +236,10 @@ impl Compiled {
     }
 
     fn engine(t: &str) -> Result<Engine, RegexError> {
-        match regex::Regex::new(t) {
+        match regex::RegexBuilder::new(t)
+            .size_limit(LINEAR_SIZE_LIMIT)
+            .build()
+        {
             Ok(r) => Ok(Engine::Linear(r)),
             Err(linear_err) => match Self::fancy(t) {
                 Ok(r) => Ok(Engine::Backtrack(r)),
@@ -385,6 +422,39 @@ impl Like {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Validation's cheap check and the full compile agree: on plain,
+    /// backtracking-only, malformed and oversized expressions.
+    #[test]
+    fn check_agrees_with_compile() {
+        for p in [
+            "^abc$",
+            "a{,2}b",
+            "[[]",
+            "(?<=a)b",
+            r"(a)\1",
+            r"^https?://(www\.)?evil\.[a-z]+/",
+            "(unclosed",
+            "a**",
+            r"(?<=a+)b",
+            "(a{1000}){1000}",
+            r"\p{Greek}+\w{100}",
+            "",
+        ] {
+            let full = Compiled::new(p).map(|_| ()).map_err(|e| e.0);
+            let cheap = Compiled::check(p).map_err(|e| e.0);
+            assert_eq!(
+                full.is_ok(),
+                cheap.is_ok(),
+                "{p:?}: compile {full:?}, check {cheap:?}"
+            );
+        }
+        assert!(
+            Compiled::check("(a{1000}){1000}").is_err(),
+            "the size limit applies"
+        );
+        assert!(Compiled::check("(unclosed").is_err());
+    }
 
     #[test]
     fn dialect() {

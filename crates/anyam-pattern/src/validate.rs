@@ -379,7 +379,7 @@ impl Checker<'_> {
                 }
             }
             CompOp::Matches(re) => {
-                if let Err(e) = crate::regex_dialect::Compiled::new(re) {
+                if let Err(e) = crate::regex_dialect::Compiled::check(re) {
                     self.error(sp, format!("MATCHES regex does not compile: {e}"));
                 }
             }

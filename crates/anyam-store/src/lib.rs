@@ -172,7 +172,8 @@
 //!
 //! # Search
 //!
-//! An FTS5 index over `name` and `description` (kept by triggers) and a
+//! An FTS5 index over `name` and `description` (filled by the writer once
+//! per write transaction, emptied of deleted rows by a trigger) and a
 //! table of exact observable values (written with each version) serve
 //! `Store::search`, within the caller's visible classes; newest versions
 //! only, newest first, costing in proportion to the matches.

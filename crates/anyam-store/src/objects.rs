@@ -1007,6 +1007,13 @@ impl SqliteStore {
                 many
             ])
             .ctx("inserting object")?;
+            if o.object_type == "indicator" {
+                // What the dropped insert trigger did (schema version 5).
+                tx.prepare_cached("INSERT INTO indicator_changes (id) VALUES (?1)")
+                    .ctx("preparing indicator change insert")?
+                    .execute([&o.id])
+                    .ctx("recording an indicator change")?;
+            }
             if !o.observables.is_empty() {
                 let rid = tx.last_insert_rowid();
                 let mut ins = tx
