@@ -11,7 +11,6 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use serde::Serialize;
 
 use crate::entry::micros;
 use crate::head::key_id;
@@ -146,15 +145,6 @@ struct Writer {
     /// (leftmost) first: one per set bit of `size` (RFC 9162 §2.1.1's
     /// recursion always splits off the largest power of two on the left).
     frontier: Vec<(u32, Hash)>,
-}
-
-/// The leaf form of an entry, serialized from a borrowed event so that
-/// appending copies nothing.
-#[derive(Serialize)]
-struct EntryRef<'a> {
-    seq: u64,
-    #[serde(flatten)]
-    event: &'a Event,
 }
 
 fn open_conn(path: &Path, opts: &AuditOptions, create: bool) -> Result<Connection, AuditError> {
@@ -508,10 +498,9 @@ impl Inner {
             )?;
             for event in events {
                 let seq = to_sql(size)?;
-                let value = serde_json::to_value(EntryRef { seq: size, event })?;
-                let leaf = anyam_stix::canonical_json(&value);
-                let h = merkle::leaf_hash(leaf.as_bytes());
-                put_entry.execute(params![seq, leaf.as_bytes(), &h.0[..]])?;
+                let leaf = crate::entry::leaf_bytes(size, event);
+                let h = merkle::leaf_hash(&leaf);
+                put_entry.execute(params![seq, leaf, &h.0[..]])?;
                 put_node.execute(params![seq, 0, &h.0[..]])?;
                 for p in &event.parties {
                     put_party.execute(params![seq, p])?;

@@ -25,6 +25,18 @@ pub fn canonical_json(value: &Value) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
+/// Appends the RFC 8785 canonical JSON text of `value` to `out`: for
+/// writers that produce the canonical form of a fixed shape directly and
+/// embed free-form values in it.
+pub fn write_canonical(out: &mut Vec<u8>, value: &Value) {
+    write_value(out, value)
+}
+
+/// Appends a string in RFC 8785 form (§3.2.2.2) to `out`.
+pub fn write_canonical_str(out: &mut Vec<u8>, s: &str) {
+    write_string(out, s)
+}
+
 pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),

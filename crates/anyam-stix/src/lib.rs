@@ -106,7 +106,7 @@ mod timestamp;
 mod validate;
 
 pub use bundle::{BundleCheck, check_bundle};
-pub use canonical::{canonical_digest, canonical_json};
+pub use canonical::{canonical_digest, canonical_json, write_canonical, write_canonical_str};
 pub use error::{DISPLAY_LIMIT, Error, Invalid, KEEP_LIMIT, TimestampError, Violation};
 pub use sco_id::{SCO_NAMESPACE, deterministic_sco_id};
 pub use timestamp::{Timestamp, format_micros, parse_timestamp};
