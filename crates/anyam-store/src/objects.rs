@@ -532,9 +532,16 @@ fn tail_at(shape: Shape) -> usize {
     }
 }
 
+/// Rows reserved up front for a page (its `limit + 1`, at most this many):
+/// growing a page's vectors by doubling cost a tenth of a page's time in
+/// reallocations; a huge `limit` still grows as rows come.
+const MAX_PREALLOCATED_ROWS: usize = 1024;
+
 /// One row of a page query: the shape's value and its trailing columns.
 struct PageRow<T> {
     item: T,
+    /// The object id, read only when the reader's first/last check needs
+    /// it (an object spread over several classes); empty otherwise.
     id: String,
     key: (Micros, Micros),
     many: bool,
@@ -554,22 +561,29 @@ fn scan<T>(
     visible: &[ClassScope],
     every_class: bool,
     map: &impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    expected: usize,
 ) -> Result<(Vec<PageRow<T>>, usize, Option<Micros>)> {
     let at = tail_at(shape);
+    let check = !vf.all && (vf.first || vf.last);
     let mut st = conn.prepare_cached(&sql).ctx("preparing page")?;
     let rows = st
         .query_map(params_from_iter(args), |r| {
+            let many: bool = r.get(at + 3)?;
             Ok(PageRow {
                 item: map(r)?,
-                id: r.get(at)?,
+                id: if check && many && !every_class {
+                    r.get(at)?
+                } else {
+                    String::new()
+                },
                 key: (r.get(at + 1)?, r.get(at + 2)?),
-                many: r.get(at + 3)?,
+                many,
                 class: r.get(at + 4)?,
             })
         })
         .ctx("reading page")?;
-    let (mut kept, mut n, mut last) = (Vec::new(), 0usize, None);
-    let check = !vf.all && (vf.first || vf.last);
+    let mut kept = Vec::with_capacity(expected.min(MAX_PREALLOCATED_ROWS));
+    let (mut n, mut last) = (0usize, None);
     for r in rows {
         let r = r.ctx("reading page")?;
         n += 1;
@@ -633,10 +647,10 @@ fn read_page<T>(
     if every_class {
         // One range scan of the newest versions of every class.
         let mut after = after;
-        let mut items: Vec<T> = Vec::new();
+        let mut items: Vec<T> = Vec::with_capacity((limit + 1).min(MAX_PREALLOCATED_ROWS));
         loop {
             let sql = page_sql(shape, q, id, vf, cid, after, None, None);
-            let (rows, n, last) = scan(conn, shape, sql, cid, vf, scopes, true, &map)?;
+            let (rows, n, last) = scan(conn, shape, sql, cid, vf, scopes, true, &map, limit + 1)?;
             items.extend(rows.into_iter().map(|r| r.item));
             match last {
                 Some(l) if n > limit && items.len() <= limit => after = l,
@@ -680,7 +694,7 @@ fn read_page<T>(
         // ranges, copying each whole row, which measured slower.
         for s in scopes {
             let sql = page_sql(shape, q, id, vf, cid, after, Some(s), until);
-            let (rows, n, last) = scan(conn, shape, sql, cid, vf, scopes, false, &map)?;
+            let (rows, n, last) = scan(conn, shape, sql, cid, vf, scopes, false, &map, limit + 1)?;
             if n > limit
                 && let Some(l) = last
             {
@@ -1303,6 +1317,7 @@ impl SqliteStore {
                 visible,
                 false,
                 &stored_object,
+                want,
             )?;
             found.extend(rows.into_iter().map(|r| r.item));
             match last {

@@ -511,15 +511,29 @@ fn envelope(page: &Page<anyam_store::StoredObject>) -> Response {
     resp
 }
 
-/// The (id, version) pairs of a page of objects, for a release entry.
-fn object_refs(items: &[anyam_store::StoredObject]) -> Vec<ObjectRef> {
-    items
-        .iter()
-        .map(|o| ObjectRef {
-            id: o.id.clone(),
-            version: o.version.clone(),
-        })
-        .collect()
+/// A page of objects released: the envelope answered, and the release
+/// recorded first. The page is consumed, its ids and versions moved into
+/// the audit entry rather than copied.
+fn release_page(
+    st: &AppState,
+    p: &Principal,
+    t: &Target<'_>,
+    page: Page<anyam_store::StoredObject>,
+) -> (Response, usize) {
+    let resp = envelope(&page);
+    let (n, more) = (page.items.len(), page.next.is_some());
+    st.record(|| {
+        let refs = page
+            .items
+            .into_iter()
+            .map(|o| ObjectRef {
+                id: o.id,
+                version: o.version,
+            })
+            .collect();
+        audit::release(p, t, refs, more)
+    });
+    (resp, n)
 }
 
 /// The (id, version) pairs a manifest or versions page lists.
@@ -541,7 +555,7 @@ async fn objects(
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
     let q = query(&st, &raw, Endpoint::Listing)?;
-    let page = blocking(move || {
+    let (resp, n) = blocking(move || {
         let t = Target {
             collection: Some(&cid),
             path: uri.path(),
@@ -551,12 +565,11 @@ async fn objects(
             .gate
             .objects(&p, &root, &cid, &q)
             .map_err(|d| refuse(&st, &p, &root, &t, d))?;
-        st.record(|| audit::release(&p, &t, object_refs(&page.items), page.next.is_some()));
-        Ok(page)
+        Ok(release_page(&st, &p, &t, page))
     })
     .await?;
-    metrics::counter!("anyam_objects_served_total").increment(page.items.len() as u64);
-    Ok(envelope(&page))
+    metrics::counter!("anyam_objects_served_total").increment(n as u64);
+    Ok(resp)
 }
 
 async fn object(
@@ -569,7 +582,7 @@ async fn object(
     let mut q = query(&st, &raw, Endpoint::Object)?;
     q.ids = vec![oid];
     let first_page = q.next.is_none();
-    let page = blocking(move || {
+    let (resp, n) = blocking(move || {
         let t = Target {
             collection: Some(&cid),
             path: uri.path(),
@@ -584,12 +597,11 @@ async fn object(
         if page.items.is_empty() && first_page {
             return Err(ApiError::not_found());
         }
-        st.record(|| audit::release(&p, &t, object_refs(&page.items), page.next.is_some()));
-        Ok(page)
+        Ok(release_page(&st, &p, &t, page))
     })
     .await?;
-    metrics::counter!("anyam_objects_served_total").increment(page.items.len() as u64);
-    Ok(envelope(&page))
+    metrics::counter!("anyam_objects_served_total").increment(n as u64);
+    Ok(resp)
 }
 
 fn manifest_json(page: &Page<anyam_store::ManifestEntry>, key: &str) -> Response {
