@@ -1021,6 +1021,8 @@ impl SqliteStore {
                 many
             ])
             .ctx("inserting object")?;
+            // Before any other insert: it is the connection's last rowid.
+            let rid = tx.last_insert_rowid();
             if o.object_type == "indicator" {
                 // What the dropped insert trigger did (schema version 5).
                 tx.prepare_cached("INSERT INTO indicator_changes (id) VALUES (?1)")
@@ -1029,7 +1031,6 @@ impl SqliteStore {
                     .ctx("recording an indicator change")?;
             }
             if !o.observables.is_empty() {
-                let rid = tx.last_insert_rowid();
                 let mut ins = tx
                     .prepare_cached(
                         "INSERT OR IGNORE INTO observable_values (value, rid) VALUES (?1, ?2)",

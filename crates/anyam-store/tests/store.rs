@@ -2154,6 +2154,58 @@ mod oracle {
     }
 }
 
+/// Observable values point at the version that carries them, whatever
+/// else the write records for it (an indicator adds a change-sequence row
+/// in the same transaction): an exact-value search finds that version and
+/// no other.
+#[test]
+fn observable_values_index_their_own_versions() {
+    let (_d, s) = fresh();
+    let with = |mut o: NewObject, values: &[&str]| {
+        o.observables = values.iter().map(|v| v.to_string()).collect();
+        o
+    };
+    s.put_objects(
+        COLL,
+        &[
+            with(obj("indicator--a", 1), &["10.0.0.1"]),
+            with(
+                obj_full("malware--m", "malware", "2.1", Some(1), "a"),
+                &["10.0.0.2"],
+            ),
+            with(obj("indicator--c", 1), &["evil.example", "10.0.0.3"]),
+        ],
+    )
+    .unwrap();
+    let classes = s.release_classes(COLL).unwrap();
+    let visible: Vec<ClassScope> = classes
+        .iter()
+        .map(|c| ClassScope {
+            class: c.class,
+            types: TypeScope::Any,
+        })
+        .collect();
+    let found = |v: &str| {
+        let hits = s
+            .search(
+                COLL,
+                &visible,
+                &Search {
+                    value: Some(v.into()),
+                    limit: 10,
+                    ..Search::default()
+                },
+            )
+            .unwrap();
+        hits.into_iter().map(|o| o.id).collect::<Vec<_>>()
+    };
+    assert_eq!(found("10.0.0.1"), ["indicator--a"]);
+    assert_eq!(found("10.0.0.2"), ["malware--m"]);
+    assert_eq!(found("EVIL.example"), ["indicator--c"]);
+    assert_eq!(found("10.0.0.3"), ["indicator--c"]);
+    assert!(found("10.0.0.4").is_empty());
+}
+
 #[test]
 fn indicator_change_sequence_follows_every_write() {
     let (_d, s) = fresh();
