@@ -549,7 +549,8 @@ struct PageRow<T> {
 }
 
 /// Run one page query over one class, keeping the rows the reader's
-/// first/last check admits. Returns the kept rows, how many rows the query
+/// first/last check admits (`expected`: how many rows the query may return,
+/// reserved up front). Returns the kept rows, how many rows the query
 /// returned, and the last `date_added` it returned.
 #[allow(clippy::too_many_arguments)]
 fn scan<T>(

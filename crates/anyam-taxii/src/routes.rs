@@ -511,9 +511,9 @@ fn envelope(page: &Page<anyam_store::StoredObject>) -> Response {
     resp
 }
 
-/// A page of objects released: the envelope answered, and the release
-/// recorded first. The page is consumed, its ids and versions moved into
-/// the audit entry rather than copied.
+/// A page of objects released: its envelope, built before the release is
+/// recorded and returned only after. The page is consumed, its ids and
+/// versions moved into the audit entry rather than copied.
 fn release_page(
     st: &AppState,
     p: &Principal,
