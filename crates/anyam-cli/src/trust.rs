@@ -47,6 +47,19 @@ struct Ctx {
     node_id: String,
 }
 
+/// What a notice about agreement `id` (a termination, a removal) is made
+/// from: the node, the agreement's newest version and the node's signing
+/// key.
+fn notice_context(
+    data: &DataArgs,
+    id: &str,
+) -> Result<(Ctx, Agreement, ed25519_dalek::SigningKey)> {
+    let ctx = open(data)?;
+    let a: Agreement = ctx.trust.agreement(id, None)?.parse()?;
+    let key = identity::load_signing_key(&ctx.node.dir)?;
+    Ok((ctx, a, key))
+}
+
 fn open(data: &DataArgs) -> Result<Ctx> {
     let node = node::open_existing(&data.data_dir, data.config.as_deref())?;
     let trust = identity::open_trust(&node.dir)?;
@@ -1268,11 +1281,8 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             reason,
             out,
         } => {
-            let mut ctx = open(&data)?;
+            let (mut ctx, a, key) = notice_context(&data, &id)?;
             let now = Timestamp::now();
-            let s = ctx.trust.agreement(&id, None)?;
-            let a: Agreement = s.parse()?;
-            let key = identity::load_signing_key(&ctx.node.dir)?;
             let notice = accept!(Termination::sign(&a, &ctx.node_id, &key, now, reason));
             accept!(ctx.trust.put_termination(&notice, now));
             let n = issue_notice(
@@ -1300,11 +1310,8 @@ pub fn agreement(cmd: AgreementCmd) -> Result<ExitCode> {
             reason,
             out,
         } => {
-            let mut ctx = open(&data)?;
+            let (mut ctx, a, key) = notice_context(&data, &id)?;
             let now = Timestamp::now();
-            let s = ctx.trust.agreement(&id, None)?;
-            let a: Agreement = s.parse()?;
-            let key = identity::load_signing_key(&ctx.node.dir)?;
             let removal = accept!(anyam_trust::Removal::sign(
                 &a,
                 &ctx.node_id,
