@@ -91,6 +91,29 @@ def test_import_from_stdin_in_every_form(node, admin, collection_id, form):
     assert by_id(served_objects(env)) == by_id(objs)
 
 
+def test_a_truncated_bundle_stores_what_came_whole_and_names_where_it_broke(node, admin, tmp_path):
+    """The import streams its input: a bundle cut off part way (a broken
+    download) stores every object read whole before the cut, across more
+    than one write batch, and fails naming the place; importing the whole
+    file afterwards adds only the rest."""
+    cid = node.add_collection("cli-truncated")
+    objs = [indicator(30_000 + i) for i in range(5_003)]
+    whole = json.dumps(bundle(objs + [malware(1)]))
+    cut = whole.index('{"type": "malware"') + 30
+    src = tmp_path / "truncated.json"
+    src.write_text(whole[:cut])
+    r = node.cli("import", src, "--collection", cid, check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "not a JSON object" in r.stderr and f"line 1 column {cut}" in r.stderr, r.stderr
+    assert "5003 objects were added" in r.stderr, r.stderr
+    for o in (objs[0], objs[4_999], objs[5_002]):
+        env, _ = get_json(admin, node.object_url(cid, o["id"]))
+        assert served_objects(env) == [o]
+    src.write_text(whole)
+    r = node.cli("import", src, "--collection", cid)
+    assert summary(r.stdout) == (1, 5_003, 0)
+
+
 def test_export_is_a_valid_bundle_with_the_imported_objects(node, imported):
     out = imported["tmp"] / "export.json"
     node.cli("export", "--collection", imported["cid"], "-o", out)

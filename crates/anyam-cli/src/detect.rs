@@ -350,10 +350,10 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
     let load_started = Instant::now();
     let mut source = match &a.indicators {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            for (line, item) in transfer::split_objects(&text)? {
-                match serde_json::from_str::<Value>(item) {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            crate::input::read_objects(file, &|_| {}, |line, item| {
+                match serde_json::from_str::<Value>(&item) {
                     Ok(v) => load(&mut engine, &v, a.normalize, &mut counts, &mut ratings),
                     Err(e) => {
                         counts.refused += 1;
@@ -363,7 +363,9 @@ pub fn run(a: DetectArgs) -> Result<ExitCode> {
                         );
                     }
                 }
-            }
+                Ok(())
+            })
+            .with_context(|| format!("reading {}", path.display()))?;
             Source::File
         }
         None => {

@@ -9,6 +9,7 @@ mod config;
 mod detect;
 mod federation;
 mod identity;
+mod input;
 mod node;
 mod serve;
 mod sightings;

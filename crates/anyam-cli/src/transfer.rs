@@ -13,8 +13,6 @@ use anyam_store::{NewObject, PutOutcome, Query, TokenScope};
 use anyam_trust::admiralty::{self, Admiralty, AdmiraltyFilter, Credibility, Reliability};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::node::{self, Node};
 use crate::{DataArgs, EXIT_REJECTED, audit};
@@ -42,71 +40,21 @@ pub struct ImportArgs {
     data: DataArgs,
 }
 
-#[derive(Deserialize)]
-struct Container<'a> {
-    #[serde(borrow)]
-    objects: Option<Vec<&'a RawValue>>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-}
-
-/// Split the input into object texts: a bundle or TAXII envelope (one JSON
-/// object with an `objects` list), a JSON array of objects, one bare
-/// object, or JSON lines (one object per line).
-pub(crate) fn split_objects(text: &str) -> Result<Vec<(usize, &str)>> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
-        let list: Vec<&RawValue> =
-            serde_json::from_str(text).context("the input is not a JSON array of objects")?;
-        return Ok(list
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| (i + 1, r.get()))
-            .collect());
-    }
-    // One JSON document?
-    let mut de = serde_json::Deserializer::from_str(text);
-    if let Ok(raw) = <&RawValue>::deserialize(&mut de)
-        && de.end().is_ok()
-    {
-        let c: Container<'_> =
-            serde_json::from_str(raw.get()).context("the input is not a JSON object")?;
-        return match (c.objects, c.kind.as_deref()) {
-            (Some(objs), _) => Ok(objs
-                .into_iter()
-                .enumerate()
-                .map(|(i, r)| (i + 1, r.get()))
-                .collect()),
-            (None, Some("bundle")) => Ok(Vec::new()),
-            (None, _) => Ok(vec![(1, raw.get())]),
-        };
-    }
-    // JSON lines: each non-empty line is one object; a bad line is reported
-    // with its line number by the ingest step.
-    Ok(text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l))
-        .collect())
-}
-
-fn read_input(file: Option<&PathBuf>) -> Result<String> {
-    let mut text = String::new();
+/// The input of an import: the file named, or standard input for `-` or
+/// nothing; with its size when it is a regular file (for the bar).
+fn open_input(file: Option<&PathBuf>) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
     match file {
         Some(p) if p.as_os_str() != "-" => {
-            File::open(p)
-                .with_context(|| format!("opening {}", p.display()))?
-                .read_to_string(&mut text)
-                .with_context(|| format!("reading {} (is it UTF-8 JSON?)", p.display()))?;
+            let f = File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            let size = f
+                .metadata()
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len());
+            Ok((Box::new(f), size))
         }
-        _ => {
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading standard input")?;
-        }
+        _ => Ok((Box::new(std::io::stdin()), None)),
     }
-    Ok(text)
 }
 
 fn find_collection(
@@ -157,6 +105,108 @@ fn import_receipt(
     audit::split_by_objects(&e, stored)
 }
 
+/// One batch read and validated, ready for the writer.
+struct Prepared {
+    ready: Vec<NewObject>,
+    /// The input item number of each of `ready`.
+    ready_index: Vec<usize>,
+    failed: Vec<(usize, anyam_taxii::ingest::Rejection)>,
+    /// Items in the batch, valid or not.
+    len: usize,
+    /// Bytes of the input read by the end of the batch.
+    read: u64,
+}
+
+/// Read the input and validate it batch by batch, sending each batch to
+/// the writer. Stops quietly when the writer has stopped (its error is the
+/// one reported); fails on input that cannot be read as objects.
+fn read_batches(
+    input: Box<dyn Read + Send>,
+    tx: &std::sync::mpsc::SyncSender<Prepared>,
+) -> Result<()> {
+    let read = std::cell::Cell::new(0u64);
+    let mut items: Vec<(usize, String)> = Vec::with_capacity(BATCH);
+    let result = crate::input::read_objects(input, &|n| read.set(n), |index, text| {
+        items.push((index, text));
+        if items.len() == BATCH {
+            send_batch(tx, &mut items, read.get())?;
+        }
+        Ok(())
+    });
+    // The objects read whole before the end, or before input that cannot
+    // be read, are stored: the error then says where the input broke.
+    let flushed = match &result {
+        Err(e) if e.is::<WriterGone>() => Ok(()),
+        _ if items.is_empty() => Ok(()),
+        _ => send_batch(tx, &mut items, read.get()),
+    };
+    match result.and(flushed) {
+        Err(e) if e.is::<WriterGone>() => Ok(()), // the writer's error is reported
+        other => other,
+    }
+}
+
+/// The writer stopped (on an error of its own, which is the one reported).
+#[derive(Debug)]
+struct WriterGone;
+
+impl std::fmt::Display for WriterGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the writer stopped")
+    }
+}
+
+impl std::error::Error for WriterGone {}
+
+/// Validate a batch of items and hand it to the writer.
+fn send_batch(
+    tx: &std::sync::mpsc::SyncSender<Prepared>,
+    items: &mut Vec<(usize, String)>,
+    read: u64,
+) -> Result<()> {
+    let mut p = Prepared {
+        ready: Vec::with_capacity(items.len()),
+        ready_index: Vec::with_capacity(items.len()),
+        failed: Vec::new(),
+        len: items.len(),
+        read,
+    };
+    for (index, raw) in items.drain(..) {
+        match anyam_taxii::ingest::prepare(&raw) {
+            Ok(o) => {
+                p.ready.push(o);
+                p.ready_index.push(index);
+            }
+            Err(r) => p.failed.push((index, r)),
+        }
+    }
+    tx.send(p).map_err(|_| anyhow::Error::new(WriterGone))
+}
+
+/// The import's progress bar: bytes of a file read, or objects of a pipe
+/// counted; nothing with `--quiet` (and nothing drawn unless standard
+/// error is a terminal).
+fn import_bar(quiet: bool, size: Option<u64>) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let (bar, template) = match size {
+        Some(total) => (
+            indicatif::ProgressBar::new(total),
+            "{bar:40} {bytes}/{total_bytes} {msg} {bytes_per_sec} eta {eta}",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "{spinner} {pos} objects {per_sec}",
+        ),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 pub fn import(a: ImportArgs) -> Result<ExitCode> {
     let n = node::open_existing(&a.data.data_dir, a.data.config.as_deref())?;
     let coll = find_collection(&n, &a.api_root, a.collection.as_deref())?;
@@ -166,8 +216,7 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
     let log = audit::open_for_append(&n.dir, &n.config)
         .context("import records what it stores in the audit log, which cannot be opened")?;
     let actor = audit::operator();
-    let text = read_input(a.file.as_ref())?;
-    let items = split_objects(&text)?;
+    let (input, size) = open_input(a.file.as_ref())?;
     let source = a
         .file
         .as_ref()
@@ -179,18 +228,7 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
         )),
         None => Box::new(std::io::stderr()),
     };
-    let bar = if a.quiet || items.len() < 10_000 {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(items.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} objects {per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    };
+    let bar = import_bar(a.quiet, size);
     let (mut added, mut unchanged, mut rejected) = (0u64, 0u64, 0u64);
     let mut reject =
         |report: &mut Box<dyn Write>, index: usize, id: &str, message: &str| -> Result<()> {
@@ -200,42 +238,20 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
             writeln!(report, "{line}")?;
             Ok(())
         };
-    // Validation of the next batch runs on its own thread while the current
-    // batch is written, so CPU work and the commit's disk wait overlap.
-    type Prepared = (
-        Vec<NewObject>,
-        Vec<usize>,
-        Vec<(usize, anyam_taxii::ingest::Rejection)>,
-        usize,
-    );
+    // The input is read and each batch validated on its own thread while
+    // the previous batch is written, so CPU work and the commit's disk
+    // wait overlap, and only a few batches are in memory at any time.
+    let (mut batches, mut processed) = (0usize, 0u64);
     let write_result: Result<()> = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Prepared>(2);
-        let items = &items;
-        scope.spawn(move || {
-            for chunk in items.chunks(BATCH) {
-                let mut ready = Vec::with_capacity(chunk.len());
-                let mut ready_index = Vec::with_capacity(chunk.len());
-                let mut failed = Vec::new();
-                for (index, raw) in chunk {
-                    match anyam_taxii::ingest::prepare(raw) {
-                        Ok(o) => {
-                            ready.push(o);
-                            ready_index.push(*index);
-                        }
-                        Err(r) => failed.push((*index, r)),
-                    }
-                }
-                if tx.send((ready, ready_index, failed, chunk.len())).is_err() {
-                    return; // the writer stopped on an error
-                }
-            }
-        });
-        for (batch, (ready, ready_index, failed, len)) in rx.into_iter().enumerate() {
-            for (index, r) in failed {
+        let reader = scope.spawn(move || read_batches(input, &tx));
+        for (batch, p) in rx.into_iter().enumerate() {
+            batches = batch + 1;
+            for (index, r) in p.failed {
                 reject(&mut report, index, &r.id, &r.message)?;
             }
-            let outcomes = n.store.put_objects(&coll.id, &ready)?;
-            let stored = audit::stored_refs(&ready, &outcomes);
+            let outcomes = n.store.put_objects(&coll.id, &p.ready)?;
+            let stored = audit::stored_refs(&p.ready, &outcomes);
             let (batch_added, batch_unchanged) =
                 outcomes.iter().fold((0u64, 0u64), |(a, u), o| match o {
                     PutOutcome::Added(_) => (a + 1, u),
@@ -243,10 +259,10 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                     PutOutcome::Conflict => (a, u),
                 });
             let counts = serde_json::json!({
-                "total": len.to_string(),
+                "total": p.len.to_string(),
                 "added": batch_added.to_string(),
                 "unchanged": batch_unchanged.to_string(),
-                "rejected": (len as u64 - batch_added - batch_unchanged).to_string(),
+                "rejected": (p.len as u64 - batch_added - batch_unchanged).to_string(),
             });
             let events = import_receipt(&actor, &coll, &source, batch + 1, counts, stored);
             log.append_batch(&events).with_context(|| {
@@ -255,7 +271,7 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                     batch + 1
                 )
             })?;
-            for ((o, index), outcome) in ready.iter().zip(&ready_index).zip(outcomes) {
+            for ((o, index), outcome) in p.ready.iter().zip(&p.ready_index).zip(outcomes) {
                 match outcome {
                     PutOutcome::Added(_) => added += 1,
                     PutOutcome::Unchanged(_) => unchanged += 1,
@@ -267,11 +283,33 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                     )?,
                 }
             }
-            bar.inc(len as u64);
+            if size.is_some() {
+                bar.set_position(p.read);
+            } else {
+                bar.inc(p.len as u64);
+            }
+            processed += p.len as u64;
+            bar.set_message(format!("{processed} objects"));
         }
-        Ok(())
+        // The channel closed: the reader finished, or stopped on bad input.
+        match reader.join() {
+            Ok(r) => r,
+            Err(_) => Err(anyhow::anyhow!("the input reader failed")),
+        }
     });
-    write_result?;
+    if let Err(e) = write_result {
+        bar.abandon();
+        report.flush()?;
+        return Err(if processed > 0 {
+            e.context(format!(
+                "the import stopped after {batches} batch(es): {added} objects were added and \
+                 {unchanged} were already present before it stopped; they stay stored (an \
+                 import of the same input again reports them as already present)"
+            ))
+        } else {
+            e
+        });
+    }
     bar.finish_and_clear();
     report.flush()?;
     println!(
