@@ -108,6 +108,16 @@ fn relabel_legacy(store: &SqliteStore) -> Result<()> {
 /// Open an existing data directory (administration commands). Fails with a
 /// clear message when the node was never started there.
 pub fn open_existing(dir: &Path, config_path: Option<&Path>) -> Result<Node> {
+    open_existing_tuned(dir, config_path, |_| {})
+}
+
+/// [`open_existing`] with settings of this process's own changed (for
+/// example a bulk import's larger page cache), the file left as it is.
+pub fn open_existing_tuned(
+    dir: &Path,
+    config_path: Option<&Path>,
+    tune: impl FnOnce(&mut FileConfig),
+) -> Result<Node> {
     if !dir.join(DB_FILE).exists() {
         bail!(
             "{} holds no Anyam node (no {DB_FILE}); start one there first with `anyam serve --data-dir {}`",
@@ -115,8 +125,9 @@ pub fn open_existing(dir: &Path, config_path: Option<&Path>) -> Result<Node> {
             dir.display()
         );
     }
-    let config =
+    let mut config =
         FileConfig::load(&config_path.map_or_else(|| dir.join(CONFIG_FILE), Path::to_path_buf))?;
+    tune(&mut config);
     let store = open_store(dir, &config)?;
     Ok(Node {
         dir: dir.to_path_buf(),
