@@ -298,17 +298,25 @@ impl Receiver {
         let keyrings = self.trust.keyrings()?;
         let in_force = self.trust.in_force()?;
         let texts: Vec<&str> = envelope.objects.iter().map(|o| o.get()).collect();
-        // Each object is parsed once: for its digest and for validation.
-        let values: Vec<Result<Value, String>> = texts
+        // Each object is parsed once and its canonical digest computed
+        // once: for checking it against the manifest and for storing.
+        let values: Vec<Result<(Value, [u8; 32]), String>> = texts
             .iter()
-            .map(|t| serde_json::from_str(t).map_err(|e| format!("not a JSON object: {e}")))
+            .map(|t| {
+                serde_json::from_str(t)
+                    .map(|v| {
+                        let d = anyam_stix::canonical_digest(&v);
+                        (v, d)
+                    })
+                    .map_err(|e| format!("not a JSON object: {e}"))
+            })
             .collect();
         let keys: Vec<Result<ObjectKey, String>> = values
             .iter()
             .map(|v| {
                 v.as_ref()
                     .map_err(Clone::clone)
-                    .and_then(ObjectKey::of_value)
+                    .and_then(|(v, d)| ObjectKey::of_digested(v, d))
             })
             .collect();
         let batch = verify_batch_keys(&envelope.x_anyam_provenance, &keys, partner, &keyrings, now)
@@ -376,11 +384,12 @@ impl Receiver {
                 }
             };
             let text = texts[vo.index];
-            let value = values[vo.index]
+            let (value, digest) = values[vo.index]
                 .as_ref()
                 .map_err(|e| format!("{}: {e}", vo.entry.id))?;
-            let mut new = anyam_taxii::ingest::prepare_value(value, text.to_string())
-                .map_err(|r| format!("{}: invalid STIX: {}", vo.entry.id, r.message))?;
+            let mut new =
+                anyam_taxii::ingest::prepare_value_digested(value, text.to_string(), *digest)
+                    .map_err(|r| format!("{}: invalid STIX: {}", vo.entry.id, r.message))?;
             let label = anyam_policy::label_of(value);
             in_scope(&agreement.scope, &collection.id, &new.object_type, &label)
                 .map_err(|e| format!("{}: outside agreement {}: {e}", vo.entry.id, agreement.id))?;

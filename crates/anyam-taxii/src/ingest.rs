@@ -54,6 +54,25 @@ pub fn prepare_from(
 /// [`prepare`] for an already parsed value; `raw` must be its text. The
 /// source is the host organization.
 pub fn prepare_value(value: &Value, raw: String) -> Result<NewObject, Rejection> {
+    prepare_digested(value, raw, None)
+}
+
+/// [`prepare_value`] for a caller that already computed the value's
+/// canonical digest (`anyam_stix::canonical_digest`), which is then not
+/// computed again.
+pub fn prepare_value_digested(
+    value: &Value,
+    raw: String,
+    digest: [u8; 32],
+) -> Result<NewObject, Rejection> {
+    prepare_digested(value, raw, Some(digest))
+}
+
+fn prepare_digested(
+    value: &Value,
+    raw: String,
+    digest: Option<[u8; 32]>,
+) -> Result<NewObject, Rejection> {
     let reject = |message: String| Rejection {
         id: claimed(value, "id"),
         version: {
@@ -94,7 +113,7 @@ pub fn prepare_value(value: &Value, raw: String) -> Result<NewObject, Rejection>
     let observables =
         crate::observables::observable_values(value, &info.object_type, tree.as_ref());
     Ok(NewObject {
-        digest: anyam_stix::canonical_digest(value),
+        digest: digest.unwrap_or_else(|| anyam_stix::canonical_digest(value)),
         version: info.version().map(str::to_string),
         version_micros: info.version_micros(),
         id: info.id,

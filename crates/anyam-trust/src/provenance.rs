@@ -219,6 +219,12 @@ impl ObjectKey {
 
     /// As [`ObjectKey::of`], for an already parsed object.
     pub fn of_value(value: &Value) -> Result<Self, String> {
+        Self::of_digested(value, &anyam_stix::canonical_digest(value))
+    }
+
+    /// [`ObjectKey::of_value`] with the value's canonical digest already
+    /// computed.
+    pub fn of_digested(value: &Value, digest: &[u8; 32]) -> Result<Self, String> {
         if !value.is_object() {
             return Err("not a JSON object".into());
         }
@@ -233,7 +239,7 @@ impl ObjectKey {
         Ok(ObjectKey {
             id: id.to_string(),
             version,
-            digest: hex::encode(anyam_stix::canonical_digest(value)),
+            digest: hex::encode(digest),
         })
     }
 }
