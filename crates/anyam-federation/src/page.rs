@@ -156,9 +156,15 @@ pub fn build(
         // The cursor passes withheld rows too.
         first.get_or_insert(o.date_added);
         last = Some(o.date_added);
-        let key_of = ObjectKey::of(&o.raw).map_err(|e| {
-            FederationError::Protocol(format!("stored object {} does not parse: {e}", o.id))
-        })?;
+        // The digest the store computed from this very text when it stored
+        // it: a page is signed without parsing its objects again. (Were the
+        // text and its digest ever apart, the receiver's own digest of the
+        // text would refuse the page.)
+        let key_of = ObjectKey {
+            id: o.id.clone(),
+            version: (!o.versionless).then(|| o.version.clone()),
+            digest: hex::encode(o.digest),
+        };
         let received = labels
             .get(&o.release_class)
             .and_then(|l| l.origin.as_ref())
@@ -196,10 +202,8 @@ pub fn build(
                 manifest: None,
             },
         };
-        manifest
-            .push(&o.raw, origin)
-            .map_err(|e| FederationError::Protocol(e.to_string()))?;
-        released.push((o.id.clone(), o.version.clone()));
+        manifest.push_key(key_of, origin);
+        released.push((o.id, o.version));
         objects.push(
             RawValue::from_string(o.raw)
                 .map_err(|e| FederationError::Protocol(format!("stored object: {e}")))?,

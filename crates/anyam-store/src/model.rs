@@ -106,6 +106,12 @@ pub struct StoredObject {
     pub raw: String,
     /// The version's release class (its label: [`crate::Store::release_classes`]).
     pub release_class: i64,
+    /// SHA-256 of the RFC 8785 canonical JSON, as computed when it was
+    /// stored ([`NewObject::digest`]).
+    pub digest: [u8; 32],
+    /// The object has neither `modified` nor `created`: `version` is then
+    /// its `date_added`, not a version the object itself states.
+    pub versionless: bool,
 }
 
 /// A manifest record (TAXII 2.1 §5.7) without the object body.

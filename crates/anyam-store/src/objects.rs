@@ -313,12 +313,13 @@ fn page_sql(
     scope: Option<&ClassScope>,
     until: Option<Micros>,
 ) -> (String, Vec<Value>) {
-    // Every shape ends with what the reader-relative first/last check
-    // needs: `id, version_micros, date_added, in_many_classes`, and the
-    // row's class.
+    // Every shape has, from `tail_at`, what the reader-relative first/last
+    // check needs: `id, version_micros, date_added, in_many_classes`, and
+    // the row's class; the objects shape then adds the digest and the
+    // versionless flag.
     let cols = match shape {
         Shape::Objects => {
-            "id, type, spec_version, version, date_added, raw, id, version_micros, date_added, in_many_classes, release_class"
+            "id, type, spec_version, version, date_added, raw, id, version_micros, date_added, in_many_classes, release_class, digest, versionless"
         }
         Shape::Manifest => {
             "id, type, spec_version, version, date_added, id, version_micros, date_added, in_many_classes, release_class"
@@ -517,8 +518,10 @@ fn stored_object(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredObject> {
         version: r.get(3)?,
         date_added: r.get(4)?,
         raw: r.get(5)?,
-        // The last of the shape's columns (see `page_sql`).
+        // After the shape's trailing columns (see `page_sql`).
         release_class: r.get(10)?,
+        digest: r.get(11)?,
+        versionless: r.get(12)?,
     })
 }
 

@@ -495,6 +495,31 @@ fn raw_text_is_kept_exactly() {
     assert_eq!(p.items[0].raw, o.raw);
 }
 
+#[test]
+fn objects_come_back_with_their_digest_and_whether_they_state_a_version() {
+    let (_d, s) = fresh();
+    let versioned = obj("indicator--dv", 7);
+    let versionless = obj_full("ipv4-addr--dl", "ipv4-addr", "2.1", None, "b");
+    assert_ne!(versioned.digest, versionless.digest);
+    s.put_objects(COLL, &[versioned.clone(), versionless.clone()])
+        .unwrap();
+    let p = s.objects(COLL, &q()).unwrap();
+    let got: Vec<_> = p
+        .items
+        .iter()
+        .map(|o| (o.id.as_str(), o.digest, o.versionless))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("indicator--dv", versioned.digest, false),
+            ("ipv4-addr--dl", versionless.digest, true)
+        ]
+    );
+    // A versionless object's served version is its date_added.
+    assert!(p.items[1].version.ends_with('Z'));
+}
+
 // --- writes -----------------------------------------------------------------
 
 #[test]

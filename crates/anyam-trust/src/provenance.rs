@@ -306,13 +306,19 @@ impl Manifest {
                 fault: Fault::Unparseable(detail),
             }])
         })?;
+        self.push_key(key, origin);
+        Ok(())
+    }
+
+    /// [`Manifest::push`] for an object whose key is already known (for
+    /// example from the digest the store computed when it stored it).
+    pub fn push_key(&mut self, key: ObjectKey, origin: Origin) {
         self.entries.push(Entry {
             id: key.id,
             version: key.version,
             digest: key.digest,
             origin,
         });
-        Ok(())
     }
 
     /// Format rules that need no keys.
