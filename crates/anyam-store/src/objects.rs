@@ -318,9 +318,7 @@ fn page_sql(
     // the row's class; the objects shape then adds the digest and the
     // versionless flag.
     let cols = match shape {
-        Shape::Objects => {
-            "id, type, spec_version, version, date_added, raw, id, version_micros, date_added, in_many_classes, release_class, digest, versionless"
-        }
+        Shape::Objects => OBJECT_COLUMNS,
         Shape::Manifest => {
             "id, type, spec_version, version, date_added, id, version_micros, date_added, in_many_classes, release_class"
         }
@@ -510,6 +508,10 @@ fn scopes_of(conn: &Connection, cid: i64, q: &Query) -> Result<Vec<ClassScope>> 
 }
 
 /// A row of the objects shape.
+/// The columns [`stored_object`] reads, in its order: those of the
+/// objects shape of a page, and of search.
+const OBJECT_COLUMNS: &str = "id, type, spec_version, version, date_added, raw, id, version_micros, date_added, in_many_classes, release_class, digest, versionless";
+
 fn stored_object(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredObject> {
     Ok(StoredObject {
         id: r.get(0)?,
@@ -1245,10 +1247,11 @@ impl SqliteStore {
         // newer still, so no read transaction is needed (see `read_page`).
         let tx: &Connection = &r;
         let cid = self.cid(tx, collection)?;
-        let mut sql = String::from(
-            "SELECT o.id, o.type, o.spec_version, o.version, o.date_added, o.raw, \
-             o.id, o.version_micros, o.date_added, o.in_many_classes, o.release_class FROM objects o",
-        );
+        let columns: Vec<String> = OBJECT_COLUMNS
+            .split(", ")
+            .map(|c| format!("o.{c}"))
+            .collect();
+        let mut sql = format!("SELECT {} FROM objects o", columns.join(", "));
         // ?2: read below this date_added (the next round of a short page).
         let mut args: Vec<Value> = vec![Value::Integer(cid), Value::Integer(i64::MAX)];
         // The newest version the caller may see: newest within its class,

@@ -520,6 +520,58 @@ fn objects_come_back_with_their_digest_and_whether_they_state_a_version() {
     assert!(p.items[1].version.ends_with('Z'));
 }
 
+#[test]
+fn search_finds_by_word_and_by_value_whole_objects() {
+    let (_d, s) = fresh();
+    let mut named = obj("indicator--sw", 3);
+    named.raw = r#"{"type":"indicator","id":"indicator--sw","name":"Ransomware dropper"}"#.into();
+    named.digest = digest(&named.raw);
+    let mut valued = obj("indicator--sv", 4);
+    valued.observables = vec!["198.51.100.7".into()];
+    s.put_objects(COLL, &[named.clone(), valued.clone()])
+        .unwrap();
+    let visible = [ClassScope {
+        class: 0,
+        types: TypeScope::Any,
+    }];
+    let by_word = s
+        .search(
+            COLL,
+            &visible,
+            &Search {
+                words: vec!["ransomware".into()],
+                limit: 10,
+                ..Search::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(by_word.len(), 1);
+    assert_eq!(
+        (
+            by_word[0].raw.as_str(),
+            by_word[0].digest,
+            by_word[0].versionless
+        ),
+        (named.raw.as_str(), named.digest, false)
+    );
+    let by_value = s
+        .search(
+            COLL,
+            &visible,
+            &Search {
+                value: Some("198.51.100.7".into()),
+                limit: 10,
+                ..Search::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(by_value.len(), 1);
+    assert_eq!(
+        (by_value[0].id.as_str(), by_value[0].digest),
+        ("indicator--sv", valued.digest)
+    );
+}
+
 // --- writes -----------------------------------------------------------------
 
 #[test]
