@@ -297,7 +297,7 @@ def test_three_nodes_share_where_agreed_and_withhold_where_not(trio, tmp_path):
     b.cli("backup", tmp_path / "b-backup.db")
     con = sqlite3.connect(tmp_path / "b-backup.federation.db")
     try:
-        held = {r[0] for r in con.execute("SELECT object_id FROM received")}
+        held = {r[0] for r in con.execute("SELECT object_id FROM received_versions")}
     finally:
         con.close()
     assert held >= ids_b
@@ -596,7 +596,7 @@ def test_a_received_object_without_recorded_provenance_is_never_relayed(trio):
     b.stop()
     con = sqlite3.connect(b.dir / "federation.db")
     with con:
-        con.execute("DELETE FROM received WHERE object_id = ?", (lost["id"],))
+        con.execute("DELETE FROM received_versions WHERE object_id = ?", (lost["id"],))
     con.close()
     b.start()
     c.start()
