@@ -18,10 +18,11 @@ Usage (after the test command made the virtual environment):
 
     cargo build --release -p anyam-cli
     .venv/bin/python bench/federation.py [--samples 200] [--backlog 100000]
-        [--pull-interval 1] [--skip-latency] [--anyam target/release/anyam] [--out DIR]
+        [--pull-interval 1] [--skip-latency] [--anyam target/release/anyam] [--out DIR] [--keep]
 
 Prints a table and writes results.jsonl into `--out` (default
-target/bench-federation). Every node it starts is stopped on exit.
+target/bench-federation). Every node it starts is stopped on exit and
+their data directories are removed (kept with `--keep`).
 """
 
 import argparse
@@ -29,6 +30,7 @@ import json
 import os
 import re
 import statistics
+import shutil
 import sys
 import tempfile
 import time
@@ -95,6 +97,7 @@ def main():
     ap.add_argument("--skip-latency", action="store_true", help="only the backlog benchmark")
     ap.add_argument("--anyam", default=str(ROOT / "target" / "release" / "anyam"))
     ap.add_argument("--out", default=str(ROOT / "target" / "bench-federation"))
+    ap.add_argument("--keep", action="store_true", help="keep the nodes' data directories (removed by default)")
     args = ap.parse_args()
     os.environ["ANYAM_BIN"] = args.anyam
     out = Path(args.out)
@@ -169,6 +172,10 @@ def main():
     finally:
         for n in nodes:
             n.close()
+        if args.keep:
+            print(f"nodes' data kept in {tmp}", flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
         with (out / "results.jsonl").open("a") as f:
             for r in results:
                 f.write(json.dumps(r) + "\n")
