@@ -234,14 +234,12 @@ fn read_document<R: Read, F: FnMut(usize, String) -> Result<()>>(
     );
     let doc = match doc {
         Ok(doc) => doc,
-        Err(e) => {
-            if let Some(mine) = sink.failed.take() {
-                return Err(mine);
-            }
-            if !src.capture.get() {
-                // Inside a container: its objects cannot be told apart any more.
-                return Err(anyhow::Error::new(e).context("the input is not a JSON object"));
-            }
+        // Stopped by `each`, or broken inside a container, whose objects
+        // cannot be told apart any more.
+        Err(e) if sink.failed.is_some() || !src.capture.get() => {
+            return Err(sink.error(e, "the input is not a JSON object"));
+        }
+        Err(_) => {
             // Not one JSON object: JSON lines, from the first line on.
             drop(de);
             return read_lines_from(src, first_line, each);

@@ -51,6 +51,12 @@ pub enum FederationError {
     /// The federation database failed.
     #[error("federation database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// `federation.db` was written by a newer program, whose schema this
+    /// one does not know.
+    #[error(
+        "federation database has schema version {found}; this program knows up to {supported}: use a newer anyam"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
     /// The object store failed.
     #[error("object store: {0}")]
     Store(#[from] anyam_store::StoreError),

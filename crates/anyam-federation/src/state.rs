@@ -150,10 +150,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let supported = MIGRATIONS.len() as i64;
     if found > supported {
-        return Err(FederationError::Protocol(format!(
-            "federation.db has schema version {found}; this program knows up to {supported}: \
-             use a newer anyam"
-        )));
+        return Err(FederationError::SchemaTooNew { found, supported });
     }
     for (n, script) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
