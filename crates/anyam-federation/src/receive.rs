@@ -166,15 +166,19 @@ impl Receiver {
         Ok(Verified { envelope, checked })
     }
 
-    /// The second half of [`Receiver::receive`]: store a verified page.
+    /// The second half of [`Receiver::receive`]: store verified pages of
+    /// one collection, in order, in one transaction. `last` of the result
+    /// is that of the last page that had one.
     pub fn commit(
         &self,
         partner: &str,
         partner_name: &str,
         collection: &RemoteCollection,
-        v: Verified,
+        pages: Vec<Verified>,
     ) -> Result<Received> {
-        self.store_checked(partner, partner_name, collection, &v.envelope, v.checked)
+        let pages: Vec<(&Envelope, &Checked)> =
+            pages.iter().map(|v| (&v.envelope, &v.checked)).collect();
+        self.store_pages(partner, partner_name, collection, &pages)
     }
 
     fn verify_as(
@@ -431,111 +435,143 @@ impl Receiver {
         envelope: &Envelope,
         checked: Checked,
     ) -> Result<Received> {
+        self.store_pages(partner, partner_name, collection, &[(envelope, &checked)])
+    }
+
+    /// Store verified pages of one collection, in their order, in one
+    /// transaction of the store (and one of `federation.db`): a commit
+    /// writes out every index page its objects touched, so a few pages
+    /// stored together cost much less per object than each on its own
+    /// once the collection is large. Each page keeps its own receipt in
+    /// the audit log.
+    fn store_pages(
+        &self,
+        partner: &str,
+        partner_name: &str,
+        collection: &RemoteCollection,
+        pages: &[(&Envelope, &Checked)],
+    ) -> Result<Received> {
+        let last = pages.iter().rev().find_map(|(_, c)| c.last);
         // Objects that originated here come back only by mistake: never
         // stored again under a partner's label.
-        let objects: Vec<&CheckedObject> = checked
-            .objects
+        let objects: Vec<Vec<&CheckedObject>> = pages
             .iter()
-            .filter(|o| o.terms.originator != self.local_node)
+            .map(|(_, c)| {
+                c.objects
+                    .iter()
+                    .filter(|o| o.terms.originator != self.local_node)
+                    .collect()
+            })
             .collect();
-        if objects.is_empty() {
+        if objects.iter().all(Vec::is_empty) {
             return Ok(Received {
                 counts: Counts::default(),
-                last: checked.last,
+                last,
             });
         }
         self.ensure_collection(partner, partner_name, collection)?;
         // Provenance first: an object in the store labelled as received
         // always has its originator's manifest here to be relayed with.
-        let by_digest: BTreeMap<String, &Signed> = envelope
-            .x_anyam_originator_manifests
+        let by_digest: BTreeMap<String, &Signed> = pages
             .iter()
-            .map(|m| (m.digest(), m))
-            .chain(std::iter::once((
-                checked.manifest_digest.clone(),
-                &envelope.x_anyam_provenance,
-            )))
+            .flat_map(|(envelope, checked)| {
+                envelope
+                    .x_anyam_originator_manifests
+                    .iter()
+                    .map(|m| (m.digest(), m))
+                    .chain(std::iter::once((
+                        checked.manifest_digest.clone(),
+                        &envelope.x_anyam_provenance,
+                    )))
+            })
             .collect();
         let manifests: Vec<(&str, &Signed)> = objects
             .iter()
+            .flatten()
             .map(|o| o.terms.manifest.as_str())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .filter_map(|d| by_digest.get(d).map(|m| (d, *m)))
             .collect();
-        let envelope_agreement = checked.agreement.clone();
-        let versions: Vec<ReceivedVersion<'_>> = objects
+        let versions: Vec<ReceivedVersion<'_>> = pages
             .iter()
-            .map(|o| ReceivedVersion {
-                collection: &collection.id,
-                agreement: &envelope_agreement,
-                object_id: &o.new.id,
-                version: o.version.as_deref(),
-                digest: &o.digest,
-                originator: &o.terms.originator,
-                manifest_digest: &o.terms.manifest,
+            .zip(&objects)
+            .flat_map(|((_, checked), objects)| {
+                objects.iter().map(|o| ReceivedVersion {
+                    collection: &collection.id,
+                    agreement: &checked.agreement,
+                    object_id: &o.new.id,
+                    version: o.version.as_deref(),
+                    digest: &o.digest,
+                    originator: &o.terms.originator,
+                    manifest_digest: &o.terms.manifest,
+                })
             })
             .collect();
         self.db.record_received(partner, &manifests, &versions)?;
-        let news: Vec<NewObject> = objects.iter().map(|o| o.new.clone()).collect();
+        let news: Vec<NewObject> = objects.iter().flatten().map(|o| o.new.clone()).collect();
         let outcomes = self.store.put_objects(&collection.id, &news)?;
         let mut counts = Counts::default();
-        let mut stored = Vec::new();
-        let mut conflicts = Vec::new();
-        for (o, out) in objects.iter().zip(&outcomes) {
-            let r = ObjectRef {
-                id: o.new.id.clone(),
-                version: o.version.clone().unwrap_or_default(),
-            };
-            match out {
-                PutOutcome::Added(_) => {
-                    counts.received += 1;
-                    stored.push(r);
-                }
-                PutOutcome::Unchanged(_) => counts.unchanged += 1,
-                PutOutcome::Conflict => {
-                    counts.conflicts += 1;
-                    conflicts.push(r);
+        let mut outcomes = outcomes.iter();
+        let mut any_stored = false;
+        for page in &objects {
+            let mut stored = Vec::new();
+            let mut conflicts = Vec::new();
+            for (o, out) in page.iter().zip(outcomes.by_ref()) {
+                let r = ObjectRef {
+                    id: o.new.id.clone(),
+                    version: o.version.clone().unwrap_or_default(),
+                };
+                match out {
+                    PutOutcome::Added(_) => {
+                        counts.received += 1;
+                        stored.push(r);
+                    }
+                    PutOutcome::Unchanged(_) => counts.unchanged += 1,
+                    PutOutcome::Conflict => {
+                        counts.conflicts += 1;
+                        conflicts.push(r);
+                    }
                 }
             }
+            if !stored.is_empty() {
+                any_stored = true;
+                self.record(|| {
+                    let mut e = Event::new(Kind::Receipt, partner);
+                    e.parties = vec![partner.to_string()];
+                    e.what.collection = Some(collection.id.clone());
+                    e.what.objects = stored;
+                    e.why = format!("sync from partner {partner}");
+                    e
+                });
+            }
+            if !conflicts.is_empty() {
+                let n = conflicts.len();
+                self.record(|| {
+                    let mut e = Event::new(Kind::Other("conflict".into()), partner);
+                    e.parties = vec![partner.to_string()];
+                    e.what.collection = Some(collection.id.clone());
+                    e.what.objects = conflicts;
+                    e.why = format!(
+                        "{n} object versions from partner {partner} differ from the versions stored \
+                         here under the same id and version; the stored ones were kept"
+                    );
+                    e
+                });
+                let _ = self.db.record_error(
+                    partner,
+                    &format!(
+                        "{n} version conflicts in collection {} (stored versions kept)",
+                        collection.id
+                    ),
+                    false,
+                );
+            }
         }
-        if !stored.is_empty() {
-            self.record(|| {
-                let mut e = Event::new(Kind::Receipt, partner);
-                e.parties = vec![partner.to_string()];
-                e.what.collection = Some(collection.id.clone());
-                e.what.objects = stored;
-                e.why = format!("sync from partner {partner}");
-                e
-            });
+        if any_stored {
             (self.on_stored)();
         }
-        if !conflicts.is_empty() {
-            let n = conflicts.len();
-            self.record(|| {
-                let mut e = Event::new(Kind::Other("conflict".into()), partner);
-                e.parties = vec![partner.to_string()];
-                e.what.collection = Some(collection.id.clone());
-                e.what.objects = conflicts;
-                e.why = format!(
-                    "{n} object versions from partner {partner} differ from the versions stored \
-                     here under the same id and version; the stored ones were kept"
-                );
-                e
-            });
-            let _ = self.db.record_error(
-                partner,
-                &format!(
-                    "{n} version conflicts in collection {} (stored versions kept)",
-                    collection.id
-                ),
-                false,
-            );
-        }
-        Ok(Received {
-            counts,
-            last: checked.last,
-        })
+        Ok(Received { counts, last })
     }
 
     /// The local collection that keeps a partner collection: the same id,

@@ -40,6 +40,10 @@ use crate::tls::{KeyPins, KeyringPins, NodeCertificate, client_config};
 /// partner listener serves, [`crate::server::MAX_PAGE`]).
 pub const PULL_PAGE: usize = 5000;
 
+/// Most verified pages stored in one transaction during a pull (see
+/// [`pull_round`]): 30,000 objects at the default page size.
+const COMMIT_PAGES: usize = 6;
+
 /// How syncing behaves.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
@@ -470,11 +474,15 @@ pub async fn pull_round(
         let mut at = start(syncer, partner, &c.id, &fp)?;
         // Three stages at once: the next page is fetched (its URL only
         // needs the page's claimed last `date_added`) and verified while
-        // the page before it is committed. Commits run one at a time, in
-        // order, and the cursor moves only after a commit.
+        // the pages before it are committed. Commits run one at a time, in
+        // order, and the cursor moves only after a commit. Pages verified
+        // while a commit runs wait for the next one and are stored
+        // together (at most `COMMIT_PAGES`), so that when storing is the
+        // slower stage its cost per object falls.
         let size = syncer.settings.page_size.clamp(1, crate::server::MAX_PAGE);
         let mut next = Some(fetch_page(client, partner, &root, &c.id, at, size));
         let mut committing: Option<JoinHandle<Result<crate::receive::Received>>> = None;
+        let mut pending: Vec<crate::receive::Verified> = Vec::new();
         let mut done = |got: crate::receive::Received, at: &mut Option<i64>| -> Result<()> {
             total.received += got.counts.received;
             total.unchanged += got.counts.unchanged;
@@ -484,6 +492,13 @@ pub async fn pull_round(
             }
             save_cursor(syncer, partner, &root, &c.id, *at, &fp)
         };
+        let commit = |pages: Vec<crate::receive::Verified>| {
+            let (s, t, cc) = (syncer.clone(), target.clone(), c.clone());
+            tokio::task::spawn_blocking(move || s.receiver.commit(&t.node_id, &t.name, &cc, pages))
+        };
+        // Once a commit failed, nothing after it is stored (its cursor
+        // would pass the pages that failed).
+        let mut commit_failed = false;
         let outcome: Result<()> = async {
             while let Some(fetching) = next.take() {
                 let envelope = fetching.await.map_err(|e| {
@@ -499,22 +514,28 @@ pub async fn pull_round(
                     next = Some(fetch_page(client, partner, &root, &c.id, Some(t), size));
                 }
                 let (s, t, cc) = (syncer.clone(), target.clone(), c.clone());
-                let verifying = tokio::task::spawn_blocking(move || {
-                    s.receiver.verify(&t.node_id, &cc, envelope)
-                });
-                if let Some(h) = committing.take() {
-                    done(joined(h.await)?, &mut at)?;
-                }
-                let verified = joined(verifying.await)?;
-                let last = verified.last();
-                let (s, t, cc) = (syncer.clone(), target.clone(), c.clone());
-                committing = Some(tokio::task::spawn_blocking(move || {
-                    s.receiver.commit(&t.node_id, &t.name, &cc, verified)
-                }));
-                if last.is_none()
+                let verified = joined(
+                    tokio::task::spawn_blocking(move || {
+                        s.receiver.verify(&t.node_id, &cc, envelope)
+                    })
+                    .await,
+                )?;
+                if verified.last().is_none()
                     && let Some(n) = next.take()
                 {
                     n.abort();
+                }
+                pending.push(verified);
+                // Start a commit of everything verified when the one before
+                // has finished, or wait for it when enough is waiting.
+                let free = committing.as_ref().is_none_or(JoinHandle::is_finished);
+                if free || pending.len() >= COMMIT_PAGES {
+                    if let Some(h) = committing.take() {
+                        let got = joined(h.await);
+                        commit_failed = got.is_err();
+                        done(got?, &mut at)?;
+                    }
+                    committing = Some(commit(std::mem::take(&mut pending)));
                 }
             }
             Ok(())
@@ -524,11 +545,22 @@ pub async fn pull_round(
             n.abort();
         }
         // A commit under way finishes, and its cursor is kept, whatever
-        // happened to the page after it.
-        if let Some(h) = committing.take() {
-            done(joined(h.await)?, &mut at)?;
+        // happened to the page after it; pages verified before a page that
+        // failed verification are stored too.
+        let tail: Result<()> = async {
+            if let Some(h) = committing.take() {
+                let got = joined(h.await);
+                commit_failed |= got.is_err();
+                done(got?, &mut at)?;
+            }
+            if !pending.is_empty() && !commit_failed {
+                done(joined(commit(std::mem::take(&mut pending)).await)?, &mut at)?;
+            }
+            Ok(())
         }
+        .await;
         outcome?;
+        tail?;
     }
     Ok(total)
 }

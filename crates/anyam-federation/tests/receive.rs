@@ -617,6 +617,71 @@ fn valid_page_is_stored_exactly_with_its_origin() {
     assert!(!kinds.contains(&"rejection".to_string()), "{kinds:?}");
 }
 
+/// Pages verified one by one and committed together (as a pull does when
+/// storing is the slower stage) are stored in one go, each object with
+/// the manifest of its own page, each page with its own receipt, and the
+/// cursor position is the last page's.
+#[test]
+fn pages_committed_together_keep_their_own_provenance_and_receipts() {
+    let (a, b) = (Node::new("a"), Node::new("b"));
+    let ab = agreement(&[&a, &b], Redistribution::Parties);
+    let side_b = Side::new(&b, rings(&[&a, &b]), vec![ab.clone()]);
+    let remote = RemoteCollection {
+        id: COLL.into(),
+        title: "Ransomware".into(),
+    };
+    let first = own_page(
+        &a,
+        &ab,
+        &Redistribution::Parties,
+        &[indicator(1), indicator(2)],
+    );
+    let mut second = own_page(&a, &ab, &Redistribution::Parties, &[indicator(3)]);
+    let later = Timestamp::now().as_microsecond() + 5_000_000;
+    second.x_anyam_date_added_last = Some(format_micros(later));
+    let digests = [
+        first.x_anyam_provenance.digest(),
+        second.x_anyam_provenance.digest(),
+    ];
+    let rx = side_b.receiver();
+    let pages = vec![
+        rx.verify(&a.id(), &remote, first)
+            .expect("first page verifies"),
+        rx.verify(&a.id(), &remote, second)
+            .expect("second page verifies"),
+    ];
+    assert!(
+        side_b.events.kinds().is_empty(),
+        "verifying records nothing"
+    );
+    let got = rx
+        .commit(&a.id(), &a.name, &remote, pages)
+        .expect("both pages are stored");
+    assert_eq!(got.counts.received, 3);
+    assert_eq!(got.last, Some(later));
+    let mut stored: Vec<String> = side_b.stored().into_iter().map(|(id, _)| id).collect();
+    stored.sort();
+    assert_eq!(stored, ids(&[1, 2, 3]));
+    for (n, digest) in [(1, &digests[0]), (2, &digests[0]), (3, &digests[1])] {
+        let p = side_b
+            .db
+            .provenance(&id_of(n), Some(V1))
+            .unwrap()
+            .expect("provenance");
+        assert_eq!(&p.manifest_digest, digest, "object {n}");
+    }
+    let receipts: Vec<usize> = side_b
+        .events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind.as_str() == "receipt")
+        .map(|e| e.what.objects.len())
+        .collect();
+    assert_eq!(receipts, vec![2, 1]);
+}
+
 /// The publisher's own page builder, behind its release gate, and the
 /// receiver, end to end in process.
 #[test]
