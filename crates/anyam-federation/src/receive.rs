@@ -163,7 +163,13 @@ impl Receiver {
         envelope: Envelope,
     ) -> Result<Verified> {
         let checked = self.verify_as(partner, collection, &envelope, false)?;
-        Ok(Verified { envelope, checked })
+        // The objects' texts are in `checked` now: only the manifests
+        // are kept of the envelope (verified pages may wait for a commit).
+        Ok(Verified {
+            provenance: envelope.x_anyam_provenance,
+            originators: envelope.x_anyam_originator_manifests,
+            checked,
+        })
     }
 
     /// The second half of [`Receiver::receive`]: store verified pages of
@@ -176,8 +182,14 @@ impl Receiver {
         collection: &RemoteCollection,
         pages: Vec<Verified>,
     ) -> Result<Received> {
-        let pages: Vec<(&Envelope, &Checked)> =
-            pages.iter().map(|v| (&v.envelope, &v.checked)).collect();
+        let pages: Vec<PageRef<'_>> = pages
+            .iter()
+            .map(|v| PageRef {
+                provenance: &v.provenance,
+                originators: &v.originators,
+                checked: &v.checked,
+            })
+            .collect();
         self.store_pages(partner, partner_name, collection, &pages)
     }
 
@@ -435,7 +447,12 @@ impl Receiver {
         envelope: &Envelope,
         checked: Checked,
     ) -> Result<Received> {
-        self.store_pages(partner, partner_name, collection, &[(envelope, &checked)])
+        let page = PageRef {
+            provenance: &envelope.x_anyam_provenance,
+            originators: &envelope.x_anyam_originator_manifests,
+            checked: &checked,
+        };
+        self.store_pages(partner, partner_name, collection, &[page])
     }
 
     /// Store verified pages of one collection, in their order, in one
@@ -449,15 +466,16 @@ impl Receiver {
         partner: &str,
         partner_name: &str,
         collection: &RemoteCollection,
-        pages: &[(&Envelope, &Checked)],
+        pages: &[PageRef<'_>],
     ) -> Result<Received> {
-        let last = pages.iter().rev().find_map(|(_, c)| c.last);
+        let last = pages.iter().rev().find_map(|p| p.checked.last);
         // Objects that originated here come back only by mistake: never
         // stored again under a partner's label.
         let objects: Vec<Vec<&CheckedObject>> = pages
             .iter()
-            .map(|(_, c)| {
-                c.objects
+            .map(|p| {
+                p.checked
+                    .objects
                     .iter()
                     .filter(|o| o.terms.originator != self.local_node)
                     .collect()
@@ -474,14 +492,13 @@ impl Receiver {
         // always has its originator's manifest here to be relayed with.
         let by_digest: BTreeMap<String, &Signed> = pages
             .iter()
-            .flat_map(|(envelope, checked)| {
-                envelope
-                    .x_anyam_originator_manifests
+            .flat_map(|p| {
+                p.originators
                     .iter()
                     .map(|m| (m.digest(), m))
                     .chain(std::iter::once((
-                        checked.manifest_digest.clone(),
-                        &envelope.x_anyam_provenance,
+                        p.checked.manifest_digest.clone(),
+                        p.provenance,
                     )))
             })
             .collect();
@@ -496,10 +513,10 @@ impl Receiver {
         let versions: Vec<ReceivedVersion<'_>> = pages
             .iter()
             .zip(&objects)
-            .flat_map(|((_, checked), objects)| {
+            .flat_map(|(page, objects)| {
                 objects.iter().map(|o| ReceivedVersion {
                     collection: &collection.id,
-                    agreement: &checked.agreement,
+                    agreement: &page.checked.agreement,
                     object_id: &o.new.id,
                     version: o.version.as_deref(),
                     digest: &o.digest,
@@ -663,8 +680,18 @@ struct CheckedObject {
 
 /// A page that passed every check, ready to [`Receiver::commit`].
 pub struct Verified {
-    envelope: Envelope,
+    /// The publisher's signed manifest of the page.
+    provenance: Signed,
+    /// The originators' manifests the page carried.
+    originators: Vec<Signed>,
     checked: Checked,
+}
+
+/// What storing a verified page reads of it.
+struct PageRef<'a> {
+    provenance: &'a Signed,
+    originators: &'a [Signed],
+    checked: &'a Checked,
 }
 
 impl Verified {

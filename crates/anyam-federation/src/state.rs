@@ -227,10 +227,6 @@ pub struct ReceivedVersion<'a> {
 /// originator, originator's manifest, local collection, agreement.
 type SourceKey<'a> = (&'a str, &'a str, &'a str, &'a str);
 
-/// Page cache of the federation database's connection, in KiB: filled
-/// only as provenance grows (a node that receives nothing keeps it small).
-const CACHE_KIB: i64 = 32 * 1024;
-
 /// The federation database.
 #[derive(Debug)]
 pub struct FederationDb {
@@ -248,12 +244,6 @@ impl FederationDb {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Provenance rows are keyed by object id, which is random: once a
-        // node has received a few hundred thousand versions, every page
-        // of received versions lands on a different B-tree page. SQLite's
-        // default cache (2 MB) then reads and evicts a page per row; this
-        // one keeps the index pages a page of versions touches.
-        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         let mut conn = conn;
         if conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? == 0 {
             // The first schema, as every file starts (or started) with.
