@@ -133,6 +133,32 @@ def test_import_and_export_are_receipt_and_release_entries(make_node, tmp_path):
     assert verify(node)["entries"] == len(entries(node))
 
 
+def test_a_large_import_keeps_one_receipt_per_batch_of_five_thousand(make_node, tmp_path):
+    """The import stores several of its batches in one transaction; each
+    batch still has its own receipt, numbered in input order, listing
+    exactly the versions it stored and counting what it refused."""
+    node = make_node().start()
+    cid = node.add_collection("large-import")
+    objs = [indicator(100_000 + i) for i in range(12_001)]
+    broken = dict(objs[5_500], pattern="[not a pattern")
+    items = objs[:5_500] + [broken] + objs[5_501:]
+    src = tmp_path / "large.json"
+    write_bundle(src, items)
+    n0 = len(entries(node))
+    r = node.cli("import", src, "--collection", cid, check=False)
+    assert r.returncode == 3, r.stderr
+    assert "12000 added" in r.stdout, r.stdout
+    receipts = of_command(node, "import", n0)
+    assert [e["details"]["batch"] for e in receipts] == ["1", "2", "3"]
+    assert [e["details"]["total"] for e in receipts] == ["5000", "5000", "2001"]
+    assert [e["details"]["added"] for e in receipts] == ["5000", "4999", "2001"]
+    assert [e["details"]["rejected"] for e in receipts] == ["0", "1", "0"]
+    assert receipts[0]["what"]["objects"] == versions_of(objs[:5_000])
+    assert receipts[1]["what"]["objects"] == versions_of(objs[5_000:5_500] + objs[5_501:10_000])
+    assert receipts[2]["what"]["objects"] == versions_of(objs[10_000:])
+    assert verify(node)["entries"] == len(entries(node))
+
+
 def test_export_filters_by_the_admiralty_code_and_shows_ratings(make_node, tmp_path):
     node = make_node().start()
     cid = node.add_collection("graded")
