@@ -334,9 +334,9 @@ pub trait Store: Send + Sync + 'static {
     /// version, then by date added), as stored.
     fn latest_version(&self, id: &str) -> Result<Option<String>>;
     /// Calls `f` with the newest version of every stored indicator (over
-    /// all collections) and returns the change sequence number this
-    /// snapshot includes, so that a follower continues from it. Runs in one
-    /// read transaction.
+    /// all collections), in no particular order, and returns the change
+    /// sequence number this snapshot includes, so that a follower
+    /// continues from it. Runs in one read transaction.
     fn latest_indicators(&self, f: &mut dyn FnMut(&str)) -> Result<i64>;
 
     // --- Node metadata and maintenance -----------------------------------

@@ -12,7 +12,7 @@ use crate::{Ctx, Result, StoreError};
 
 /// Every migration, oldest first. `MIGRATIONS.len()` is the schema version
 /// this program writes.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this program understands.
 pub(crate) fn supported() -> i64 {
@@ -246,6 +246,19 @@ const V5: &str = r#"
 DROP TRIGGER indicator_added;
 "#;
 
+/// Version 6: indicators are found by row, not by id.
+///
+/// `objects_by_type` was keyed by id, which is random: every indicator
+/// stored touched another page of it, and each commit wrote those pages
+/// out again (at 1,000,000 objects, a quarter of the pages a commit wrote
+/// for the random-keyed indexes). Reading the newest version of every
+/// indicator (`Store::latest_indicators`) needs the indicators, not their
+/// order; an index of their row ids grows at its end only.
+const V6: &str = r#"
+DROP INDEX objects_by_type;
+CREATE INDEX objects_indicators ON objects(rid) WHERE type = 'indicator';
+"#;
+
 /// Bring `conn` up to the newest schema, or refuse a file written by a newer
 /// program (opening it could corrupt what that program relies on).
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -284,4 +297,58 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             .ctx(&format!("committing schema migration {to}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file written by the previous program (schema version 5), with an
+    /// indicator stored, moves to version 6: the id-keyed index of
+    /// indicators is gone, and the row index that replaces it lists the
+    /// indicators already stored and only them.
+    #[test]
+    fn version_5_files_get_the_row_index_of_their_indicators() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, script) in MIGRATIONS[..5].iter().enumerate() {
+            conn.execute_batch(script).unwrap();
+            conn.pragma_update(None, "user_version", i as i64 + 1)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO api_roots (name, title, max_content_length) VALUES ('r', 'R', 1000);
+             INSERT INTO collections (cid, id, api_root, title) VALUES (1, 'c', 'r', 'C');
+             INSERT INTO objects (cid, date_added, id, type, spec_version, version, versionless,
+                                  version_micros, is_first, is_last, digest, raw)
+             VALUES (1, 1, 'indicator--a', 'indicator', '2.1', 'v', 0, 1, 1, 1, x'00', '{}'),
+                    (1, 2, 'malware--m', 'malware', '2.1', 'v', 0, 1, 1, 1, x'00', '{}');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 6);
+        let index = |name: &str| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(index("objects_by_type"), 0);
+        assert_eq!(index("objects_indicators"), 1);
+        let ids: Vec<String> = conn
+            .prepare(
+                "SELECT id FROM objects INDEXED BY objects_indicators
+                 WHERE type = 'indicator' ORDER BY rid",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(ids, ["indicator--a"]);
+    }
 }

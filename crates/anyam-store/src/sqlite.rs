@@ -623,22 +623,47 @@ impl Store for SqliteStore {
             )
             .ctx("reading indicator sequence")?;
         {
+            // Pass 1, in row order: the newest version of each id, over
+            // every collection (by version, then date added), without its
+            // text. Pass 2 reads the texts of those rows, in row order too.
+            let mut newest: std::collections::HashMap<String, (i64, i64, i64)> =
+                std::collections::HashMap::new();
             let mut st = tx
                 .prepare(
-                    "SELECT id, raw FROM objects WHERE type = 'indicator'
-                     ORDER BY id, version_micros DESC, date_added DESC",
+                    "SELECT id, version_micros, date_added, rid FROM objects
+                     INDEXED BY objects_indicators WHERE type = 'indicator' ORDER BY rid",
                 )
                 .ctx("preparing the indicator snapshot")?;
             let mut rows = st.query([]).ctx("reading indicators")?;
-            let mut last: Option<String> = None;
             while let Some(row) = rows.next().ctx("reading indicators")? {
-                let id: String = row.get(0).ctx("reading indicators")?;
-                if last.as_deref() == Some(id.as_str()) {
-                    continue;
+                let key: (i64, i64, i64) = (
+                    row.get(1).ctx("reading indicators")?,
+                    row.get(2).ctx("reading indicators")?,
+                    row.get(3).ctx("reading indicators")?,
+                );
+                let id = row.get_ref(0).ctx("reading indicators")?;
+                let id = id
+                    .as_str()
+                    .map_err(|e| StoreError::Backend(format!("reading indicators: {e}")))?;
+                match newest.get_mut(id) {
+                    Some(best) if (key.0, key.1) > (best.0, best.1) => *best = key,
+                    Some(_) => {}
+                    None => {
+                        newest.insert(id.to_string(), key);
+                    }
                 }
-                let raw: String = row.get(1).ctx("reading indicators")?;
+            }
+            drop(rows);
+            let mut winners: Vec<i64> = newest.into_values().map(|(_, _, rid)| rid).collect();
+            winners.sort_unstable();
+            let mut text = tx
+                .prepare_cached("SELECT raw FROM objects WHERE rid = ?1")
+                .ctx("preparing the indicator snapshot")?;
+            for rid in winners {
+                let raw: String = text
+                    .query_row([rid], |r| r.get(0))
+                    .ctx("reading an indicator")?;
                 f(&raw);
-                last = Some(id);
             }
         }
         tx.commit().ctx("ending the indicator snapshot")?;
