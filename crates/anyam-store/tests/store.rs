@@ -76,6 +76,20 @@ fn obj_full(id: &str, ty: &str, spec: &str, v: Option<Micros>, tag: &str) -> New
     }
 }
 
+/// A second collection beside `COLL`, in the same API root; its id.
+fn second_collection(s: &SqliteStore) -> &'static str {
+    let other = "0c5a6fd5-52a1-4bde-9a3f-3b2f6f0e2a11";
+    s.create_collection(&Collection {
+        id: other.into(),
+        api_root: "root".into(),
+        title: "B".into(),
+        description: None,
+        alias: None,
+    })
+    .unwrap();
+    other
+}
+
 fn obj(id: &str, v: i64) -> NewObject {
     obj_full(id, "indicator", "2.1", Some(v), "a")
 }
@@ -922,15 +936,7 @@ fn many_versions_in_any_order_keep_one_first_and_one_last() {
 #[test]
 fn collections_are_independent() {
     let (_d, s) = fresh();
-    let other = "0c5a6fd5-52a1-4bde-9a3f-3b2f6f0e2a11";
-    s.create_collection(&Collection {
-        id: other.into(),
-        api_root: "root".into(),
-        title: "B".into(),
-        description: None,
-        alias: None,
-    })
-    .unwrap();
+    let other = second_collection(&s);
     // The same id and version with different content is no conflict across
     // collections.
     let a = obj_full("indicator--x", "indicator", "2.1", Some(1), "a");
@@ -2286,15 +2292,7 @@ fn observable_values_index_their_own_versions() {
 #[test]
 fn indicator_change_sequence_follows_every_write() {
     let (_d, s) = fresh();
-    let other = "0c5a6fd5-52a1-4bde-9a3f-3b2f6f0e2a11";
-    s.create_collection(&Collection {
-        id: other.into(),
-        api_root: "root".into(),
-        title: "B".into(),
-        description: None,
-        alias: None,
-    })
-    .unwrap();
+    let other = second_collection(&s);
     assert_eq!(s.indicator_seq().unwrap(), 0);
     s.put_objects(COLL, &[obj("indicator--a", 1), obj("indicator--b", 1)])
         .unwrap();
@@ -2358,15 +2356,7 @@ fn indicator_change_sequence_follows_every_write() {
 #[test]
 fn the_indicator_snapshot_is_the_newest_version_of_each_indicator() {
     let (_d, s) = fresh();
-    let other = "0c5a6fd5-52a1-4bde-9a3f-3b2f6f0e2a11";
-    s.create_collection(&Collection {
-        id: other.into(),
-        api_root: "root".into(),
-        title: "B".into(),
-        description: None,
-        alias: None,
-    })
-    .unwrap();
+    let other = second_collection(&s);
     // Newest first, then an older version elsewhere; then the reverse.
     s.put_objects(COLL, &[obj("indicator--d", 90), obj("indicator--e", 10)])
         .unwrap();
