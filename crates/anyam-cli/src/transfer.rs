@@ -287,6 +287,10 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                 ends.push(all.len());
             }
             let outcomes = n.store.put_objects(&coll.id, &all)?;
+            // The group's receipts go into the log in one append, so that
+            // they are all recorded or none are.
+            let first_batch = batches + 1;
+            let mut events = Vec::new();
             let mut start = 0;
             for (p, end) in group.into_iter().zip(ends) {
                 batches += 1;
@@ -308,12 +312,9 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                     "unchanged": batch_unchanged.to_string(),
                     "rejected": (p.len as u64 - batch_added - batch_unchanged).to_string(),
                 });
-                let events = import_receipt(&actor, &coll, &source, batches, counts, stored);
-                log.append_batch(&events).with_context(|| {
-                    format!(
-                        "recording batch {batches} of the import in the audit log (its objects were stored)"
-                    )
-                })?;
+                events.extend(import_receipt(
+                    &actor, &coll, &source, batches, counts, stored,
+                ));
                 for ((o, index), outcome) in ready.iter().zip(&p.ready_index).zip(outcomes) {
                     match outcome {
                         PutOutcome::Added(_) => added += 1,
@@ -333,6 +334,12 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                 }
                 processed += p.len as u64;
             }
+            log.append_batch(&events).with_context(|| {
+                format!(
+                    "recording batches {first_batch} to {batches} of the import in the audit log \
+                     (their objects were stored)"
+                )
+            })?;
             bar.set_message(format!("{processed} objects"));
         }
         // The channel closed: the reader finished, or stopped on bad input.
