@@ -256,6 +256,23 @@ def test_three_nodes_share_where_agreed_and_withhold_where_not(trio, tmp_path):
     for other in (b.default_collection, c.default_collection):
         assert not (all_versions(c, other) & set(ident.values()))
 
+    # What C keeps of A's signed manifests, to relay with A's objects, is
+    # their heads (the entries' count and Merkle root): no id of anything
+    # else A sent B is there. The relayed entries carry their inclusion
+    # proofs instead.
+    con = sqlite3.connect(f"file:{c.dir / 'federation.db'}?mode=ro", uri=True)
+    try:
+        kept = [json.loads(body) for (body,) in con.execute("SELECT body FROM manifests")]
+        proofs = con.execute("SELECT count(*) FROM received_versions WHERE path IS NOT NULL").fetchone()[0]
+    finally:
+        con.close()
+    assert kept and all(m["document"]["publisher"] == a.node_id for m in kept)
+    assert all(set(m["document"]["entries"]) == {"count", "root"} for m in kept)
+    text = json.dumps(kept)
+    for k in ("amber", "strict", "unmarked", "red_b", "red_x", "clear", "green"):
+        assert ident[k][0] not in text
+    assert proofs >= len(at_c)
+
     # Nothing flowed back to A or sideways: A holds only its own.
     assert all_versions(a, cid) == set(ident.values())
 

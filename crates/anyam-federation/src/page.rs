@@ -19,8 +19,11 @@
 //!
 //! `x_anyam_provenance` is the publisher's signed manifest of exactly the
 //! objects of the page (`anyam_trust::provenance`), under the agreement it
-//! published them under. `x_anyam_originator_manifests` holds, for the
-//! objects the publisher relays, the originators' own signed manifests.
+//! published them under (signed over its head, `anyam_trust::provenance`).
+//! `x_anyam_originator_manifests` holds, for the objects the publisher
+//! relays, the heads of the originators' own signed manifests: each
+//! relayed entry carries its inclusion proof in its originator's, so the
+//! receiver learns nothing of the originator's other entries.
 //! `x_anyam_date_added_last` is the publisher's `date_added` of the last
 //! object (also sent as `X-TAXII-Date-Added-Last` on a pull): the
 //! receiver's next `added_after`. A standard TAXII client reads the page
@@ -30,14 +33,14 @@ use std::collections::BTreeMap;
 
 use anyam_policy::{Gate, Path};
 use anyam_store::{Micros, Query, VersionSel};
-use anyam_trust::provenance::{Manifest, ObjectKey, Origin};
+use anyam_trust::provenance::{InclusionProof, Manifest, ManifestTree, ObjectKey, Origin};
 use anyam_trust::{AgreementRef, AgreementView, Redistribution, Signed};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{FederationError, Result};
-use crate::state::FederationDb;
+use crate::state::{FederationDb, Provenance};
 
 /// A signed page as it travels.
 #[derive(Debug, Serialize, Deserialize)]
@@ -114,10 +117,10 @@ fn rank(r: &Redistribution) -> u8 {
 /// version, in `date_added` order after `added_after`.
 ///
 /// Objects this node received from another node are listed with their
-/// originator's terms and the originator's manifest; an object whose
-/// label says it was received but whose provenance is not recorded here
-/// is never presented as this node's own: the page stops before it and
-/// the error says why.
+/// originator's terms, the head of the originator's manifest and the
+/// inclusion proof of the originator's entry; an object whose label says
+/// it was received but whose provenance is not recorded here is never
+/// presented as this node's own: it is withheld, and a warning logged.
 pub fn build(
     gate: &Gate,
     db: &FederationDb,
@@ -149,6 +152,9 @@ pub fn build(
         .map_err(|e| FederationError::Policy(e.to_string()))?;
     let mut manifest = Manifest::new(local, req.collection, aref.clone(), jiff::Timestamp::now());
     let mut originators: BTreeMap<String, Signed> = BTreeMap::new();
+    // The trees of originators' manifests received whole, built once a
+    // page.
+    let mut trees: BTreeMap<String, Option<ManifestTree>> = BTreeMap::new();
     let mut objects = Vec::with_capacity(page.items.len());
     let mut released = Vec::with_capacity(page.items.len());
     let (mut first, mut last) = (None, None);
@@ -169,38 +175,36 @@ pub fn build(
             .get(&o.release_class)
             .and_then(|l| l.origin.as_ref())
             .is_some_and(|origin| origin.node_id != local);
-        let prov = if received {
+        let origin = if received {
             let p = db
                 .provenance(&key_of.id, key_of.version.as_deref())?
                 .filter(|p| p.digest == key_of.digest && p.originator != local);
-            if p.is_none() {
-                // Never presented as this node's own, nor with terms it
-                // cannot prove: withheld.
-                tracing::warn!(
-                    object = %o.id,
-                    "a received version without recorded provenance is withheld from partners"
-                );
-                continue;
-            }
-            p
-        } else {
-            None
-        };
-        let origin = match &prov {
-            Some(p) => {
-                let terms = originator_terms(&p.manifest, &key_of)?;
-                originators.insert(p.manifest_digest.clone(), p.manifest.clone());
-                Origin {
-                    node_id: p.originator.clone(),
-                    redistribution: terms,
-                    manifest: Some(p.manifest_digest.clone()),
+            match p.and_then(|p| relayed_origin(db, &mut trees, p).transpose()) {
+                Some(origin) => {
+                    let (origin, head) = origin?;
+                    if let Some(d) = &origin.manifest {
+                        originators.entry(d.clone()).or_insert(head);
+                    }
+                    origin
+                }
+                None => {
+                    // Never presented as this node's own, nor with terms
+                    // it cannot prove: withheld.
+                    tracing::warn!(
+                        object = %o.id,
+                        "a received version without recorded provenance (or recorded before \
+                         inclusion proofs were kept) is withheld from partners"
+                    );
+                    continue;
                 }
             }
-            None => Origin {
+        } else {
+            Origin {
                 node_id: local.to_string(),
                 redistribution: agreement.redistribution.clone(),
                 manifest: None,
-            },
+                proof: None,
+            }
         };
         manifest.push_key(key_of, origin);
         released.push((o.id, o.version));
@@ -230,19 +234,51 @@ pub fn build(
     })
 }
 
-/// The terms the originator's manifest states for an object.
-fn originator_terms(manifest: &Signed, key: &ObjectKey) -> Result<Redistribution> {
-    let m: Manifest = manifest
-        .parse()
-        .map_err(|e| FederationError::Protocol(format!("stored originator manifest: {e}")))?;
-    m.entry(&key.id, key.version.as_deref())
-        .map(|e| e.origin.redistribution.clone())
-        .ok_or_else(|| {
-            FederationError::Protocol(format!(
-                "the stored originator manifest does not list {}",
-                key.id
-            ))
-        })
+/// The origin to state for a received version when relaying it, and the
+/// head of the originator's manifest to pass on with it: the recorded
+/// terms, and the inclusion proof of the originator's entry (as received
+/// with the object, or computed from the leaves of the originator's
+/// manifest when it came from the originator). `None` when what it
+/// needs was not recorded.
+fn relayed_origin(
+    db: &FederationDb,
+    trees: &mut BTreeMap<String, Option<ManifestTree>>,
+    p: Provenance,
+) -> Result<Option<(Origin, Signed)>> {
+    let Some(place) = p.place else {
+        return Ok(None);
+    };
+    let proof = match place.path {
+        Some(path) => InclusionProof {
+            index: place.position,
+            path,
+        },
+        None => {
+            let tree = match trees.get(&p.manifest_digest) {
+                Some(t) => t,
+                None => {
+                    let t = db
+                        .manifest_leaves(&p.manifest_digest)?
+                        .map(ManifestTree::new);
+                    trees.entry(p.manifest_digest.clone()).or_insert(t)
+                }
+            };
+            let Some(tree) = tree else {
+                return Ok(None);
+            };
+            tree.proof(place.position)
+                .map_err(|e| FederationError::Protocol(format!("stored manifest leaves: {e}")))?
+        }
+    };
+    Ok(Some((
+        Origin {
+            node_id: p.originator,
+            redistribution: place.terms,
+            manifest: Some(p.manifest_digest),
+            proof: Some(proof),
+        },
+        p.manifest,
+    )))
 }
 
 /// A `date_added` as a TAXII timestamp with microseconds.

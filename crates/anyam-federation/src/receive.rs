@@ -7,10 +7,11 @@
 //!    digest) — `anyam_trust::provenance::verify_batch`;
 //! 2. the agreement the manifest names is in force here, with the partner
 //!    and this node among its parties;
-//! 3. every relayed object carries its originator's signed manifest, which
-//!    lists it with the same digest and the same terms
-//!    (`verify_relayed`), and those terms allow the partner to pass it on
-//!    to this node (`may_pass_on`);
+//! 3. every relayed object comes with the head of its originator's signed
+//!    manifest and an inclusion proof that the originator listed it as
+//!    its own with the same digest and the same terms (`verify_relayed`),
+//!    and those terms allow the partner to pass it on to this node
+//!    (`may_pass_on`);
 //! 4. every object is valid STIX 2.1 by the same rules as a TAXII POST,
 //!    and within the scope of the agreement the page names, as far as its
 //!    markings tell (collection, object type, highest TLP, PAP).
@@ -24,17 +25,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyam_audit::{Event, Kind, ObjectRef};
+use anyam_audit::{Event, Hash, Kind, ObjectRef};
 use anyam_store::{Access, Collection, Grant, Micros, NewObject, PutOutcome, Store};
 use anyam_trust::provenance::{
-    ObjectKey, OriginTerms, may_pass_on, verify_batch_keys, verify_relayed,
+    ObjectKey, OriginTerms, manifest_head, may_pass_on, verify_batch_keys, verify_relayed,
 };
 use anyam_trust::{AgreementsInForce, Keyrings, Signed};
 use serde_json::Value;
 
 use crate::error::{FederationError, Result};
 use crate::page::{Envelope, parse_micros};
-use crate::state::{Counts, FederationDb, ReceivedVersion};
+use crate::state::{Counts, FederationDb, KeptManifest, ReceivedVersion};
 
 /// Where the receiving side reads what it trusts now.
 pub trait TrustSource: Send + Sync {
@@ -149,7 +150,7 @@ impl Receiver {
         own: bool,
     ) -> Result<Received> {
         let checked = self.verify_as(partner, collection, envelope, own)?;
-        self.store_checked(partner, partner_name, collection, envelope, checked)
+        self.store_pages(partner, partner_name, collection, &[&checked])
     }
 
     /// The first half of [`Receiver::receive`]: every check, nothing
@@ -162,14 +163,11 @@ impl Receiver {
         collection: &RemoteCollection,
         envelope: Envelope,
     ) -> Result<Verified> {
+        // The objects' texts and the manifests' heads are in `checked`:
+        // nothing else of the envelope is kept (verified pages may wait
+        // for a commit).
         let checked = self.verify_as(partner, collection, &envelope, false)?;
-        // The objects' texts are in `checked` now: only the manifests
-        // are kept of the envelope (verified pages may wait for a commit).
-        Ok(Verified {
-            provenance: envelope.x_anyam_provenance,
-            originators: envelope.x_anyam_originator_manifests,
-            checked,
-        })
+        Ok(Verified { checked })
     }
 
     /// The second half of [`Receiver::receive`]: store verified pages of
@@ -182,14 +180,7 @@ impl Receiver {
         collection: &RemoteCollection,
         pages: Vec<Verified>,
     ) -> Result<Received> {
-        let pages: Vec<PageRef<'_>> = pages
-            .iter()
-            .map(|v| PageRef {
-                provenance: &v.provenance,
-                originators: &v.originators,
-                checked: &v.checked,
-            })
-            .collect();
+        let pages: Vec<&Checked> = pages.iter().map(|v| &v.checked).collect();
         self.store_pages(partner, partner_name, collection, &pages)
     }
 
@@ -360,18 +351,26 @@ impl Receiver {
                 batch.missing.len()
             ));
         }
-        let originators: BTreeMap<String, &Signed> = envelope
+        // The originators' manifests given, by the digest of their heads
+        // (a head is all a relaying node passes on).
+        let given: BTreeMap<String, Signed> = envelope
             .x_anyam_originator_manifests
             .iter()
-            .map(|m| (m.digest(), m))
-            .collect();
+            .enumerate()
+            .map(|(i, m)| {
+                manifest_head(m)
+                    .map(|(_, head)| (head.digest(), head))
+                    .map_err(|e| format!("x_anyam_originator_manifests[{i}]: {e}"))
+            })
+            .collect::<Result<_, String>>()?;
+        let mut originators: BTreeMap<String, Signed> = BTreeMap::new();
         let mut objects = Vec::with_capacity(batch.objects.len());
         for vo in &batch.objects {
             let terms = match &vo.terms {
                 Some(t) => t.clone(),
                 None => {
                     let digest = vo.entry.origin.manifest.as_deref().unwrap_or_default();
-                    let Some(m) = originators.get(digest) else {
+                    let Some(m) = given.get(digest) else {
                         return Err(format!(
                             "{}: relayed without its originator's manifest",
                             vo.entry.id
@@ -379,6 +378,9 @@ impl Receiver {
                     };
                     let t =
                         verify_relayed(&vo.entry, m, &keyrings, now).map_err(|e| e.to_string())?;
+                    originators
+                        .entry(digest.to_string())
+                        .or_insert_with(|| m.clone());
                     let parties: Vec<&str> = in_force
                         .agreements
                         .iter()
@@ -434,25 +436,12 @@ impl Receiver {
         Ok(Checked {
             agreement: batch.manifest.agreement.id.clone(),
             manifest_digest: batch.digest,
+            head: batch.head,
+            leaves: batch.tree.leaves().to_vec(),
+            originators,
             objects,
             last,
         })
-    }
-
-    fn store_checked(
-        &self,
-        partner: &str,
-        partner_name: &str,
-        collection: &RemoteCollection,
-        envelope: &Envelope,
-        checked: Checked,
-    ) -> Result<Received> {
-        let page = PageRef {
-            provenance: &envelope.x_anyam_provenance,
-            originators: &envelope.x_anyam_originator_manifests,
-            checked: &checked,
-        };
-        self.store_pages(partner, partner_name, collection, &[page])
     }
 
     /// Store verified pages of one collection, in their order, in one
@@ -466,16 +455,15 @@ impl Receiver {
         partner: &str,
         partner_name: &str,
         collection: &RemoteCollection,
-        pages: &[PageRef<'_>],
+        pages: &[&Checked],
     ) -> Result<Received> {
-        let last = pages.iter().rev().find_map(|p| p.checked.last);
+        let last = pages.iter().rev().find_map(|p| p.last);
         // Objects that originated here come back only by mistake: never
         // stored again under a partner's label.
         let objects: Vec<Vec<&CheckedObject>> = pages
             .iter()
             .map(|p| {
-                p.checked
-                    .objects
+                p.objects
                     .iter()
                     .filter(|o| o.terms.originator != self.local_node)
                     .collect()
@@ -490,38 +478,55 @@ impl Receiver {
         self.ensure_collection(partner, partner_name, collection)?;
         // Provenance first: an object in the store labelled as received
         // always has its originator's manifest here to be relayed with.
-        let by_digest: BTreeMap<String, &Signed> = pages
-            .iter()
-            .flat_map(|p| {
-                p.originators
-                    .iter()
-                    .map(|m| (m.digest(), m))
-                    .chain(std::iter::once((
-                        p.checked.manifest_digest.clone(),
-                        p.provenance,
-                    )))
-            })
-            .collect();
-        let manifests: Vec<(&str, &Signed)> = objects
-            .iter()
-            .flatten()
-            .map(|o| o.terms.manifest.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .filter_map(|d| by_digest.get(d).map(|m| (d, *m)))
-            .collect();
+        let mut manifests: BTreeMap<&str, KeptManifest<'_>> = BTreeMap::new();
+        for (page, objects) in pages.iter().zip(&objects) {
+            for o in objects {
+                let d = o.terms.manifest.as_str();
+                let kept = if d == page.manifest_digest {
+                    // From the originator itself: the page's own manifest,
+                    // whose leaves give any entry's proof later.
+                    KeptManifest {
+                        digest: d,
+                        head: &page.head,
+                        leaves: Some(&page.leaves),
+                    }
+                } else {
+                    let Some(head) = page.originators.get(d) else {
+                        return Err(FederationError::Protocol(format!(
+                            "{}: its originator's manifest {d} was not kept",
+                            o.new.id
+                        )));
+                    };
+                    KeptManifest {
+                        digest: d,
+                        head,
+                        leaves: None,
+                    }
+                };
+                match manifests.get(d) {
+                    Some(k) if k.leaves.is_some() || kept.leaves.is_none() => {}
+                    _ => {
+                        manifests.insert(d, kept);
+                    }
+                }
+            }
+        }
+        let manifests: Vec<KeptManifest<'_>> = manifests.into_values().collect();
         let versions: Vec<ReceivedVersion<'_>> = pages
             .iter()
             .zip(&objects)
             .flat_map(|(page, objects)| {
                 objects.iter().map(|o| ReceivedVersion {
                     collection: &collection.id,
-                    agreement: &page.checked.agreement,
+                    agreement: &page.agreement,
                     object_id: &o.new.id,
                     version: o.version.as_deref(),
                     digest: &o.digest,
                     originator: &o.terms.originator,
                     manifest_digest: &o.terms.manifest,
+                    terms: &o.terms.redistribution,
+                    position: o.terms.position,
+                    path: o.terms.proof.as_ref().map(|p| p.path.as_slice()),
                 })
             })
             .collect();
@@ -680,18 +685,7 @@ struct CheckedObject {
 
 /// A page that passed every check, ready to [`Receiver::commit`].
 pub struct Verified {
-    /// The publisher's signed manifest of the page.
-    provenance: Signed,
-    /// The originators' manifests the page carried.
-    originators: Vec<Signed>,
     checked: Checked,
-}
-
-/// What storing a verified page reads of it.
-struct PageRef<'a> {
-    provenance: &'a Signed,
-    originators: &'a [Signed],
-    checked: &'a Checked,
 }
 
 impl Verified {
@@ -702,7 +696,15 @@ impl Verified {
 }
 
 struct Checked {
+    /// The digest of the head of the publisher's manifest.
     manifest_digest: String,
+    /// That head, with the publisher's signatures.
+    head: Signed,
+    /// The leaf hashes of the manifest's entries.
+    leaves: Vec<Hash>,
+    /// The heads of the originators' manifests of the relayed objects, by
+    /// digest.
+    originators: BTreeMap<String, Signed>,
     /// The agreement the page was published under.
     agreement: String,
     objects: Vec<CheckedObject>,

@@ -14,9 +14,12 @@
 //!   next round, and the cursor of what each partner's outbox delivered
 //!   here;
 //! - the provenance of every object version received: the originator, the
-//!   partner it came from, and the digest of the originator's signed
-//!   manifest, which is kept too, to pass on with the object when this
-//!   node relays it.
+//!   partner it came from, the originator's terms for it, and the digest
+//!   of the head of the originator's signed manifest, which is kept too,
+//!   with what places the object in it (its leaf index, and its
+//!   inclusion path when it came relayed, or the manifest's leaf hashes
+//!   when it came from the originator itself), to pass on with the object
+//!   when this node relays it.
 //!
 //! A cursor is written only after the objects it covers are committed to
 //! the object store: a crash between the two makes the next round read
@@ -25,7 +28,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use anyam_trust::Signed;
+use anyam_audit::Hash;
+use anyam_trust::{Redistribution, Signed};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{FederationError, Result};
@@ -100,7 +104,28 @@ CREATE TABLE IF NOT EXISTS notice_cursors (
 /// Schema changes after the first, oldest first: script `n` moves the
 /// file from `user_version = n - 1` to `n`, in one transaction with the
 /// version bump. Scripts that shipped are never edited.
-const MIGRATIONS: &[&str] = &[RECEIVED_BY_SOURCE];
+const MIGRATIONS: &[&str] = &[RECEIVED_BY_SOURCE, RELAY_PROOFS];
+
+/// Version 2: manifests are kept as their heads (the entries replaced by
+/// their Merkle root), so that relaying an object passes on nothing else
+/// of the originator's batch. A received version records the originator's
+/// terms for it (by number: a node has few distinct terms) and its leaf
+/// index in the originator's manifest; its inclusion path when it came
+/// relayed (the path is all this node has of that manifest), else the
+/// manifest keeps the leaf hashes of all its entries, 32 bytes each,
+/// from which any entry's path is computed. Versions recorded before
+/// have none of these and are not relayed (their manifests, kept whole,
+/// are signed in the earlier form).
+const RELAY_PROOFS: &str = "
+ALTER TABLE manifests ADD COLUMN leaves BLOB;
+CREATE TABLE terms (
+    id   INTEGER PRIMARY KEY,
+    json TEXT NOT NULL UNIQUE
+);
+ALTER TABLE received_versions ADD COLUMN terms INTEGER REFERENCES terms(id);
+ALTER TABLE received_versions ADD COLUMN position INTEGER;
+ALTER TABLE received_versions ADD COLUMN path BLOB;
+";
 
 /// Version 1: the provenance of a received version names its source (the
 /// originator, the partner it came from, the originator's manifest, the
@@ -203,9 +228,34 @@ pub struct Provenance {
     pub from_node: String,
     /// Digest of the object's canonical JSON.
     pub digest: String,
-    /// The originator's signed manifest covering it.
+    /// The head of the originator's signed manifest covering it (a
+    /// manifest kept before version 2 of this file: the whole manifest).
     pub manifest: Signed,
     pub manifest_digest: String,
+    /// What relaying it needs; `None` for versions recorded before
+    /// version 2 of this file.
+    pub place: Option<Place>,
+}
+
+/// The originator's terms for a received version and where its entry
+/// sits in the originator's manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub terms: Redistribution,
+    pub position: u64,
+    /// Its inclusion path (lowercase hex, leaf side first) when it came
+    /// relayed; `None` when the manifest's leaves are kept
+    /// ([`FederationDb::manifest_leaves`]).
+    pub path: Option<Vec<String>>,
+}
+
+/// A manifest to keep: its head (whose digest names it) and, for one
+/// received whole, the leaf hashes of its entries.
+#[derive(Debug, Clone, Copy)]
+pub struct KeptManifest<'a> {
+    pub digest: &'a str,
+    pub head: &'a Signed,
+    pub leaves: Option<&'a [Hash]>,
 }
 
 /// A received object version to remember.
@@ -220,6 +270,12 @@ pub struct ReceivedVersion<'a> {
     pub digest: &'a str,
     pub originator: &'a str,
     pub manifest_digest: &'a str,
+    /// The originator's terms for it.
+    pub terms: &'a Redistribution,
+    /// Its leaf index in the originator's manifest.
+    pub position: u64,
+    /// Its inclusion path, when it came relayed.
+    pub path: Option<&'a [String]>,
 }
 
 /// A source of received versions within one call of
@@ -342,30 +398,39 @@ impl FederationDb {
         Ok(())
     }
 
-    /// Remember the originator's manifests and the provenance of the
+    /// Remember the originators' manifests and the provenance of the
     /// versions received, in one transaction.
     pub fn record_received(
         &self,
         from_node: &str,
-        manifests: &[(&str, &Signed)],
+        manifests: &[KeptManifest<'_>],
         versions: &[ReceivedVersion<'_>],
     ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
             let mut put_m = tx.prepare_cached(
-                "INSERT OR IGNORE INTO manifests (digest, publisher, body) VALUES (?1, ?2, ?3)",
+                "INSERT INTO manifests (digest, publisher, body, leaves) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (digest) DO UPDATE SET leaves = coalesce(leaves, excluded.leaves)",
             )?;
-            for (digest, m) in manifests {
+            for m in manifests {
                 let publisher = m
+                    .head
                     .document
                     .get("publisher")
                     .and_then(|p| p.as_str())
                     .unwrap_or_default();
-                let body = serde_json::to_string(m)
+                let body = serde_json::to_string(m.head)
                     .map_err(|e| FederationError::Protocol(format!("manifest: {e}")))?;
-                put_m.execute(params![digest, publisher, body])?;
+                let leaves: Option<Vec<u8>> =
+                    m.leaves.map(|l| l.iter().flat_map(|h| h.0).collect());
+                put_m.execute(params![m.digest, publisher, body, leaves])?;
             }
+            let mut put_terms =
+                tx.prepare_cached("INSERT OR IGNORE INTO terms (json) VALUES (?1)")?;
+            let mut get_terms = tx.prepare_cached("SELECT id FROM terms WHERE json = ?1")?;
+            // A node meets a handful of distinct terms.
+            let mut terms_ids: Vec<(&Redistribution, i64)> = Vec::new();
             let mut put_source = tx.prepare_cached(
                 "INSERT OR IGNORE INTO sources (originator, from_node, manifest, collection, agreement)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -376,8 +441,8 @@ impl FederationDb {
             )?;
             let mut put_r = tx.prepare_cached(
                 "INSERT OR IGNORE INTO received_versions
-                   (object_id, version, digest, source, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                   (object_id, version, digest, source, received_at, terms, position, path)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let at = jiff::Timestamp::now().as_microsecond();
             // A page has a handful of sources at most.
@@ -406,12 +471,42 @@ impl FederationDb {
                         v.object_id
                     ))
                 })?;
+                let terms = match terms_ids.iter().find(|(t, _)| *t == v.terms) {
+                    Some((_, id)) => *id,
+                    None => {
+                        let json = serde_json::to_string(v.terms)
+                            .map_err(|e| FederationError::Protocol(format!("terms: {e}")))?;
+                        put_terms.execute([&json])?;
+                        let id: i64 = get_terms.query_row([&json], |r| r.get(0))?;
+                        terms_ids.push((v.terms, id));
+                        id
+                    }
+                };
+                let path = match v.path {
+                    Some(p) => {
+                        let mut bytes = Vec::with_capacity(p.len() * 32);
+                        for h in p {
+                            let h: Hash = h.parse().map_err(|e| {
+                                FederationError::Protocol(format!(
+                                    "the inclusion path of {}: {e}",
+                                    v.object_id
+                                ))
+                            })?;
+                            bytes.extend_from_slice(&h.0);
+                        }
+                        Some(bytes)
+                    }
+                    None => None,
+                };
                 put_r.execute(params![
                     v.object_id,
                     v.version.unwrap_or(""),
                     digest,
                     source,
-                    at
+                    at,
+                    terms,
+                    i64::try_from(v.position).unwrap_or(i64::MAX),
+                    path
                 ])?;
             }
         }
@@ -419,39 +514,75 @@ impl FederationDb {
         Ok(())
     }
 
-    /// The provenance of a received version, with the originator's
-    /// manifest.
+    /// The provenance of a received version, with the head of the
+    /// originator's manifest.
     pub fn provenance(&self, object_id: &str, version: Option<&str>) -> Result<Option<Provenance>> {
         let conn = self.conn();
         let mut st = conn.prepare_cached(
-            "SELECT s.originator, s.from_node, r.digest, s.manifest, m.body
+            "SELECT s.originator, s.from_node, r.digest, s.manifest, m.body, t.json, r.position, r.path
              FROM received_versions r JOIN sources s ON s.id = r.source
              JOIN manifests m ON m.digest = s.manifest
+             LEFT JOIN terms t ON t.id = r.terms
              WHERE r.object_id = ?1 AND r.version = ?2",
         )?;
-        let row = st
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            Option<Vec<u8>>,
+        );
+        let row: Option<Row> = st
             .query_row(params![object_id, version.unwrap_or("")], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
+                    r.get(0)?,
+                    r.get(1)?,
                     hex::encode(r.get::<_, Vec<u8>>(2)?),
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
                 ))
             })
             .optional()?;
-        let Some((originator, from_node, digest, manifest_digest, body)) = row else {
+        let Some((originator, from_node, digest, manifest_digest, body, terms, position, path)) =
+            row
+        else {
             return Ok(None);
         };
         let manifest = Signed::from_json(&body)
             .map_err(|e| FederationError::Protocol(format!("stored manifest: {e}")))?;
+        let place = match (terms, position) {
+            (Some(terms), Some(position)) => Some(Place {
+                terms: serde_json::from_str(&terms)
+                    .map_err(|e| FederationError::Protocol(format!("stored terms: {e}")))?,
+                position: u64::try_from(position).unwrap_or_default(),
+                path: path.map(|p| p.chunks(32).map(hex::encode).collect::<Vec<String>>()),
+            }),
+            _ => None,
+        };
         Ok(Some(Provenance {
             originator,
             from_node,
             digest,
             manifest,
             manifest_digest,
+            place,
         }))
+    }
+
+    /// The leaf hashes of a manifest received whole, in entry order.
+    pub fn manifest_leaves(&self, digest: &str) -> Result<Option<Vec<Hash>>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT leaves FROM manifests WHERE digest = ?1")?;
+        let blob: Option<Option<Vec<u8>>> = st.query_row([digest], |r| r.get(0)).optional()?;
+        Ok(blob
+            .flatten()
+            .map(|b| b.chunks_exact(32).filter_map(Hash::from_slice).collect()))
     }
 
     /// Record a successful round (or stream batch) with a partner.
@@ -741,12 +872,15 @@ fn row_cursor(r: &rusqlite::Row<'_>) -> rusqlite::Result<Cursor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyam_trust::provenance::{AgreementRef, Manifest};
+    use anyam_trust::provenance::{AgreementRef, Manifest, manifest_head};
 
     const ORIGINATOR: &str = "aa00000000000000000000000000000000000000000000000000000000000000";
     const FROM: &str = "bb00000000000000000000000000000000000000000000000000000000000000";
     const AGREEMENT: &str = "agreement--6b0a3f6e-31a4-4f7e-9a43-0c4f8f1b2a11";
 
+    static PARTIES: Redistribution = Redistribution::Parties;
+
+    /// A signed manifest of the originator, whole.
     fn manifest() -> Signed {
         let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
         Manifest::new(
@@ -770,7 +904,7 @@ mod tests {
     fn received_versions_are_kept_by_source() {
         let dir = tempfile::tempdir().expect("dir");
         let db = FederationDb::open(&dir.path().join("federation.db")).expect("open");
-        let m = manifest();
+        let (_, m) = manifest_head(&manifest()).expect("head");
         let md = m.digest();
         let v = |id: &'static str, version: Option<&'static str>, collection: &'static str| {
             ReceivedVersion {
@@ -781,8 +915,21 @@ mod tests {
                 digest: "",
                 originator: ORIGINATOR,
                 manifest_digest: "",
+                terms: &PARTIES,
+                position: 0,
+                path: None,
             }
         };
+        let leaves = [Hash([1; 32]), Hash([2; 32]), Hash([3; 32])];
+        let kept = KeptManifest {
+            digest: &md,
+            head: &m,
+            leaves: Some(&leaves),
+        };
+        let named = Redistribution::Named {
+            recipients: vec![FROM.into()],
+        };
+        let path = [digest(8), digest(9)];
         let (d1, d2, d3) = (digest(1), digest(2), digest(3));
         let versions = [
             ReceivedVersion {
@@ -798,14 +945,34 @@ mod tests {
             ReceivedVersion {
                 digest: &d3,
                 manifest_digest: &md,
+                terms: &named,
+                position: 2,
+                path: Some(&path),
                 ..v("ipv4-addr--2", None, "c2")
             },
         ];
-        db.record_received(FROM, &[(md.as_str(), &m)], &versions)
+        // First kept without its leaves (as relayed), then with them.
+        let relayed = KeptManifest {
+            leaves: None,
+            ..kept
+        };
+        db.record_received(FROM, &[relayed], &versions)
             .expect("record");
-        // Again: idempotent.
-        db.record_received(FROM, &[(md.as_str(), &m)], &versions)
+        assert_eq!(db.manifest_leaves(&md).expect("leaves"), None);
+        // Again: idempotent, and the leaves are added.
+        db.record_received(FROM, &[kept], &versions)
             .expect("record again");
+        assert_eq!(
+            db.manifest_leaves(&md).expect("leaves"),
+            Some(leaves.to_vec())
+        );
+        db.record_received(FROM, &[relayed], &versions)
+            .expect("record again");
+        assert_eq!(
+            db.manifest_leaves(&md).expect("leaves"),
+            Some(leaves.to_vec()),
+            "leaves once kept stay"
+        );
         let p = db
             .provenance("indicator--1", Some("2026-02-01T00:00:00.000Z"))
             .expect("read")
@@ -819,8 +986,27 @@ mod tests {
             (ORIGINATOR, FROM, d2.as_str())
         );
         assert_eq!((p.manifest_digest.as_str(), &p.manifest), (md.as_str(), &m));
-        let unversioned = db.provenance("ipv4-addr--2", None).expect("read");
-        assert_eq!(unversioned.map(|p| p.digest), Some(d3.clone()));
+        assert_eq!(
+            p.place,
+            Some(Place {
+                terms: Redistribution::Parties,
+                position: 0,
+                path: None
+            })
+        );
+        let unversioned = db
+            .provenance("ipv4-addr--2", None)
+            .expect("read")
+            .expect("kept");
+        assert_eq!(unversioned.digest, d3);
+        assert_eq!(
+            unversioned.place,
+            Some(Place {
+                terms: named.clone(),
+                position: 2,
+                path: Some(path.to_vec())
+            })
+        );
         assert!(db.provenance("indicator--9", None).expect("read").is_none());
         let held = db.held("indicator--1").expect("held");
         assert_eq!(held.len(), 2);
@@ -892,6 +1078,9 @@ mod tests {
             .expect("read")
             .expect("kept");
         assert_eq!((p.digest, p.manifest), (digest(1), m));
+        // Recorded before inclusion proofs were kept: not to be relayed.
+        assert_eq!(p.place, None);
+        assert_eq!(db.manifest_leaves(&md).expect("leaves"), None);
         assert_eq!(db.held("indicator--2").expect("held")[0].collection, "c2");
         let conn = db.conn();
         let (version, at): (i64, i64) = conn

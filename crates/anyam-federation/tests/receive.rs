@@ -27,7 +27,7 @@ use anyam_store::{
     ApiRoot, Collection, Organization, PutOutcome, Query, SqliteOptions, SqliteStore, Store,
     Synchronous, VersionSel,
 };
-use anyam_trust::provenance::{Origin, Versions};
+use anyam_trust::provenance::{ManifestTree, Origin, Versions, manifest_head};
 use anyam_trust::{
     Agreement, AgreementRef, AgreementsInForce, InForce, Keyring, Keyrings, Manifest,
     NodeDescriptor, Pap, Redistribution, Retention, Scope, Sightings, Signed, Terms, Tlp,
@@ -448,6 +448,7 @@ fn own(node: &Node, redistribution: Redistribution) -> Origin {
         node_id: node.id(),
         redistribution,
         manifest: None,
+        proof: None,
     }
 }
 
@@ -526,7 +527,8 @@ fn valid_page_is_stored_exactly_with_its_origin() {
         ],
         &a.key,
     );
-    let page_digest = m.digest();
+    let (_, page_head) = manifest_head(&m).unwrap();
+    let page_digest = page_head.digest();
     let env = envelope(m, &[o1.clone(), o2.clone()], Vec::new());
     let got = side_b.receive(&a, &env).expect("a valid page is accepted");
     assert_eq!(got.counts.received, 2);
@@ -566,8 +568,17 @@ fn valid_page_is_stored_exactly_with_its_origin() {
         assert_eq!(held[0].version, V1);
         let p = side_b.db.provenance(&id, Some(V1)).unwrap().expect("prov");
         assert_eq!(p.manifest_digest, page_digest);
-        assert_eq!(p.manifest, env.x_anyam_provenance);
+        // The head is kept, with the leaves of the whole manifest.
+        assert_eq!(p.manifest, page_head);
+        assert_eq!(p.place.expect("place").path, None);
     }
+    let leaves = side_b
+        .db
+        .manifest_leaves(&page_digest)
+        .unwrap()
+        .expect("leaves");
+    let entries = env.x_anyam_provenance.parse::<Manifest>().unwrap().entries;
+    assert_eq!(leaves, ManifestTree::of_entries(&entries).unwrap().leaves());
 
     // The labels record the origin.
     let mut origins: Vec<anyam_policy::Origin> = side_b
@@ -640,8 +651,11 @@ fn pages_committed_together_keep_their_own_provenance_and_receipts() {
     let later = Timestamp::now().as_microsecond() + 5_000_000;
     second.x_anyam_date_added_last = Some(format_micros(later));
     let digests = [
-        first.x_anyam_provenance.digest(),
-        second.x_anyam_provenance.digest(),
+        manifest_head(&first.x_anyam_provenance).unwrap().1.digest(),
+        manifest_head(&second.x_anyam_provenance)
+            .unwrap()
+            .1
+            .digest(),
     ];
     let rx = side_b.receiver();
     let pages = vec![
@@ -945,12 +959,20 @@ impl Relay {
     }
 
     /// B's page to C: `object` with origin A, stated `terms`, referencing
-    /// A's manifest, with `originators` attached.
+    /// A's manifest (by its head) with the proof of its one entry, with
+    /// `originators` attached.
     fn page(&self, object: &str, terms: Redistribution, originators: Vec<Signed>) -> Envelope {
+        let entries = self.originator.parse::<Manifest>().unwrap().entries;
         let origin = Origin {
             node_id: self.a.id(),
             redistribution: terms,
-            manifest: Some(self.originator.digest()),
+            manifest: Some(manifest_head(&self.originator).unwrap().1.digest()),
+            proof: Some(
+                ManifestTree::of_entries(&entries)
+                    .unwrap()
+                    .proof(0)
+                    .unwrap(),
+            ),
         };
         let m = signed_manifest(&self.b.id(), &self.bc, &[(object, origin)], &self.b.key);
         envelope(m, &[object.to_string()], originators)
@@ -987,10 +1009,15 @@ fn relay_with_named_recipient_is_accepted() {
     assert_eq!(held[0].originator, r.a.id());
     assert_eq!(held[0].from_node, r.b.id());
     assert_eq!(held[0].agreement, agreement_id(&r.bc));
-    // A's manifest is kept, to be passed on with the object.
+    // The head of A's manifest is kept, to be passed on with the object,
+    // and the object's place in it.
+    let (_, head) = manifest_head(&r.originator).unwrap();
     let p = side_c.db.provenance(&id_of(1), Some(V1)).unwrap().unwrap();
-    assert_eq!(p.manifest, r.originator);
-    assert_eq!(p.manifest_digest, r.originator.digest());
+    assert_eq!(p.manifest, head);
+    assert_eq!(p.manifest_digest, head.digest());
+    let place = p.place.expect("place");
+    assert_eq!((place.terms, place.position), (named.clone(), 0));
+    assert!(place.path.is_some());
     // The label names A and A's own agreement and terms.
     let labels = side_c.store.release_classes(COLL).unwrap();
     assert_eq!(labels.len(), 1);
@@ -1056,7 +1083,7 @@ fn relay_refusals() {
         &r.page(&r.object, claimed, vec![r.originator.clone()]),
     ));
     assert!(detail.contains(&id_of(1)), "{detail}");
-    assert!(detail.contains("originator signed"), "{detail}");
+    assert!(detail.contains("does not list it as its own"), "{detail}");
     side_c.assert_nothing_kept(&ids(&[1]));
     assert!(side_c.store.collection(API_ROOT, COLL).unwrap().is_none());
 
@@ -1084,7 +1111,7 @@ fn relay_refusals() {
         ),
     ));
     assert!(detail.contains(&id_of(1)), "{detail}");
-    assert!(detail.contains("altered on the path"), "{detail}");
+    assert!(detail.contains("does not list it as its own"), "{detail}");
     side_c.assert_nothing_kept(&ids(&[1]));
     assert!(side_c.store.collection(API_ROOT, COLL).unwrap().is_none());
     assert_eq!(side_c.events.kinds(), vec!["rejection"]);
@@ -1129,9 +1156,16 @@ fn relay_built_by_the_relaying_node_is_accepted() {
         },
     )
     .expect("B's page for C");
-    // Only what A allows C to have, with A's manifest.
+    // Only what A allows C to have, with the head of A's manifest: nothing
+    // of the other object A sent B is in the page.
     assert_eq!(built.released, vec![(id_of(1), V1.to_string())]);
-    assert_eq!(built.envelope.x_anyam_originator_manifests, vec![m]);
+    let (_, head) = manifest_head(&m).unwrap();
+    assert_eq!(built.envelope.x_anyam_originator_manifests, vec![head]);
+    let text = serde_json::to_string(&built.envelope).unwrap();
+    let o2_value: serde_json::Value = serde_json::from_str(&o2).unwrap();
+    let o2_digest = hex::encode(anyam_stix::canonical_digest(&o2_value));
+    assert!(!text.contains(&id_of(2)), "{text}");
+    assert!(!text.contains(&o2_digest), "{text}");
     let got = side_c.receive(&b, &built.envelope).expect("C accepts");
     assert_eq!(got.counts.received, 1);
     assert_eq!(side_c.stored(), vec![(id_of(1), o1)]);

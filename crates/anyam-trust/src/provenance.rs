@@ -13,6 +13,19 @@
 //! of the object parsed as JSON). The manifest travels in the ordinary
 //! [`Signed`] envelope of this crate, signed by the publishing node's key.
 //!
+//! # Why the signature covers a Merkle root
+//!
+//! A relaying node must pass the originator's signature on, and the
+//! originator signed a whole batch, of which the relaying node may pass
+//! on one object to a node entitled to nothing else of it. So the
+//! signatures of a manifest cover its *head*: the manifest with its
+//! `entries` replaced by their number and the RFC 9162 §2.1 Merkle tree
+//! root over them (each leaf the RFC 8785 canonical JSON of one entry).
+//! A direct receiver gets the whole manifest and recomputes the root; a
+//! third node gets the originator's head and, in the relayed entry, the
+//! entry's inclusion proof (RFC 9162 §2.1.3), and learns of the other
+//! entries only how many there were.
+//!
 //! # Wire format
 //!
 //! A signed manifest:
@@ -21,7 +34,7 @@
 //! {
 //!   "document": {
 //!     "type": "anyam-provenance-manifest",
-//!     "schema_version": 1,
+//!     "schema_version": 2,
 //!     "publisher": "<node id of the publisher>",
 //!     "created": "2026-03-01T12:00:00.123456Z",
 //!     "collection": "ransomware",
@@ -40,7 +53,8 @@
 //!         "origin": {
 //!           "node_id": "<originator's node id>",
 //!           "redistribution": { "to": "named", "recipients": ["<node id>"] },
-//!           "manifest": "<digest of the originator's signed manifest>"
+//!           "manifest": "<digest of the head of the originator's manifest>",
+//!           "proof": { "index": 17, "path": ["<64 hex digits>", …] }
 //!         }
 //!       }
 //!     ]
@@ -49,6 +63,13 @@
 //! }
 //! ```
 //!
+//! The signatures are over the canonical JSON of the head, which is the
+//! same document with `entries` replaced by
+//! `{ "count": <number of entries>, "root": "<64 hex digits>" }`; the
+//! head, with the same signatures, is itself a valid signed form of the
+//! manifest ([`manifest_head`]), and the digest of the head names the
+//! manifest.
+//!
 //! `version` is the object's `modified`, else its `created`, exactly as
 //! written (the TAXII version string); it is absent for objects with
 //! neither, whose single version the digest names. `collection` is the
@@ -56,10 +77,11 @@
 //! originator's terms: its node id and its [`Redistribution`] (the type of
 //! the sharing agreement). For the publisher's own objects `origin.node_id`
 //! is the publisher and `manifest` is absent. For a relayed object
-//! `manifest` is the [`Signed::digest`] of the originator's own signed
-//! manifest, which the relaying node passes on unchanged next to its own;
-//! the originator's signature thus travels with the object through every
-//! hop.
+//! `manifest` is the [`Signed::digest`] of the head of the originator's
+//! own signed manifest, which the relaying node passes on (the head only)
+//! next to its own, and `proof` places the originator's own entry for the
+//! object in it; the originator's signature thus travels with the object
+//! through every hop, and nothing else of the originator's batch does.
 //!
 //! A tombstone (a signed deletion):
 //!
@@ -105,10 +127,11 @@
 //!   not refused: a publisher may list more than one page carries.
 //!
 //! [`verify_relayed`], for an entry whose originator is not the
-//! publisher: the originator's signed manifest given is the one the entry
-//! references (by digest), is signed by the originator as above, lists the
-//! object as the originator's own with the same (id, version, digest), and
-//! states the very terms the relaying node claims. It returns those terms,
+//! publisher: the originator's signed head given is the one the entry
+//! references (by digest), is signed by the originator as above, and the
+//! entry's inclusion proof leads from the originator's own entry for the
+//! object, with the same (id, version, digest) and the very terms the
+//! relaying node claims, to the signed root. It returns those terms,
 //! so that a node can enforce them ([`may_pass_on`]) without seeing the
 //! agreement between the originator and the relaying node.
 //!
@@ -124,9 +147,13 @@
 //! that parse to the same JSON value (whitespace, member order, escapes)
 //! are the same object. Whether the publisher was entitled to publish
 //! under the agreement it names is answered from the agreements in force
-//! ([`VerifiedBatch::check_agreement`]). An originator's manifest relayed
-//! to a third node shows it every entry of that manifest (ids, versions,
-//! digests and terms), not only the objects relayed.
+//! ([`VerifiedBatch::check_agreement`]). A relayed object's proof shows
+//! the third node the number of entries of the originator's batch and
+//! the hashes on the path; a sibling leaf hash lets it confirm a guess of
+//! that one neighbouring entry exactly (id, version, digest and terms),
+//! never learn it. When a relayed entry fails, the third node cannot tell
+//! whether the object, its terms or the listing was changed: only that
+//! the originator did not sign what it was given.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,6 +162,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+
+use anyam_audit::merkle;
+use anyam_audit::{AuditError, Hash};
 
 use crate::agreement::{AgreementView, AgreementsInForce, Keyrings, Redistribution};
 use crate::error::TrustError;
@@ -161,10 +191,26 @@ pub struct Origin {
     pub node_id: String,
     /// Who the object may be passed on to, as the originator set it.
     pub redistribution: Redistribution,
-    /// [`Signed::digest`] of the originator's signed manifest covering the
-    /// object; absent when the publisher is the originator.
+    /// [`Signed::digest`] of the head of the originator's signed manifest
+    /// covering the object ([`manifest_head`]); absent when the publisher
+    /// is the originator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// Where the originator's own entry for the object sits in that
+    /// manifest; present exactly when `manifest` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<InclusionProof>,
+}
+
+/// The position of an entry in its manifest and its RFC 9162 §2.1.3
+/// inclusion path: the sibling hashes (lowercase hex, leaf side first)
+/// that lead from the entry's leaf hash to the root the manifest's head
+/// signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub path: Vec<String>,
 }
 
 /// One object of a batch.
@@ -198,6 +244,154 @@ pub struct Manifest {
 
 impl Document for Manifest {
     const TYPE: &'static str = "anyam-provenance-manifest";
+    const VERSION: u32 = MANIFEST_VERSION;
+}
+
+/// The `schema_version` of manifests: 2 since signatures cover the head
+/// (the entries' Merkle root) rather than the entries themselves.
+pub const MANIFEST_VERSION: u32 = 2;
+
+/// A manifest as its signatures cover it: every member of the
+/// [`Manifest`] but the entries, which are replaced by their number and
+/// their Merkle tree root ([`EntriesRoot`]). The head is what a node
+/// passes on with relayed objects, each with its [`InclusionProof`]: the
+/// third node learns nothing of the other entries but their number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestHead {
+    #[serde(rename = "type")]
+    pub doc_type: String,
+    pub schema_version: u32,
+    pub publisher: String,
+    pub created: String,
+    pub collection: String,
+    pub agreement: AgreementRef,
+    pub entries: EntriesRoot,
+}
+
+impl Document for ManifestHead {
+    const TYPE: &'static str = "anyam-provenance-manifest";
+    const VERSION: u32 = MANIFEST_VERSION;
+}
+
+/// The entries of a manifest, as its head states them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesRoot {
+    pub count: u64,
+    /// Lowercase hex RFC 9162 §2.1.1 Merkle tree hash over the entries in
+    /// their order, each leaf being the RFC 8785 canonical JSON of one
+    /// entry.
+    pub root: String,
+}
+
+/// The leaf hash of one entry: RFC 9162 `SHA-256(0x00 || canonical JSON)`.
+pub fn entry_leaf(e: &Entry) -> Result<Hash, ProvenanceError> {
+    let v = serde_json::to_value(e).map_err(|err| malformed("manifest entry", err.to_string()))?;
+    Ok(merkle::leaf_hash(anyam_stix::canonical_json(&v).as_bytes()))
+}
+
+/// The Merkle tree over a manifest's entries, kept whole so that the
+/// inclusion proof of any entry costs no hashing: every perfect subtree's
+/// hash is stored, level by level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestTree {
+    /// `levels[l][j]`: the hash of the perfect subtree of `2^l` leaves
+    /// starting at leaf `j << l`.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl ManifestTree {
+    pub fn new(leaves: Vec<Hash>) -> Self {
+        let mut levels = vec![leaves];
+        while let Some(top) = levels.last()
+            && top.len() > 1
+        {
+            let up = top
+                .chunks_exact(2)
+                .map(|p| merkle::node_hash(&p[0], &p[1]))
+                .collect();
+            levels.push(up);
+        }
+        ManifestTree { levels }
+    }
+
+    /// The tree of a list of entries.
+    pub fn of_entries(entries: &[Entry]) -> Result<Self, ProvenanceError> {
+        Ok(Self::new(
+            entries.iter().map(entry_leaf).collect::<Result<_, _>>()?,
+        ))
+    }
+
+    pub fn leaves(&self) -> &[Hash] {
+        &self.levels[0]
+    }
+
+    pub fn size(&self) -> u64 {
+        self.levels[0].len() as u64
+    }
+
+    fn perfect(&self, level: u32, index: u64) -> Result<Hash, AuditError> {
+        self.levels
+            .get(level as usize)
+            .and_then(|l| l.get(usize::try_from(index).ok()?))
+            .copied()
+            .ok_or_else(|| AuditError::Malformed(format!("no subtree {level}/{index}")))
+    }
+
+    pub fn root(&self) -> Hash {
+        merkle::mth_from_perfect(0, self.size(), &mut |l, i| self.perfect(l, i))
+            .unwrap_or_else(|_| merkle::empty_root())
+    }
+
+    /// The inclusion proof of leaf `index`.
+    pub fn proof(&self, index: u64) -> Result<InclusionProof, ProvenanceError> {
+        let path = merkle::inclusion_proof_with(index, self.size(), &mut |a, b| {
+            merkle::mth_from_perfect(a, b, &mut |l, i| self.perfect(l, i))
+        })
+        .map_err(|e| malformed("manifest tree", e.to_string()))?;
+        Ok(InclusionProof {
+            index,
+            path: path.iter().map(|h| h.to_string()).collect(),
+        })
+    }
+}
+
+/// The head of a signed manifest, given whole (with its entries) or as a
+/// head already: the head parsed and checked, and the head as a signed
+/// document carrying the manifest's signatures. Its [`Signed::digest`]
+/// names the manifest, whichever form it came in.
+pub fn manifest_head(signed: &Signed) -> Result<(ManifestHead, Signed), ProvenanceError> {
+    let head = if signed.document.get("entries").is_some_and(Value::is_array) {
+        let m = parse_manifest(signed)?;
+        let tree = ManifestTree::of_entries(&m.entries)?;
+        m.head(&tree)
+    } else {
+        let h: ManifestHead = signed.parse().map_err(|e| parse_error("manifest", e))?;
+        check_header(
+            &h.doc_type,
+            h.schema_version,
+            &h.publisher,
+            &h.created,
+            &h.collection,
+            &h.agreement,
+        )?;
+        if !is_hex64(&h.entries.root) {
+            return Err(malformed(
+                "manifest",
+                "entries.root must be 64 lowercase hex digits",
+            ));
+        }
+        h
+    };
+    let document = serde_json::to_value(&head).map_err(|e| malformed("manifest", e.to_string()))?;
+    Ok((
+        head,
+        Signed {
+            document,
+            signatures: signed.signatures.clone(),
+        },
+    ))
 }
 
 /// An object's id, version and digest, read from its JSON text.
@@ -255,7 +449,7 @@ impl Manifest {
     ) -> Self {
         Manifest {
             doc_type: Self::TYPE.into(),
-            schema_version: SCHEMA_VERSION,
+            schema_version: MANIFEST_VERSION,
             publisher: publisher.into(),
             created: format_time(created),
             collection: collection.into(),
@@ -291,6 +485,7 @@ impl Manifest {
             node_id: self.publisher.clone(),
             redistribution,
             manifest: None,
+            proof: None,
         };
         self.push(text, origin)
     }
@@ -324,27 +519,14 @@ impl Manifest {
     /// Format rules that need no keys.
     pub fn check(&self) -> Result<(), ProvenanceError> {
         let bad = |m: String| Err(malformed("manifest", m));
-        if self.doc_type != Self::TYPE {
-            return bad(format!("type must be {}", Self::TYPE));
-        }
-        if self.schema_version != SCHEMA_VERSION {
-            return bad(format!("schema_version must be {SCHEMA_VERSION}"));
-        }
-        if !is_hex64(&self.publisher) {
-            return bad("publisher must be a node id (64 hex digits)".into());
-        }
-        parse_time("created", &self.created).map_err(|e| malformed("manifest", e.to_string()))?;
-        if self.collection.trim().is_empty() {
-            return bad("collection is empty".into());
-        }
-        let uuid_ok = self
-            .agreement
-            .id
-            .strip_prefix("agreement--")
-            .is_some_and(|u| uuid::Uuid::parse_str(u).is_ok());
-        if !uuid_ok || self.agreement.version == 0 {
-            return bad("agreement must be agreement--<uuid> with a version from 1".into());
-        }
+        check_header(
+            &self.doc_type,
+            self.schema_version,
+            &self.publisher,
+            &self.created,
+            &self.collection,
+            &self.agreement,
+        )?;
         let mut seen = BTreeSet::new();
         for e in &self.entries {
             let name = &e.id;
@@ -368,12 +550,36 @@ impl Manifest {
         Ok(())
     }
 
-    /// The manifest signed with the publisher's node key.
+    /// The head of this manifest, whose entries make `tree`.
+    pub fn head(&self, tree: &ManifestTree) -> ManifestHead {
+        ManifestHead {
+            doc_type: self.doc_type.clone(),
+            schema_version: self.schema_version,
+            publisher: self.publisher.clone(),
+            created: self.created.clone(),
+            collection: self.collection.clone(),
+            agreement: self.agreement.clone(),
+            entries: EntriesRoot {
+                count: tree.size(),
+                root: tree.root().to_string(),
+            },
+        }
+    }
+
+    /// The manifest signed with the publisher's node key: the document is
+    /// the whole manifest, the signature covers its head.
     pub fn sign(&self, key: &SigningKey) -> Result<Signed, ProvenanceError> {
         self.check()?;
-        let mut s = Signed::new(self).map_err(|e| malformed("manifest", e.to_string()))?;
-        s.sign(key);
-        Ok(s)
+        let tree = ManifestTree::of_entries(&self.entries)?;
+        let mut head =
+            Signed::new(&self.head(&tree)).map_err(|e| malformed("manifest", e.to_string()))?;
+        head.sign(key);
+        let document =
+            serde_json::to_value(self).map_err(|e| malformed("manifest", e.to_string()))?;
+        Ok(Signed {
+            document,
+            signatures: head.signatures,
+        })
     }
 
     /// The entry for `id` at `version`, if any.
@@ -384,6 +590,39 @@ impl Manifest {
     }
 }
 
+/// The format rules of a manifest's members other than its entries.
+fn check_header(
+    doc_type: &str,
+    schema_version: u32,
+    publisher: &str,
+    created: &str,
+    collection: &str,
+    agreement: &AgreementRef,
+) -> Result<(), ProvenanceError> {
+    let bad = |m: String| Err(malformed("manifest", m));
+    if doc_type != Manifest::TYPE {
+        return bad(format!("type must be {}", Manifest::TYPE));
+    }
+    if schema_version != MANIFEST_VERSION {
+        return bad(format!("schema_version must be {MANIFEST_VERSION}"));
+    }
+    if !is_hex64(publisher) {
+        return bad("publisher must be a node id (64 hex digits)".into());
+    }
+    parse_time("created", created).map_err(|e| malformed("manifest", e.to_string()))?;
+    if collection.trim().is_empty() {
+        return bad("collection is empty".into());
+    }
+    let uuid_ok = agreement
+        .id
+        .strip_prefix("agreement--")
+        .is_some_and(|u| uuid::Uuid::parse_str(u).is_ok());
+    if !uuid_ok || agreement.version == 0 {
+        return bad("agreement must be agreement--<uuid> with a version from 1".into());
+    }
+    Ok(())
+}
+
 fn check_origin(o: &Origin, publisher: &str) -> Result<(), String> {
     if !is_hex64(&o.node_id) {
         return Err("origin.node_id must be a node id (64 hex digits)".into());
@@ -392,6 +631,9 @@ fn check_origin(o: &Origin, publisher: &str) -> Result<(), String> {
         && recipients.is_empty()
     {
         return Err("redistribution to named others names no one".into());
+    }
+    if o.proof.is_some() && o.manifest.is_none() {
+        return Err("origin.proof without origin.manifest".into());
     }
     match (&o.manifest, o.node_id == publisher) {
         (None, true) => Ok(()),
@@ -527,25 +769,18 @@ pub enum ProvenanceError {
         expected: String,
         found: String,
     },
-    /// The originator's manifest does not list the object at this version.
-    #[error("{id}: not covered by the originator's signed manifest")]
-    NotInOriginatorManifest { id: String, version: Option<String> },
-    /// The originator signed another digest: changed on the path.
-    #[error("{id}: altered on the path: digest {relayed}, originator signed {original}")]
-    AlteredOnPath {
+    /// The originator's signed manifest does not list the object, at this
+    /// version and digest, as its own under the terms stated: it was
+    /// altered on the path, its terms were, or the originator never
+    /// listed it. (The head alone cannot tell which: that is what keeps
+    /// the originator's other entries from the third node.)
+    #[error(
+        "{id}: the originator's signed manifest does not list it as its own with this version, digest and terms ({detail})"
+    )]
+    NotInOriginatorManifest {
         id: String,
-        relayed: String,
-        original: String,
-    },
-    /// The originator's manifest lists the object as relayed itself.
-    #[error("{id}: the originator's manifest does not present it as its own object")]
-    NotOriginal { id: String },
-    /// The relaying node states other terms than the originator signed.
-    #[error("{id}: redistribution {claimed:?} stated, the originator signed {signed:?}")]
-    TermsAltered {
-        id: String,
-        claimed: Redistribution,
-        signed: Redistribution,
+        version: Option<String>,
+        detail: String,
     },
     /// The batch names an agreement not in force between the two nodes.
     #[error("agreement {id} version {version}: {detail}")]
@@ -576,9 +811,16 @@ pub struct OriginTerms {
     /// The agreement the originator published the object under (whose
     /// parties `Redistribution::Parties` refers to).
     pub agreement: AgreementRef,
-    /// Digest of the originator's signed manifest, to reference when
-    /// relaying the object.
+    /// Digest of the head of the originator's signed manifest, to
+    /// reference when relaying the object.
     pub manifest: String,
+    /// The index of the originator's entry for the object in that
+    /// manifest.
+    pub position: u64,
+    /// Its inclusion proof, when the object came relayed (from a batch
+    /// verified here, the batch's [`ManifestTree`] gives it:
+    /// [`VerifiedBatch::with_proof`]).
+    pub proof: Option<InclusionProof>,
 }
 
 impl OriginTerms {
@@ -588,6 +830,7 @@ impl OriginTerms {
             node_id: self.originator.clone(),
             redistribution: self.redistribution.clone(),
             manifest: Some(self.manifest.clone()),
+            proof: self.proof.clone(),
         }
     }
 }
@@ -605,10 +848,15 @@ pub struct VerifiedObject {
 }
 
 /// A batch whose manifest and objects verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedBatch {
     pub manifest: Manifest,
-    /// [`Signed::digest`] of the manifest.
+    /// The manifest's head with its signatures ([`manifest_head`]): what
+    /// to keep, and to pass on with relayed objects.
+    pub head: Signed,
+    /// The Merkle tree of the manifest's entries.
+    pub tree: ManifestTree,
+    /// [`Signed::digest`] of the head.
     pub digest: String,
     /// The publisher's key that signed.
     pub key_id: String,
@@ -622,6 +870,15 @@ impl VerifiedBatch {
     /// terms are known.
     pub fn relayed(&self) -> impl Iterator<Item = &VerifiedObject> {
         self.objects.iter().filter(|o| o.terms.is_none())
+    }
+
+    /// `terms` (of an object of this batch) with the inclusion proof of
+    /// its entry, ready to relay.
+    pub fn with_proof(&self, terms: &OriginTerms) -> Result<OriginTerms, ProvenanceError> {
+        Ok(OriginTerms {
+            proof: Some(self.tree.proof(terms.position)?),
+            ..terms.clone()
+        })
     }
 
     /// The agreement in force named by the manifest, with the publisher
@@ -686,7 +943,13 @@ pub fn verify_batch_keys(
         });
     }
     let created = doc_time("manifest", "created", &manifest.created, now)?;
-    let key_id = check_signer(signed, &manifest.publisher, created, keyrings, now)?;
+    let tree = ManifestTree::of_entries(&manifest.entries)?;
+    let head = Signed {
+        document: serde_json::to_value(manifest.head(&tree))
+            .map_err(|e| malformed("manifest", e.to_string()))?,
+        signatures: signed.signatures.clone(),
+    };
+    let key_id = check_signer(&head, &manifest.publisher, created, keyrings, now)?;
 
     let mut index: BTreeMap<(&str, Option<&str>), usize> = BTreeMap::new();
     for (i, e) in manifest.entries.iter().enumerate() {
@@ -735,7 +998,7 @@ pub fn verify_batch_keys(
     if !problems.is_empty() {
         return Err(ProvenanceError::Objects(problems));
     }
-    let digest = signed.digest();
+    let digest = head.digest();
     let objects = found
         .into_iter()
         .map(|(i, n)| {
@@ -745,6 +1008,8 @@ pub fn verify_batch_keys(
                 redistribution: entry.origin.redistribution.clone(),
                 agreement: manifest.agreement.clone(),
                 manifest: digest.clone(),
+                position: n as u64,
+                proof: None,
             });
             VerifiedObject {
                 index: i,
@@ -762,6 +1027,8 @@ pub fn verify_batch_keys(
         .collect();
     Ok(VerifiedBatch {
         manifest,
+        head,
+        tree,
         digest,
         key_id,
         objects,
@@ -770,9 +1037,12 @@ pub fn verify_batch_keys(
 }
 
 /// Verify a relayed object's provenance: `entry` (from a verified batch of
-/// the relaying node) against `originator_manifest`, the originator's own
-/// signed manifest passed on with the batch. Returns the originator's
-/// signed terms.
+/// the relaying node) against `originator_manifest`, the head of the
+/// originator's own signed manifest passed on with the batch (or the
+/// whole manifest). The entry's inclusion proof must lead from the
+/// originator's own entry for the object, with the terms the relaying
+/// node states, to the root the originator signed. Returns the
+/// originator's signed terms.
 pub fn verify_relayed(
     entry: &Entry,
     originator_manifest: &Signed,
@@ -786,7 +1056,8 @@ pub fn verify_relayed(
             originator: entry.origin.node_id.clone(),
         });
     };
-    let digest = originator_manifest.digest();
+    let (original, head) = manifest_head(originator_manifest)?;
+    let digest = head.digest();
     if &digest != expected {
         return Err(ProvenanceError::OriginatorManifestMismatch {
             id: id.clone(),
@@ -794,7 +1065,6 @@ pub fn verify_relayed(
             found: digest,
         });
     }
-    let original = parse_manifest(originator_manifest)?;
     if original.publisher != entry.origin.node_id {
         return Err(ProvenanceError::WrongPublisher {
             expected: entry.origin.node_id.clone(),
@@ -802,41 +1072,54 @@ pub fn verify_relayed(
         });
     }
     let created = doc_time("manifest", "created", &original.created, now)?;
-    check_signer(
-        originator_manifest,
-        &original.publisher,
-        created,
-        keyrings,
-        now,
-    )?;
-    let Some(signed_entry) = original.entry(id, entry.version.as_deref()) else {
-        return Err(ProvenanceError::NotInOriginatorManifest {
-            id: id.clone(),
-            version: entry.version.clone(),
-        });
+    check_signer(&head, &original.publisher, created, keyrings, now)?;
+    let not_covered = |detail: String| ProvenanceError::NotInOriginatorManifest {
+        id: id.clone(),
+        version: entry.version.clone(),
+        detail,
     };
-    if signed_entry.digest != entry.digest {
-        return Err(ProvenanceError::AlteredOnPath {
-            id: id.clone(),
-            relayed: entry.digest.clone(),
-            original: signed_entry.digest.clone(),
-        });
-    }
-    if signed_entry.origin.node_id != original.publisher {
-        return Err(ProvenanceError::NotOriginal { id: id.clone() });
-    }
-    if signed_entry.origin.redistribution != entry.origin.redistribution {
-        return Err(ProvenanceError::TermsAltered {
-            id: id.clone(),
-            claimed: entry.origin.redistribution.clone(),
-            signed: signed_entry.origin.redistribution.clone(),
-        });
-    }
+    let Some(proof) = &entry.origin.proof else {
+        return Err(not_covered("the entry carries no inclusion proof".into()));
+    };
+    // The originator's own entry, as it must have signed it: the same
+    // object, its own, under the terms the relaying node states.
+    let own = Entry {
+        id: id.clone(),
+        version: entry.version.clone(),
+        digest: entry.digest.clone(),
+        origin: Origin {
+            node_id: original.publisher.clone(),
+            redistribution: entry.origin.redistribution.clone(),
+            manifest: None,
+            proof: None,
+        },
+    };
+    let path = proof
+        .path
+        .iter()
+        .map(|h| h.parse::<Hash>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| not_covered(format!("inclusion path: {e}")))?;
+    let root: Hash = original
+        .entries
+        .root
+        .parse()
+        .map_err(|e| malformed("manifest", format!("entries.root: {e}")))?;
+    merkle::verify_inclusion(
+        &entry_leaf(&own)?,
+        proof.index,
+        original.entries.count,
+        &path,
+        &root,
+    )
+    .map_err(|e| not_covered(e.to_string()))?;
     Ok(OriginTerms {
         originator: original.publisher.clone(),
-        redistribution: signed_entry.origin.redistribution.clone(),
+        redistribution: entry.origin.redistribution.clone(),
         agreement: original.agreement.clone(),
         manifest: digest,
+        position: proof.index,
+        proof: Some(proof.clone()),
     })
 }
 

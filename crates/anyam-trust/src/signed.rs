@@ -96,6 +96,8 @@ pub enum SigCheck {
 /// A document type of this crate: its `type` string and its fields.
 pub trait Document: Serialize + DeserializeOwned {
     const TYPE: &'static str;
+    /// The `schema_version` this type is written and read at.
+    const VERSION: u32 = SCHEMA_VERSION;
 }
 
 impl Signed {
@@ -193,10 +195,11 @@ impl Signed {
             });
         }
         let version = self.document.get("schema_version").and_then(Value::as_u64);
-        if version != Some(u64::from(SCHEMA_VERSION)) {
+        if version != Some(u64::from(D::VERSION)) {
             return Err(TrustError::Malformed(format!(
-                "{}: schema_version must be {SCHEMA_VERSION}",
-                D::TYPE
+                "{}: schema_version must be {}",
+                D::TYPE,
+                D::VERSION
             )));
         }
         serde_json::from_value(self.document.clone())

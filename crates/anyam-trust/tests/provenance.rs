@@ -1,14 +1,15 @@
 //! Integration tests of the provenance module: signed batch manifests,
 //! relayed objects carrying the originator's terms, and tombstones.
 
-use anyam_trust::provenance::{Fault, Versions};
+use anyam_trust::provenance::{Fault, ManifestTree, Versions, manifest_head};
 use anyam_trust::{
     AgreementRef, Keyring, Keyrings, Manifest, OriginTerms, ProvenanceError, Redistribution,
-    Signed, Tombstone, key_id, keyring, may_pass_on, verify_batch, verify_relayed,
+    SigCheck, Signed, Tombstone, key_id, keyring, may_pass_on, verify_batch, verify_relayed,
 };
 use ed25519_dalek::SigningKey;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 fn key() -> SigningKey {
     SigningKey::generate(&mut rand::rngs::OsRng)
@@ -147,7 +148,11 @@ fn signed_batch_verifies_and_reports_missing_entries() {
     assert_eq!(batch.objects.len(), 3);
     assert!(batch.missing.is_empty());
     assert_eq!(batch.key_id, key_id(&a.node.verifying_key()));
-    assert_eq!(batch.digest, signed.digest());
+    assert_eq!(
+        batch.digest,
+        manifest_head(&signed).expect("head").1.digest()
+    );
+    assert_eq!(batch.head, manifest_head(&signed).expect("head").1);
     let terms = batch.objects[0].terms.as_ref().expect("own object terms");
     assert_eq!(terms.originator, a.id());
     assert_eq!(terms.redistribution, Redistribution::Parties);
@@ -189,7 +194,7 @@ fn wire_format_has_the_documented_shape() {
     let v = serde_json::to_value(&signed).expect("json");
     let d = &v["document"];
     assert_eq!(d["type"], "anyam-provenance-manifest");
-    assert_eq!(d["schema_version"], 1);
+    assert_eq!(d["schema_version"], 2);
     assert_eq!(d["publisher"], a.id().as_str());
     assert_eq!(d["collection"], "ransomware");
     assert_eq!(d["agreement"]["version"], 1);
@@ -209,6 +214,24 @@ fn wire_format_has_the_documented_shape() {
         v["signatures"][0]["key_id"],
         key_id(&a.node.verifying_key()).as_str()
     );
+
+    // The signature covers the head: the entries replaced by their count
+    // and Merkle root, here the one leaf, SHA-256(0x00 || canonical entry).
+    assert_eq!(signed.check(&a.node.verifying_key()), SigCheck::Bad);
+    let (head, head_signed) = manifest_head(&signed).expect("head");
+    let mut leaf = vec![0u8];
+    leaf.extend_from_slice(anyam_stix::canonical_json(e).as_bytes());
+    let root = hex::encode(Sha256::digest(&leaf));
+    assert_eq!(
+        head_signed.document["entries"],
+        json!({"count": 1, "root": root})
+    );
+    assert_eq!(head.entries.count, 1);
+    assert_eq!(head_signed.check(&a.node.verifying_key()), SigCheck::Valid);
+    // The head is a signed form of the manifest in its own right, named by
+    // the same digest whichever form it is given in.
+    let (_, again) = manifest_head(&head_signed).expect("head of a head");
+    assert_eq!(again, head_signed);
 }
 
 #[test]
@@ -421,7 +444,9 @@ fn relay_setup(a: &Node, b: &Node, terms: Redistribution) -> (Signed, OriginTerm
     );
     let at_b = verify_batch(&by_a, &[&object], &a.id(), &rings(&[a, b]), t(NOW))
         .expect("B verifies A's batch");
-    let origin_terms = at_b.objects[0].terms.clone().expect("A's own object");
+    let own = at_b.objects[0].terms.clone().expect("A's own object");
+    assert_eq!(own.proof, None);
+    let origin_terms = at_b.with_proof(&own).expect("proof");
     (by_a, origin_terms, object)
 }
 
@@ -445,11 +470,17 @@ fn relayed_object_yields_the_originators_terms() {
     let at_c = verify_batch(&by_b, &[&object], &b.id(), &keyrings, t(NOW)).expect("B's batch");
     let relayed: Vec<_> = at_c.relayed().collect();
     assert_eq!(relayed.len(), 1);
-    let got = verify_relayed(&relayed[0].entry, &by_a, &keyrings, t(NOW)).expect("relayed");
+    // What B passes on of A's manifest is its head.
+    let (_, head_a) = manifest_head(&by_a).expect("head");
+    assert!(head_a.document["entries"].is_object());
+    let got = verify_relayed(&relayed[0].entry, &head_a, &keyrings, t(NOW)).expect("relayed");
     assert_eq!(got.originator, a.id());
     assert_eq!(got.redistribution, terms);
-    assert_eq!(got.manifest, by_a.digest());
+    assert_eq!(got.manifest, head_a.digest());
     assert_eq!(got, at_b);
+    // The whole manifest serves as well.
+    let whole = verify_relayed(&relayed[0].entry, &by_a, &keyrings, t(NOW)).expect("whole");
+    assert_eq!(whole, got);
     // C may not pass it on to a fourth node, but may send it back to A.
     let d = Node::new();
     assert!(!may_pass_on(&got, &c.id(), &d.id(), &[]));
@@ -463,7 +494,7 @@ fn relayed_object_yields_the_originators_terms() {
     let err = verify_relayed(&at_c.objects[0].entry, &by_a, &keyrings, t(NOW))
         .expect_err("altered on the path");
     assert!(
-        matches!(&err, ProvenanceError::AlteredOnPath { id, .. } if *id == id_of(1)),
+        matches!(&err, ProvenanceError::NotInOriginatorManifest { id, .. } if *id == id_of(1)),
         "{err}"
     );
 
@@ -481,6 +512,7 @@ fn relayed_object_yields_the_originators_terms() {
     // A relayed entry without the originator's manifest.
     let mut bare = at_b.origin();
     bare.manifest = None;
+    bare.proof = None;
     let by_b = relay(&b, &object, bare);
     let at_c = verify_batch(&by_b, &[&object], &b.id(), &keyrings, t(NOW)).expect("B signed");
     let err = verify_relayed(&at_c.objects[0].entry, &by_a, &keyrings, t(NOW))
@@ -489,6 +521,92 @@ fn relayed_object_yields_the_originators_terms() {
         matches!(err, ProvenanceError::NoOriginatorManifest { .. }),
         "{err}"
     );
+}
+
+#[test]
+fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
+    let (a, b, c) = (Node::new(), Node::new(), Node::new());
+    let keyrings = rings(&[&a, &b, &c]);
+    let objects: Vec<String> = (1..=5).map(indicator).collect();
+    let by_a = publish(
+        &a,
+        &a.node,
+        &objects,
+        &Redistribution::Parties,
+        t("2026-02-01T00:00:00Z"),
+    );
+    let at_b = verify_batch(&by_a, &texts(&objects), &a.id(), &keyrings, t(NOW)).expect("B");
+    // B relays the fourth object only.
+    let terms = at_b
+        .with_proof(at_b.objects[3].terms.as_ref().expect("own"))
+        .expect("proof");
+    assert_eq!(terms.position, 3);
+    let by_b = relay(&b, &objects[3], terms.origin());
+    let (_, head_a) = manifest_head(&by_a).expect("head");
+    // Everything C is given: B's manifest and A's head. No other object's
+    // id or digest is in it.
+    let given = format!(
+        "{}{}",
+        serde_json::to_string(&by_b).expect("json"),
+        serde_json::to_string(&head_a).expect("json")
+    );
+    for (n, text) in objects.iter().enumerate() {
+        let value: serde_json::Value = serde_json::from_str(text).expect("json");
+        let digest = hex::encode(anyam_stix::canonical_digest(&value));
+        assert_eq!(given.contains(&id_of(n as u32 + 1)), n == 3, "id {n}");
+        assert_eq!(given.contains(&digest), n == 3, "digest {n}");
+    }
+    let at_c = verify_batch(&by_b, &[&objects[3]], &b.id(), &keyrings, t(NOW)).expect("C");
+    let got = verify_relayed(&at_c.objects[0].entry, &head_a, &keyrings, t(NOW)).expect("ok");
+    assert_eq!(got.originator, a.id());
+
+    // The proof of another entry, or this one at another index, fails.
+    for (index, proof_of) in [(3, 2), (2, 3)] {
+        let mut origin = terms.origin();
+        let mut proof = at_b.tree.proof(proof_of).expect("proof");
+        proof.index = index;
+        origin.proof = Some(proof);
+        let by_b = relay(&b, &objects[3], origin);
+        let at_c = verify_batch(&by_b, &[&objects[3]], &b.id(), &keyrings, t(NOW)).expect("C");
+        let err = verify_relayed(&at_c.objects[0].entry, &head_a, &keyrings, t(NOW))
+            .expect_err("wrong proof");
+        assert!(
+            matches!(err, ProvenanceError::NotInOriginatorManifest { .. }),
+            "{err}"
+        );
+    }
+    // A relayed entry without a proof fails the same way.
+    let mut origin = terms.origin();
+    origin.proof = None;
+    let by_b = relay(&b, &objects[3], origin);
+    let at_c = verify_batch(&by_b, &[&objects[3]], &b.id(), &keyrings, t(NOW)).expect("C");
+    let err =
+        verify_relayed(&at_c.objects[0].entry, &head_a, &keyrings, t(NOW)).expect_err("no proof");
+    assert!(
+        matches!(err, ProvenanceError::NotInOriginatorManifest { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn manifest_tree_proofs_are_those_of_rfc_9162() {
+    use anyam_audit::merkle;
+    for n in 1..=70u64 {
+        let leaves: Vec<_> = (0..n)
+            .map(|i| merkle::leaf_hash(&i.to_le_bytes()))
+            .collect();
+        let tree = ManifestTree::new(leaves.clone());
+        let root = merkle::root(&leaves);
+        assert_eq!(tree.root(), root, "root of {n}");
+        for i in 0..n {
+            let got = tree.proof(i).expect("proof");
+            let want = merkle::inclusion_proof(i, &leaves).expect("proof");
+            let want: Vec<String> = want.iter().map(ToString::to_string).collect();
+            assert_eq!(got.path, want, "leaf {i} of {n}");
+            let path: Vec<_> = want.iter().map(|h| h.parse().expect("hex")).collect();
+            merkle::verify_inclusion(&leaves[i as usize], i, n, &path, &root).expect("verifies");
+        }
+    }
 }
 
 #[test]
@@ -508,7 +626,7 @@ fn tampered_originator_terms_are_detected() {
     let err = verify_relayed(&at_c.objects[0].entry, &by_a, &keyrings, t(NOW))
         .expect_err("terms altered");
     assert!(
-        matches!(&err, ProvenanceError::TermsAltered { signed, .. } if *signed == Redistribution::None),
+        matches!(&err, ProvenanceError::NotInOriginatorManifest { .. }),
         "{err}"
     );
 
@@ -526,7 +644,7 @@ fn tampered_originator_terms_are_detected() {
         "{err}"
     );
     // ...and referencing the edited one instead breaks A's signature.
-    origin.manifest = Some(edited.digest());
+    origin.manifest = Some(manifest_head(&edited).expect("head").1.digest());
     let by_b = relay(&b, &object, origin);
     let at_c = verify_batch(&by_b, &[&object], &b.id(), &keyrings, t(NOW)).expect("B signed");
     let err = verify_relayed(&at_c.objects[0].entry, &edited, &keyrings, t(NOW))
@@ -626,6 +744,8 @@ fn may_pass_on_follows_the_redistribution_terms() {
         redistribution: r,
         agreement: agreement(),
         manifest: "0".repeat(64),
+        position: 0,
+        proof: None,
     };
     let none = terms(Redistribution::None);
     let parties = terms(Redistribution::Parties);
