@@ -2438,3 +2438,67 @@ fn relabelling_recomputes_the_readers_first_and_last() {
     // Nothing is left unlabelled, so a second pass changes nothing.
     assert_eq!(s.relabel_unlabelled(&mut |_| "X".into(), 10).unwrap(), 0);
 }
+
+#[test]
+fn concurrent_batches_committed_together_keep_their_own_outcomes() {
+    // Writers released together, round after round, so that their batches
+    // meet in one commit: each still gets exactly what it would alone, a
+    // batch that fails leaves the others of its commit stored, and every
+    // collection's `date_added` stays strictly increasing.
+    let (_d, s) = fresh();
+    let other = second_collection(&s);
+    let s = Arc::new(s);
+    let (threads, rounds, per_batch) = (6, 25, 20);
+    let gate = Arc::new(std::sync::Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (s, gate) = (s.clone(), gate.clone());
+            std::thread::spawn(move || {
+                for r in 0..rounds {
+                    gate.wait();
+                    match t % 3 {
+                        0 => {
+                            let batch: Vec<_> = (0..per_batch)
+                                .map(|i| obj(&format!("indicator--{t}-{r}-{i}"), 1))
+                                .collect();
+                            let out = s.put_objects(COLL, &batch).unwrap();
+                            assert_eq!(out.len(), per_batch);
+                            assert!(out.iter().all(|o| matches!(o, PutOutcome::Added(_))));
+                        }
+                        1 => {
+                            let err = s
+                                .put_objects("no-such-collection", &[obj("indicator--x", 1)])
+                                .unwrap_err();
+                            assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+                        }
+                        _ => {
+                            // A new object, the previous round's again
+                            // (unchanged), and a conflicting copy of it.
+                            let id = |r: usize| format!("indicator--{t}-other-{r}");
+                            let mut batch =
+                                vec![obj_full(&id(r), "indicator", "2.1", Some(1), "a")];
+                            if r > 0 {
+                                batch.push(obj_full(&id(r - 1), "indicator", "2.1", Some(1), "a"));
+                                batch.push(obj_full(&id(r - 1), "indicator", "2.1", Some(1), "b"));
+                            }
+                            let out = s.put_objects(other, &batch).unwrap();
+                            assert!(matches!(out[0], PutOutcome::Added(_)), "{out:?}");
+                            if r > 0 {
+                                assert!(matches!(out[1], PutOutcome::Unchanged(_)), "{out:?}");
+                                assert!(matches!(out[2], PutOutcome::Conflict), "{out:?}");
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    for (c, n) in [(COLL, 2 * rounds * per_batch), (other, 2 * rounds)] {
+        let (all, _) = page_all(1000, q(), |q| s.objects(c, q).unwrap());
+        assert_eq!(all.len(), n, "{c}");
+        assert!(all.windows(2).all(|w| w[0].date_added < w[1].date_added));
+    }
+}
