@@ -189,7 +189,6 @@
 //! Not a STIX validator, not an access-control layer, not a cache.
 
 mod codec;
-mod group;
 mod model;
 mod objects;
 mod schema;
@@ -247,10 +246,7 @@ pub trait Store: Send + Sync + 'static {
     // --- Objects --------------------------------------------------------
 
     /// Store a batch in one durable transaction. Returns one outcome per
-    /// input, in input order. Batches written at the same moment may share
-    /// a transaction, each in a savepoint of its own: a batch's error
-    /// leaves the others stored, and the call returns only once the
-    /// transaction holding its batch committed. Objects in the batch get increasing
+    /// input, in input order. Objects in the batch get increasing
     /// `date_added` values in input order. An unknown collection is
     /// `NotFound`; an object whose `version` and `version_micros` disagree
     /// (one set, one not) is `Invalid`; either refuses the whole batch.

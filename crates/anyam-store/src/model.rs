@@ -30,7 +30,7 @@ pub struct Collection {
 /// What the ingest pipeline learned about one valid object before storing it.
 /// The store never parses STIX itself; it trusts these fields, which
 /// `anyam-stix` derived from `raw`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewObject {
     pub id: String,
     pub object_type: String,

@@ -3,13 +3,11 @@
 //! and the online backup.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
 use crate::codec::{decode_cursor, encode_cursor, now_micros, rfc3339_micros};
-use crate::group::Waiting;
 use crate::{
     ClassScope, Ctx, ManifestEntry, Micros, NewObject, Page, PutOutcome, Query, RatingFilter,
     ReleaseClass, Result, Search, SqliteStore, StoreError, StoredObject, TypeScope, VersionSel,
@@ -916,62 +914,11 @@ impl SqliteStore {
                 )));
             }
         }
-        self.writes.put(collection, objects, |mine, waiting| {
-            self.commit_group(mine, waiting)
-        })
-    }
-
-    /// One transaction of a group commit (`crate::group`): the leader's
-    /// batch, then the waiting ones, each in its own savepoint; sets each
-    /// waiting batch's result and returns the leader's.
-    fn commit_group(
-        &self,
-        mine: Option<(&str, &[NewObject])>,
-        waiting: &[Arc<Waiting>],
-    ) -> Result<Vec<PutOutcome>> {
         let mut w = self.writer();
-        let mut added = 0i64;
-        let done = (|| {
-            let mut tx = w
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .ctx("starting write transaction")?;
-            let mine = mine.map(|(c, o)| put_saved(&mut tx, c, o, &mut added));
-            let theirs: Vec<Result<Vec<PutOutcome>>> = waiting
-                .iter()
-                .map(|x| put_saved(&mut tx, &x.collection, &x.objects, &mut added))
-                .collect();
-            tx.commit().ctx("committing objects")?;
-            Ok::<_, StoreError>((mine, theirs))
-        })();
-        drop(w);
-        match done {
-            Ok((mine, theirs)) => {
-                if added > 0 {
-                    self.committed();
-                }
-                for (x, r) in waiting.iter().zip(theirs) {
-                    x.set(r);
-                }
-                mine.unwrap_or_else(|| Ok(Vec::new()))
-            }
-            Err(e) => {
-                let why = e.to_string();
-                for x in waiting {
-                    x.set(Err(StoreError::Backend(why.clone())));
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Store one batch in the open transaction `tx` (a savepoint of a
-    /// group commit): its outcomes, and how many versions it added.
-    fn put_in(
-        tx: &Connection,
-        collection: &str,
-        objects: &[NewObject],
-    ) -> Result<(Vec<PutOutcome>, i64)> {
-        let (cid, mut last_added) = collection_key(tx, collection)?;
+        let tx = w
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("starting write transaction")?;
+        let (cid, mut last_added) = collection_key(&tx, collection)?;
         // Rows this transaction adds get larger rowids than any row now.
         let rid_before: i64 = tx
             .prepare_cached("SELECT COALESCE(MAX(rid), 0) FROM objects")
@@ -985,9 +932,9 @@ impl SqliteStore {
         for o in objects {
             // The current last version; none means a new object, which
             // needs no further lookup (the common case when ingesting).
-            let last = edge(tx, cid, &o.id, Edge::Last, None)?;
+            let last = edge(&tx, cid, &o.id, Edge::Last, None)?;
             if last.is_some()
-                && let Some((at, digest)) = same_version(tx, cid, o)?
+                && let Some((at, digest)) = same_version(&tx, cid, o)?
             {
                 outcomes.push(if digest[..] == o.digest[..] {
                     PutOutcome::Unchanged(at)
@@ -1008,14 +955,14 @@ impl SqliteStore {
             let (is_first, is_last) = match last {
                 None => (true, true),
                 Some(last) => {
-                    let first = edge(tx, cid, &o.id, Edge::First, None)?.unwrap_or(last);
+                    let first = edge(&tx, cid, &o.id, Edge::First, None)?.unwrap_or(last);
                     let is_last = key > last.key;
                     let is_first = key < first.key;
                     if is_last {
-                        set_flags(tx, last.rid, last.is_first, false)?;
+                        set_flags(&tx, last.rid, last.is_first, false)?;
                     }
                     if is_first {
-                        set_flags(tx, first.rid, false, first.is_last)?;
+                        set_flags(&tx, first.rid, false, first.is_last)?;
                     }
                     (is_first, is_last)
                 }
@@ -1024,12 +971,12 @@ impl SqliteStore {
                 Some(v) => v.clone(),
                 None => rfc3339_micros(date_added),
             };
-            let class = classes.intern(tx, cid, &o.release_label)?;
+            let class = classes.intern(&tx, cid, &o.release_label)?;
             // The same within the version's class; an object that gains a
             // class is marked on every row as spread over several.
             let (is_class_first, is_class_last, many) = match last {
                 None => (true, true, false),
-                Some(global) => match edge(tx, cid, &o.id, Edge::Last, Some(class))? {
+                Some(global) => match edge(&tx, cid, &o.id, Edge::Last, Some(class))? {
                     None => {
                         tx.prepare_cached(
                             "UPDATE objects SET in_many_classes = 1
@@ -1041,14 +988,14 @@ impl SqliteStore {
                         (true, true, true)
                     }
                     Some(cl) => {
-                        let cf = edge(tx, cid, &o.id, Edge::First, Some(class))?.unwrap_or(cl);
+                        let cf = edge(&tx, cid, &o.id, Edge::First, Some(class))?.unwrap_or(cl);
                         let l = key > cl.key;
                         let f = key < cf.key;
                         if l {
-                            set_class_flags(tx, cl.rid, cl.is_class_first, false)?;
+                            set_class_flags(&tx, cl.rid, cl.is_class_first, false)?;
                         }
                         if f {
-                            set_class_flags(tx, cf.rid, false, cf.is_class_last)?;
+                            set_class_flags(&tx, cf.rid, false, cf.is_class_last)?;
                         }
                         (f, l, global.in_many_classes)
                     }
@@ -1123,7 +1070,11 @@ impl SqliteStore {
             .execute(params![cid, last_added, added])
             .ctx("updating collection")?;
         }
-        Ok((outcomes, added))
+        tx.commit().ctx("committing objects")?;
+        if added > 0 {
+            self.committed();
+        }
+        Ok(outcomes)
     }
 
     pub(crate) fn delete_object_impl(
@@ -1505,20 +1456,4 @@ impl SqliteStore {
         }
         Ok(())
     }
-}
-
-/// [`SqliteStore::put_in`] in a savepoint of `tx`: released when the batch
-/// is stored, rolled back (and the other batches of the transaction kept)
-/// when it fails.
-fn put_saved(
-    tx: &mut rusqlite::Transaction<'_>,
-    collection: &str,
-    objects: &[NewObject],
-    added: &mut i64,
-) -> Result<Vec<PutOutcome>> {
-    let sp = tx.savepoint().ctx("starting a savepoint")?;
-    let (outcomes, n) = SqliteStore::put_in(&sp, collection, objects)?;
-    sp.commit().ctx("releasing a savepoint")?;
-    *added += n;
-    Ok(outcomes)
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
-use crate::group::WriteQueue;
 use crate::{
     Access, ApiRoot, ClassScope, Collection, Ctx, Grant, ManifestEntry, NewObject, Organization,
     Page, PutOutcome, Query, ReleaseClass, Result, Search, Status, Store, StoreError, StoredObject,
@@ -74,9 +73,6 @@ pub struct SqliteStore {
     /// commit" one atomic step, which is what keeps `date_added` strictly
     /// increasing in commit order.
     writer: Mutex<Connection>,
-    /// Concurrent object writes waiting for the writer, committed together
-    /// (`crate::group`).
-    pub(crate) writes: WriteQueue,
     /// Idle read-only connections. In WAL mode readers see the last
     /// committed snapshot and never wait for the writer.
     readers: Mutex<Vec<Connection>>,
@@ -237,7 +233,6 @@ impl SqliteStore {
             path: path.to_path_buf(),
             opts,
             writer: Mutex::new(writer),
-            writes: WriteQueue::default(),
             readers: Mutex::new(Vec::new()),
             checkpointer: Checkpointer::start(ck)?,
             cids: Mutex::new(std::collections::HashMap::new()),

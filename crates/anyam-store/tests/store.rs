@@ -2440,11 +2440,10 @@ fn relabelling_recomputes_the_readers_first_and_last() {
 }
 
 #[test]
-fn concurrent_batches_committed_together_keep_their_own_outcomes() {
-    // Writers released together, round after round, so that their batches
-    // meet in one commit: each still gets exactly what it would alone, a
-    // batch that fails leaves the others of its commit stored, and every
-    // collection's `date_added` stays strictly increasing.
+fn concurrent_writers_each_get_their_own_outcomes() {
+    // Writers released together, round after round: each gets exactly what
+    // it would alone, a batch that fails leaves the others stored, and
+    // every collection's `date_added` stays strictly increasing.
     let (_d, s) = fresh();
     let other = second_collection(&s);
     let s = Arc::new(s);
