@@ -150,7 +150,7 @@ impl Receiver {
         own: bool,
     ) -> Result<Received> {
         let checked = self.verify_as(partner, collection, envelope, own)?;
-        self.store_pages(partner, partner_name, collection, &[&checked])
+        self.store_pages(partner, partner_name, collection, vec![checked])
     }
 
     /// The first half of [`Receiver::receive`]: every check, nothing
@@ -180,8 +180,8 @@ impl Receiver {
         collection: &RemoteCollection,
         pages: Vec<Verified>,
     ) -> Result<Received> {
-        let pages: Vec<&Checked> = pages.iter().map(|v| &v.checked).collect();
-        self.store_pages(partner, partner_name, collection, &pages)
+        let pages: Vec<Checked> = pages.into_iter().map(|v| v.checked).collect();
+        self.store_pages(partner, partner_name, collection, pages)
     }
 
     fn verify_as(
@@ -455,20 +455,32 @@ impl Receiver {
         partner: &str,
         partner_name: &str,
         collection: &RemoteCollection,
-        pages: &[&Checked],
+        mut pages: Vec<Checked>,
     ) -> Result<Received> {
         let last = pages.iter().rev().find_map(|p| p.last);
-        // Objects that originated here come back only by mistake: never
-        // stored again under a partner's label.
-        let objects: Vec<Vec<&CheckedObject>> = pages
-            .iter()
-            .map(|p| {
-                p.objects
-                    .iter()
-                    .filter(|o| o.terms.originator != self.local_node)
-                    .collect()
-            })
-            .collect();
+        // The objects go to the store (moved, not copied); what the
+        // provenance and the receipts need of each stays by page, with
+        // the object's place in `news`. Objects that originated here come
+        // back only by mistake: never stored again under a partner's
+        // label.
+        let mut news: Vec<NewObject> = Vec::new();
+        let mut objects: Vec<Vec<Kept>> = Vec::with_capacity(pages.len());
+        for page in &mut pages {
+            let mut kept = Vec::new();
+            for o in std::mem::take(&mut page.objects) {
+                if o.terms.originator == self.local_node {
+                    continue;
+                }
+                kept.push(Kept {
+                    at: news.len(),
+                    version: o.version,
+                    digest: o.digest,
+                    terms: o.terms,
+                });
+                news.push(o.new);
+            }
+            objects.push(kept);
+        }
         if objects.iter().all(Vec::is_empty) {
             return Ok(Received {
                 counts: Counts::default(),
@@ -494,7 +506,7 @@ impl Receiver {
                     let Some(head) = page.originators.get(d) else {
                         return Err(FederationError::Protocol(format!(
                             "{}: its originator's manifest {d} was not kept",
-                            o.new.id
+                            news[o.at].id
                         )));
                     };
                     KeptManifest {
@@ -519,7 +531,7 @@ impl Receiver {
                 objects.iter().map(|o| ReceivedVersion {
                     collection: &collection.id,
                     agreement: &page.agreement,
-                    object_id: &o.new.id,
+                    object_id: &news[o.at].id,
                     version: o.version.as_deref(),
                     digest: &o.digest,
                     originator: &o.terms.originator,
@@ -531,7 +543,6 @@ impl Receiver {
             })
             .collect();
         self.db.record_received(partner, &manifests, &versions)?;
-        let news: Vec<NewObject> = objects.iter().flatten().map(|o| o.new.clone()).collect();
         let outcomes = self.store.put_objects(&collection.id, &news)?;
         let mut counts = Counts::default();
         let mut outcomes = outcomes.iter();
@@ -541,7 +552,7 @@ impl Receiver {
             let mut conflicts = Vec::new();
             for (o, out) in page.iter().zip(outcomes.by_ref()) {
                 let r = ObjectRef {
-                    id: o.new.id.clone(),
+                    id: news[o.at].id.clone(),
                     version: o.version.clone().unwrap_or_default(),
                 };
                 match out {
@@ -678,6 +689,15 @@ fn in_scope(
 
 struct CheckedObject {
     new: NewObject,
+    version: Option<String>,
+    digest: String,
+    terms: OriginTerms,
+}
+
+/// A checked object once its [`NewObject`] went to the store's batch:
+/// where it is there, and the rest.
+struct Kept {
+    at: usize,
     version: Option<String>,
     digest: String,
     terms: OriginTerms,
