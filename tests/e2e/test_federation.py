@@ -640,3 +640,42 @@ def test_a_partner_cannot_write_into_a_collection_of_the_receivers_own(make_node
     st = wait_for(lambda: [p for p in sync_status(b) if p["rejected_batches"] >= 1], "B to refuse the page")
     assert "own" in st[0]["last_error"], st
     assert (injected["id"], injected["modified"]) not in all_versions(b, target)
+
+
+def test_a_key_rotated_while_the_node_serves_is_used_from_the_next_connection(make_node, tmp_path):
+    a, b = (federating(make_node, n) for n in ("alpha", "bravo"))
+    introduce([a, b], tmp_path)
+    cid = a.default_collection
+    agree(a, b, tmp_path, "a-b", collections=[cid], redistribution="none")
+    a.start()
+    b.start()
+    s = a.session()
+    first = marked(1, TLP_GREEN)
+    post_envelope(s, a.objects_url(cid), [first])
+    wait_for(lambda: (first["id"], first["modified"]) in all_versions(b, cid),
+             "B to receive A's object before the rotation")
+    cert_before = (a.dir / "tls" / "partner-cert.pem").read_text()
+
+    # A's key rotates while A serves; B learns of it from A's descriptor and
+    # from then on accepts only the new key. B restarts, so that every
+    # connection between the two is opened after the rotation.
+    old = json.loads(a.cli("key", "show", "--json").stdout)["active_key_id"]
+    a.cli("key", "rotate")
+    new = json.loads(a.cli("key", "show", "--json").stdout)["active_key_id"]
+    assert new != old
+    path = tmp_path / "alpha.rotated.json"
+    a.cli("descriptor", "export", "--out", path)
+    b.cli("partner", "import", path, "--expect-node-id", a.node_id)
+    b.stop()
+    b.start()
+
+    # A presents its new key in TLS and signs its pages with it: objects
+    # keep flowing without A restarting.
+    second = marked(2, TLP_GREEN)
+    post_envelope(s, a.objects_url(cid), [second])
+    s.close()
+    wait_for(lambda: (second["id"], second["modified"]) in all_versions(b, cid),
+             "B to receive A's object after the rotation")
+    assert (a.dir / "tls" / "partner-cert.pem").read_text() != cert_before
+    st = {p["partner"]: p for p in sync_status(b)}
+    assert st[a.node_id]["rejected_batches"] == 0

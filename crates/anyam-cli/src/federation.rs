@@ -11,7 +11,9 @@ use anyam_federation::receive::{AuditSink, Receiver, TrustSource};
 use anyam_federation::server::{PartnerApi, router};
 use anyam_federation::state::FederationDb;
 use anyam_federation::sync::{SyncSettings, Syncer, refresh_pins};
-use anyam_federation::tls::{KeyPins, KeyringPins, NodeCertificate, server_config};
+use anyam_federation::tls::{
+    KeyLoader, KeyPins, KeyringPins, LocalCertificate, NodeCertificate, server_config_following,
+};
 use anyam_taxii::audit::Auditor;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -303,11 +305,26 @@ pub async fn start(
         .map_err(anyhow::Error::msg)?
         .self_node_id()?
         .context("the node has no identity yet")?;
-    let key = identity::load_signing_key(&dir)?;
+    // The node key as it is at each use: a key rotated while the node
+    // serves signs the next page and is presented from the next
+    // connection on.
+    let key_dir = dir.clone();
+    let load_key: KeyLoader =
+        Arc::new(move || identity::load_signing_key(&key_dir).map_err(|e| format!("{e:#}")));
+    let cert_dir = dir.clone();
     let cert = Arc::new(
-        NodeCertificate::generate(&node_id, &key).context("making the partner certificate")?,
+        LocalCertificate::new(
+            &node_id,
+            load_key.clone(),
+            Box::new(move |c: &NodeCertificate| {
+                if let Err(e) = write_certificate(&cert_dir, c) {
+                    tracing::error!(error = %format!("{e:#}"), "writing the partner certificate failed");
+                }
+            }),
+        )
+        .context("making the partner certificate")?,
     );
-    write_certificate(&dir, &cert)?;
+    write_certificate(&dir, cert.current()?.as_ref())?;
     let db = Arc::new(
         FederationDb::open(&dir.join(FEDERATION_DB)).context("opening the federation database")?,
     );
@@ -340,12 +357,11 @@ pub async fn start(
     // Pin the partners in force before the first connection is accepted.
     refresh_pins(&syncer).context("reading the partners in force")?;
     let dyn_pins: Arc<dyn KeyPins> = pins.clone();
-    let tls = Arc::new(server_config(&cert, dyn_pins.clone())?);
-    let key_dir = dir.clone();
+    let tls = Arc::new(server_config_following(cert, dyn_pins.clone())?);
     let app = router(PartnerApi {
         gate: node.gate()?,
         db,
-        key: Arc::new(move || identity::load_signing_key(&key_dir).map_err(|e| format!("{e:#}"))),
+        key: load_key,
         pins: dyn_pins.clone(),
         audit: Some(audit),
         api_root,

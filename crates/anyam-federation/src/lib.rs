@@ -32,7 +32,10 @@
 //!
 //! # Key types
 //!
-//! - [`tls::NodeCertificate`]: the local node's self-signed certificate.
+//! - [`tls::NodeCertificate`]: the local node's self-signed certificate;
+//!   [`tls::LocalCertificate`]: the same, following the node key
+//!   (presented by [`tls::server_config_following`]), so that a key
+//!   rotated while the node serves is used without a restart.
 //! - [`tls::KeyPins`], [`tls::KeyringPins`]: which keys speak for which
 //!   partner, now.
 //! - [`tls::server_config`], [`tls::client_config`], [`tls::peer_node`],

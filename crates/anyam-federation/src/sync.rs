@@ -34,7 +34,7 @@ use crate::page::Envelope;
 use crate::receive::{Receiver, RemoteCollection};
 use crate::state::{Counts, Cursor};
 use crate::stream::{Cursors, PageEvent, encode_cursors};
-use crate::tls::{KeyPins, KeyringPins, NodeCertificate, client_config};
+use crate::tls::{KeyPins, KeyringPins, LocalCertificate, client_config};
 
 /// Page size asked of partners unless configured otherwise (the most a
 /// partner listener serves, [`crate::server::MAX_PAGE`]).
@@ -83,7 +83,8 @@ pub struct PartnerTarget {
 /// Everything the sync tasks share.
 pub struct Syncer {
     pub receiver: Receiver,
-    pub cert: Arc<NodeCertificate>,
+    /// The node's certificate, following its key.
+    pub cert: Arc<LocalCertificate>,
     pub pins: Arc<KeyringPins>,
     pub settings: SyncSettings,
 }
@@ -201,20 +202,30 @@ pub async fn run(syncer: Arc<Syncer>, mut stop: watch::Receiver<bool>) {
 async fn partner_loop(syncer: Arc<Syncer>, target: PartnerTarget, stop: watch::Receiver<bool>) {
     let db = syncer.receiver.db.clone();
     let mut backoff = Duration::from_secs(1);
-    let client = match http_client(&syncer, &target.node_id, false) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = db.record_error(&target.node_id, &e.to_string(), false);
-            return;
-        }
-    };
+    // The client presents the node key as it was when the client was made:
+    // after a rotation, it is made again for the new key.
+    let mut pooled: Option<(String, reqwest::Client)> = None;
     while !*stop.borrow() {
+        let made = syncer.cert.current().and_then(|cert| match pooled.take() {
+            Some((key, c)) if key == cert.key_id() => Ok((key, c)),
+            _ => Ok((
+                cert.key_id().to_string(),
+                http_client(&syncer, &target.node_id, false)?,
+            )),
+        });
+        let client = match made {
+            Ok((key, c)) => &pooled.insert((key, c)).1,
+            Err(e) => {
+                let _ = db.record_error(&target.node_id, &e.to_string(), false);
+                return;
+            }
+        };
         // Notices first: a termination or a new version must be known
         // here before anything else flows.
         let round = async {
-            pull_notices(&syncer, &client, &target).await?;
+            pull_notices(&syncer, client, &target).await?;
             if in_force_with(&syncer, &target.node_id)? {
-                pull_round(&syncer, &client, &target).await.map(Some)
+                pull_round(&syncer, client, &target).await.map(Some)
             } else {
                 Ok(None)
             }
@@ -242,7 +253,7 @@ async fn partner_loop(syncer: Arc<Syncer>, target: PartnerTarget, stop: watch::R
                 Ok(live) => {
                     let ended = tokio::select! {
                         r = follow_stream(&syncer, &live, &target) => r,
-                        r = notices_while_streaming(&syncer, &client, &target) => r,
+                        r = notices_while_streaming(&syncer, client, &target) => r,
                     };
                     if let Err(e) = ended {
                         tracing::info!(partner = %target.node_id, error = %e, "live stream ended");
@@ -328,7 +339,8 @@ pub async fn pull_notices(
 
 fn http_client(syncer: &Syncer, partner: &str, live: bool) -> Result<reqwest::Client> {
     let pins: Arc<dyn KeyPins> = syncer.pins.clone();
-    let tls = client_config(&syncer.cert, pins, partner)?;
+    let cert = syncer.cert.current()?;
+    let tls = client_config(&cert, pins, partner)?;
     let mut b = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .connect_timeout(Duration::from_secs(10))

@@ -5,7 +5,9 @@
 //!
 //! Every node presents a self-signed X.509 certificate whose subject public
 //! key is its current node key ([`NodeCertificate`]). The certificate is
-//! only a container for that key: it may be made afresh at every start, and
+//! only a container for that key: it may be made afresh at every start or
+//! key change ([`LocalCertificate`] makes it again when the key rotates
+//! while the node serves, for the next connection on), and
 //! the node id written into its subject and alternative name is there for
 //! people reading logs and packet captures. Nothing reads it to decide.
 //!
@@ -43,7 +45,7 @@
 //!   request.
 
 use std::fmt;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use anyam_trust::{KeyStatus, Keyring, Keyrings, key_id};
 use ed25519_dalek::pkcs8::spki::SubjectPublicKeyInfoRef;
@@ -54,7 +56,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{NoServerSessionStorage, ParsedCertificate};
+use rustls::server::{ClientHello, NoServerSessionStorage, ParsedCertificate, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, OtherError,
     ServerConfig, SignatureScheme,
@@ -514,13 +517,118 @@ fn provider() -> Arc<CryptoProvider> {
 pub fn server_config(local: &NodeCertificate, pins: Arc<dyn KeyPins>) -> Result<ServerConfig> {
     let provider = provider();
     let verifier = Arc::new(PinnedClientVerifier::new(pins, &provider));
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(local.chain(), local.private_key())?;
+    Ok(without_resumption(config))
+}
+
+/// [`server_config`] presenting, at every handshake, the certificate of
+/// the node key as it is then ([`LocalCertificate`]): a key rotated while
+/// the node serves is presented from the next connection on.
+pub fn server_config_following(
+    local: Arc<LocalCertificate>,
+    pins: Arc<dyn KeyPins>,
+) -> Result<ServerConfig> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedClientVerifier::new(pins, &provider));
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(local);
+    Ok(without_resumption(config))
+}
+
+fn without_resumption(mut config: ServerConfig) -> ServerConfig {
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
-    Ok(config)
+    config
+}
+
+/// Reads the node key as it is now (a rotation while the node runs
+/// changes what it returns).
+pub type KeyLoader = Arc<dyn Fn() -> std::result::Result<SigningKey, String> + Send + Sync>;
+
+/// The local node's certificate, following its key: [`LocalCertificate::current`]
+/// reads the key and makes the certificate again when the key changed
+/// since the last call, so that connections opened after a rotation
+/// present the new key (which partners that imported the rotation pin),
+/// without a restart.
+pub struct LocalCertificate {
+    node_id: String,
+    load: KeyLoader,
+    provider: Arc<CryptoProvider>,
+    current: Mutex<(Arc<NodeCertificate>, Arc<CertifiedKey>)>,
+    /// Told of every certificate made after the first.
+    on_change: Box<dyn Fn(&NodeCertificate) + Send + Sync>,
+}
+
+impl fmt::Debug for LocalCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalCertificate")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalCertificate {
+    /// The certificate of the key `load` returns now; `on_change` is
+    /// called with each later one (for example to write it out).
+    pub fn new(
+        node_id: &str,
+        load: KeyLoader,
+        on_change: Box<dyn Fn(&NodeCertificate) + Send + Sync>,
+    ) -> Result<Self> {
+        let provider = provider();
+        let key = load().map_err(FederationError::Certificate)?;
+        let cert = NodeCertificate::generate(node_id, &key)?;
+        let certified = certified_key(&cert, &provider)?;
+        Ok(LocalCertificate {
+            node_id: node_id.to_string(),
+            load,
+            provider,
+            current: Mutex::new((Arc::new(cert), certified)),
+            on_change,
+        })
+    }
+
+    /// The certificate of the node key as it is now.
+    pub fn current(&self) -> Result<Arc<NodeCertificate>> {
+        Ok(self.current_pair()?.0)
+    }
+
+    fn current_pair(&self) -> Result<(Arc<NodeCertificate>, Arc<CertifiedKey>)> {
+        let key = (self.load)().map_err(FederationError::Certificate)?;
+        let id = key_id(&key.verifying_key());
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if cur.0.key_id() != id {
+            let cert = NodeCertificate::generate(&self.node_id, &key)?;
+            let certified = certified_key(&cert, &self.provider)?;
+            tracing::info!(key_id = %id, "the node key changed: presenting its certificate");
+            (self.on_change)(&cert);
+            *cur = (Arc::new(cert), certified);
+        }
+        Ok((cur.0.clone(), cur.1.clone()))
+    }
+}
+
+impl ResolvesServerCert for LocalCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        match self.current_pair() {
+            Ok((_, certified)) => Some(certified),
+            Err(e) => {
+                // No certificate: the handshake fails, and says so here.
+                tracing::error!(error = %e, "no partner certificate to present");
+                None
+            }
+        }
+    }
+}
+
+fn certified_key(cert: &NodeCertificate, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>> {
+    let key = provider.key_provider.load_private_key(cert.private_key())?;
+    Ok(Arc::new(CertifiedKey::new(cert.chain(), key)))
 }
 
 /// A client configuration for connecting to the partner `partner_node_id`:
@@ -541,4 +649,48 @@ pub fn client_config(
         .with_client_auth_cert(local.chain(), local.private_key())?;
     config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn the_local_certificate_follows_the_node_key() {
+        let key = Arc::new(Mutex::new(SigningKey::from_bytes(&[1; 32])));
+        let loaded = key.clone();
+        let load: KeyLoader =
+            Arc::new(move || Ok(loaded.lock().map_err(|e| e.to_string())?.clone()));
+        let changes = Arc::new(AtomicUsize::new(0));
+        let seen = changes.clone();
+        let local = LocalCertificate::new(
+            "node-1",
+            load,
+            Box::new(move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .expect("certificate");
+        let first = local.current().expect("current");
+        assert_eq!(
+            first.key_id(),
+            key_id(&SigningKey::from_bytes(&[1; 32]).verifying_key())
+        );
+        // The same key: the same certificate, nothing made again.
+        assert!(Arc::ptr_eq(&first, &local.current().expect("current")));
+        assert_eq!(changes.load(Ordering::SeqCst), 0);
+
+        // The key rotates: the next call presents the new one, once.
+        let rotated = SigningKey::from_bytes(&[2; 32]);
+        *key.lock().expect("lock") = rotated.clone();
+        let second = local.current().expect("current");
+        assert_eq!(second.key_id(), key_id(&rotated.verifying_key()));
+        assert_eq!(
+            certificate_key(second.der()).expect("key").0,
+            rotated.verifying_key()
+        );
+        assert!(Arc::ptr_eq(&second, &local.current().expect("current")));
+        assert_eq!(changes.load(Ordering::SeqCst), 1);
+    }
 }
