@@ -566,10 +566,7 @@ fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
         let mut proof = at_b.tree.proof(proof_of).expect("proof");
         proof.index = index;
         origin.proof = Some(proof);
-        let by_b = relay(&b, &objects[3], origin);
-        let at_c = verify_batch(&by_b, &[&objects[3]], &b.id(), &keyrings, t(NOW)).expect("C");
-        let err = verify_relayed(&at_c.objects[0].entry, &head_a, &keyrings, t(NOW))
-            .expect_err("wrong proof");
+        let err = relay_refused(&b, &objects[3], origin, &head_a, &keyrings);
         assert!(
             matches!(err, ProvenanceError::NotInOriginatorManifest { .. }),
             "{err}"
@@ -578,14 +575,26 @@ fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
     // A relayed entry without a proof fails the same way.
     let mut origin = terms.origin();
     origin.proof = None;
-    let by_b = relay(&b, &objects[3], origin);
-    let at_c = verify_batch(&by_b, &[&objects[3]], &b.id(), &keyrings, t(NOW)).expect("C");
-    let err =
-        verify_relayed(&at_c.objects[0].entry, &head_a, &keyrings, t(NOW)).expect_err("no proof");
+    let err = relay_refused(&b, &objects[3], origin, &head_a, &keyrings);
     assert!(
         matches!(err, ProvenanceError::NotInOriginatorManifest { .. }),
         "{err}"
     );
+}
+
+/// B relays `object` to C with `origin`: B's batch verifies at C, and the
+/// relayed entry is refused against the originator's `manifest`.
+fn relay_refused(
+    b: &Node,
+    object: &str,
+    origin: anyam_trust::provenance::Origin,
+    manifest: &Signed,
+    keyrings: &Keyrings,
+) -> ProvenanceError {
+    let by_b = relay(b, object, origin);
+    let at_c = verify_batch(&by_b, &[object], &b.id(), keyrings, t(NOW)).expect("B's batch");
+    verify_relayed(&at_c.objects[0].entry, manifest, keyrings, t(NOW))
+        .expect_err("the relayed entry is refused")
 }
 
 #[test]
