@@ -324,7 +324,7 @@ pub async fn start(
         )
         .context("making the partner certificate")?,
     );
-    write_certificate(&dir, cert.current()?.as_ref())?;
+    write_certificate(&dir, cert.current().as_ref())?;
     let db = Arc::new(
         FederationDb::open(&dir.join(FEDERATION_DB)).context("opening the federation database")?,
     );

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use anyam_audit::{Event, Hash, Kind, ObjectRef};
 use anyam_store::{Access, Collection, Grant, Micros, NewObject, PutOutcome, Store};
 use anyam_trust::provenance::{
-    ObjectKey, OriginTerms, manifest_head, may_pass_on, verify_batch_keys, verify_relayed,
+    ObjectKey, OriginTerms, manifest_head, may_pass_on, verify_batch_keys, verify_relayed_head,
 };
 use anyam_trust::{AgreementsInForce, Keyrings, Signed};
 use serde_json::Value;
@@ -376,11 +376,9 @@ impl Receiver {
                             vo.entry.id
                         ));
                     };
-                    let t =
-                        verify_relayed(&vo.entry, m, &keyrings, now).map_err(|e| e.to_string())?;
-                    originators
-                        .entry(digest.to_string())
-                        .or_insert_with(|| m.clone());
+                    let (t, head) = verify_relayed_head(&vo.entry, m, &keyrings, now)
+                        .map_err(|e| e.to_string())?;
+                    originators.entry(digest.to_string()).or_insert(head);
                     let parties: Vec<&str> = in_force
                         .agreements
                         .iter()

@@ -440,9 +440,16 @@ impl FederationDb {
                    AND collection = ?4 AND agreement = ?5",
             )?;
             let mut put_r = tx.prepare_cached(
-                "INSERT OR IGNORE INTO received_versions
+                "INSERT INTO received_versions
                    (object_id, version, digest, source, received_at, terms, position, path)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (object_id, version) DO UPDATE SET
+                   source = excluded.source, terms = excluded.terms,
+                   position = excluded.position, path = excluded.path
+                 -- The first receipt stays; one recorded before version 2
+                 -- gets what relaying it needs when it comes again.
+                 WHERE received_versions.terms IS NULL
+                   AND received_versions.digest = excluded.digest",
             )?;
             let at = jiff::Timestamp::now().as_microsecond();
             // A page has a handful of sources at most.
@@ -1077,10 +1084,46 @@ mod tests {
             .provenance("indicator--1", Some("2026-01-01T00:00:00.000Z"))
             .expect("read")
             .expect("kept");
-        assert_eq!((p.digest, p.manifest), (digest(1), m));
+        assert_eq!((&p.digest, &p.manifest), (&digest(1), &m));
         // Recorded before inclusion proofs were kept: not to be relayed.
         assert_eq!(p.place, None);
         assert_eq!(db.manifest_leaves(&md).expect("leaves"), None);
+        // Received again, it gets what relaying needs; the other stays.
+        let (_, head) = manifest_head(&m).expect("head");
+        let hd = head.digest();
+        let leaves = [Hash([4; 32])];
+        let again = ReceivedVersion {
+            collection: "c1",
+            agreement: AGREEMENT,
+            object_id: "indicator--1",
+            version: Some("2026-01-01T00:00:00.000Z"),
+            digest: &p.digest,
+            originator: ORIGINATOR,
+            manifest_digest: &hd,
+            terms: &PARTIES,
+            position: 0,
+            path: None,
+        };
+        let kept = KeptManifest {
+            digest: &hd,
+            head: &head,
+            leaves: Some(&leaves),
+        };
+        db.record_received(FROM, &[kept], &[again]).expect("again");
+        let p = db
+            .provenance("indicator--1", Some("2026-01-01T00:00:00.000Z"))
+            .expect("read")
+            .expect("kept");
+        assert_eq!(
+            (p.manifest_digest.as_str(), &p.manifest),
+            (hd.as_str(), &head)
+        );
+        assert_eq!(p.place.map(|p| p.position), Some(0));
+        let other = db
+            .provenance("indicator--2", Some(""))
+            .expect("read")
+            .expect("kept");
+        assert_eq!(other.place, None);
         assert_eq!(db.held("indicator--2").expect("held")[0].collection, "c2");
         let conn = db.conn();
         let (version, at): (i64, i64) = conn

@@ -34,7 +34,7 @@ use crate::page::Envelope;
 use crate::receive::{Receiver, RemoteCollection};
 use crate::state::{Counts, Cursor};
 use crate::stream::{Cursors, PageEvent, encode_cursors};
-use crate::tls::{KeyPins, KeyringPins, LocalCertificate, client_config};
+use crate::tls::{KeyPins, KeyringPins, LocalCertificate, NodeCertificate, client_config};
 
 /// Page size asked of partners unless configured otherwise (the most a
 /// partner listener serves, [`crate::server::MAX_PAGE`]).
@@ -206,13 +206,12 @@ async fn partner_loop(syncer: Arc<Syncer>, target: PartnerTarget, stop: watch::R
     // after a rotation, it is made again for the new key.
     let mut pooled: Option<(String, reqwest::Client)> = None;
     while !*stop.borrow() {
-        let made = syncer.cert.current().and_then(|cert| match pooled.take() {
+        let cert = syncer.cert.current();
+        let made = match pooled.take() {
             Some((key, c)) if key == cert.key_id() => Ok((key, c)),
-            _ => Ok((
-                cert.key_id().to_string(),
-                http_client(&syncer, &target.node_id, false)?,
-            )),
-        });
+            _ => http_client(&syncer, &cert, &target.node_id, false)
+                .map(|c| (cert.key_id().to_string(), c)),
+        };
         let client = match made {
             Ok((key, c)) => &pooled.insert((key, c)).1,
             Err(e) => {
@@ -249,7 +248,7 @@ async fn partner_loop(syncer: Arc<Syncer>, target: PartnerTarget, stop: watch::R
             }
         };
         if pulled && syncer.settings.live {
-            match http_client(&syncer, &target.node_id, true) {
+            match http_client(&syncer, &syncer.cert.current(), &target.node_id, true) {
                 Ok(live) => {
                     let ended = tokio::select! {
                         r = follow_stream(&syncer, &live, &target) => r,
@@ -337,10 +336,15 @@ pub async fn pull_notices(
     }
 }
 
-fn http_client(syncer: &Syncer, partner: &str, live: bool) -> Result<reqwest::Client> {
+/// A client for `partner`, presenting `cert`.
+fn http_client(
+    syncer: &Syncer,
+    cert: &NodeCertificate,
+    partner: &str,
+    live: bool,
+) -> Result<reqwest::Client> {
     let pins: Arc<dyn KeyPins> = syncer.pins.clone();
-    let cert = syncer.cert.current()?;
-    let tls = client_config(&cert, pins, partner)?;
+    let tls = client_config(cert, pins, partner)?;
     let mut b = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .connect_timeout(Duration::from_secs(10))

@@ -593,36 +593,48 @@ impl LocalCertificate {
         })
     }
 
-    /// The certificate of the node key as it is now.
-    pub fn current(&self) -> Result<Arc<NodeCertificate>> {
-        Ok(self.current_pair()?.0)
+    /// The certificate of the node key as it is now (when the key cannot
+    /// be read, or its certificate made, that of the key read last, and a
+    /// warning logged).
+    pub fn current(&self) -> Arc<NodeCertificate> {
+        self.current_pair().0
     }
 
-    fn current_pair(&self) -> Result<(Arc<NodeCertificate>, Arc<CertifiedKey>)> {
-        let key = (self.load)().map_err(FederationError::Certificate)?;
-        let id = key_id(&key.verifying_key());
+    fn current_pair(&self) -> (Arc<NodeCertificate>, Arc<CertifiedKey>) {
+        // The key is read under the lock: a caller that read it before a
+        // rotation cannot put the old certificate back after one that read
+        // it since.
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if cur.0.key_id() != id {
-            let cert = NodeCertificate::generate(&self.node_id, &key)?;
-            let certified = certified_key(&cert, &self.provider)?;
-            tracing::info!(key_id = %id, "the node key changed: presenting its certificate");
-            (self.on_change)(&cert);
-            *cur = (Arc::new(cert), certified);
+        let made = (self.load)()
+            .map_err(FederationError::Certificate)
+            .and_then(|key| {
+                if cur.0.key_id() == key_id(&key.verifying_key()) {
+                    return Ok(None);
+                }
+                let cert = NodeCertificate::generate(&self.node_id, &key)?;
+                let certified = certified_key(&cert, &self.provider)?;
+                Ok(Some((cert, certified)))
+            });
+        match made {
+            Ok(None) => {}
+            Ok(Some((cert, certified))) => {
+                tracing::info!(key_id = %cert.key_id(), "the node key changed: presenting its certificate");
+                (self.on_change)(&cert);
+                *cur = (Arc::new(cert), certified);
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                key_id = %cur.0.key_id(),
+                "the node key cannot be read: presenting the certificate of the key read last"
+            ),
         }
-        Ok((cur.0.clone(), cur.1.clone()))
+        (cur.0.clone(), cur.1.clone())
     }
 }
 
 impl ResolvesServerCert for LocalCertificate {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        match self.current_pair() {
-            Ok((_, certified)) => Some(certified),
-            Err(e) => {
-                // No certificate: the handshake fails, and says so here.
-                tracing::error!(error = %e, "no partner certificate to present");
-                None
-            }
-        }
+        Some(self.current_pair().1)
     }
 }
 
@@ -672,25 +684,34 @@ mod tests {
             }),
         )
         .expect("certificate");
-        let first = local.current().expect("current");
+        let first = local.current();
         assert_eq!(
             first.key_id(),
             key_id(&SigningKey::from_bytes(&[1; 32]).verifying_key())
         );
         // The same key: the same certificate, nothing made again.
-        assert!(Arc::ptr_eq(&first, &local.current().expect("current")));
+        assert!(Arc::ptr_eq(&first, &local.current()));
         assert_eq!(changes.load(Ordering::SeqCst), 0);
 
         // The key rotates: the next call presents the new one, once.
         let rotated = SigningKey::from_bytes(&[2; 32]);
         *key.lock().expect("lock") = rotated.clone();
-        let second = local.current().expect("current");
+        let second = local.current();
         assert_eq!(second.key_id(), key_id(&rotated.verifying_key()));
         assert_eq!(
             certificate_key(second.der()).expect("key").0,
             rotated.verifying_key()
         );
-        assert!(Arc::ptr_eq(&second, &local.current().expect("current")));
+        assert!(Arc::ptr_eq(&second, &local.current()));
+        assert_eq!(changes.load(Ordering::SeqCst), 1);
+
+        // A key that cannot be read: the last certificate stays.
+        let broken: KeyLoader = Arc::new(|| Err("no key file".into()));
+        let local = LocalCertificate {
+            load: broken,
+            ..local
+        };
+        assert!(Arc::ptr_eq(&second, &local.current()));
         assert_eq!(changes.load(Ordering::SeqCst), 1);
     }
 }

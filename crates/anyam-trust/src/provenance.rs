@@ -950,6 +950,10 @@ pub fn verify_batch_keys(
         signatures: signed.signatures.clone(),
     };
     let key_id = check_signer(&head, &manifest.publisher, created, keyrings, now)?;
+    // The head is kept and passed on: with the one signature that
+    // verified, and nothing else a sender added beside it.
+    let mut head = head;
+    head.signatures.retain(|s| s.key_id == key_id);
 
     let mut index: BTreeMap<(&str, Option<&str>), usize> = BTreeMap::new();
     for (i, e) in manifest.entries.iter().enumerate() {
@@ -1049,6 +1053,18 @@ pub fn verify_relayed(
     keyrings: &Keyrings,
     now: Timestamp,
 ) -> Result<OriginTerms, ProvenanceError> {
+    verify_relayed_head(entry, originator_manifest, keyrings, now).map(|(terms, _)| terms)
+}
+
+/// [`verify_relayed`], also returning the originator's head to keep and
+/// pass on: with only the originator's signature that verified, so that
+/// no byte a relaying node added travels further.
+pub fn verify_relayed_head(
+    entry: &Entry,
+    originator_manifest: &Signed,
+    keyrings: &Keyrings,
+    now: Timestamp,
+) -> Result<(OriginTerms, Signed), ProvenanceError> {
     let id = &entry.id;
     let Some(expected) = &entry.origin.manifest else {
         return Err(ProvenanceError::NoOriginatorManifest {
@@ -1056,7 +1072,7 @@ pub fn verify_relayed(
             originator: entry.origin.node_id.clone(),
         });
     };
-    let (original, head) = manifest_head(originator_manifest)?;
+    let (original, mut head) = manifest_head(originator_manifest)?;
     let digest = head.digest();
     if &digest != expected {
         return Err(ProvenanceError::OriginatorManifestMismatch {
@@ -1072,7 +1088,8 @@ pub fn verify_relayed(
         });
     }
     let created = doc_time("manifest", "created", &original.created, now)?;
-    check_signer(&head, &original.publisher, created, keyrings, now)?;
+    let key_id = check_signer(&head, &original.publisher, created, keyrings, now)?;
+    head.signatures.retain(|s| s.key_id == key_id);
     let not_covered = |detail: String| ProvenanceError::NotInOriginatorManifest {
         id: id.clone(),
         version: entry.version.clone(),
@@ -1113,14 +1130,17 @@ pub fn verify_relayed(
         &root,
     )
     .map_err(|e| not_covered(e.to_string()))?;
-    Ok(OriginTerms {
-        originator: original.publisher.clone(),
-        redistribution: entry.origin.redistribution.clone(),
-        agreement: original.agreement.clone(),
-        manifest: digest,
-        position: proof.index,
-        proof: Some(proof.clone()),
-    })
+    Ok((
+        OriginTerms {
+            originator: original.publisher.clone(),
+            redistribution: entry.origin.redistribution.clone(),
+            agreement: original.agreement.clone(),
+            manifest: digest,
+            position: proof.index,
+            proof: Some(proof.clone()),
+        },
+        head,
+    ))
 }
 
 /// Whether node `from`, holding an object under the originator's `terms`,

@@ -1,10 +1,11 @@
 //! Integration tests of the provenance module: signed batch manifests,
 //! relayed objects carrying the originator's terms, and tombstones.
 
-use anyam_trust::provenance::{Fault, ManifestTree, Versions, manifest_head};
+use anyam_trust::provenance::{Fault, ManifestTree, Versions, manifest_head, verify_relayed_head};
 use anyam_trust::{
     AgreementRef, Keyring, Keyrings, Manifest, OriginTerms, ProvenanceError, Redistribution,
-    SigCheck, Signed, Tombstone, key_id, keyring, may_pass_on, verify_batch, verify_relayed,
+    SigCheck, Signature, Signed, Tombstone, key_id, keyring, may_pass_on, verify_batch,
+    verify_relayed,
 };
 use ed25519_dalek::SigningKey;
 use jiff::{SignedDuration, Timestamp};
@@ -559,6 +560,17 @@ fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
     let at_c = verify_batch(&by_b, &[&objects[3]], &b.id(), &keyrings, t(NOW)).expect("C");
     let got = verify_relayed(&at_c.objects[0].entry, &head_a, &keyrings, t(NOW)).expect("ok");
     assert_eq!(got.originator, a.id());
+    // Bytes B adds beside A's signature are neither kept nor passed on.
+    let mut padded = head_a.clone();
+    padded.signatures.push(Signature {
+        key_id: "f".repeat(64),
+        signature: "B's words".into(),
+    });
+    let (terms_c, kept) =
+        verify_relayed_head(&at_c.objects[0].entry, &padded, &keyrings, t(NOW)).expect("ok");
+    assert_eq!(terms_c, got);
+    assert_eq!(kept, head_a);
+    assert_eq!(kept.signatures.len(), 1);
 
     // The proof of another entry, or this one at another index, fails.
     for (index, proof_of) in [(3, 2), (2, 3)] {
