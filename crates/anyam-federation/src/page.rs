@@ -252,6 +252,7 @@ fn relayed_origin(
         Some(path) => InclusionProof {
             index: place.position,
             path,
+            salt: place.salt,
         },
         None => {
             let tree = match trees.get(&p.manifest_digest) {
@@ -266,7 +267,7 @@ fn relayed_origin(
             let Some(tree) = tree else {
                 return Ok(None);
             };
-            tree.proof(place.position)
+            tree.proof(place.position, &place.salt)
                 .map_err(|e| FederationError::Protocol(format!("stored manifest leaves: {e}")))?
         }
     };

@@ -536,6 +536,7 @@ impl Receiver {
                     manifest_digest: &o.terms.manifest,
                     terms: &o.terms.redistribution,
                     position: o.terms.position,
+                    salt: &o.terms.salt,
                     path: o.terms.proof.as_ref().map(|p| p.path.as_slice()),
                 })
             })

@@ -109,8 +109,8 @@ const MIGRATIONS: &[&str] = &[RECEIVED_BY_SOURCE, RELAY_PROOFS];
 /// Version 2: manifests are kept as their heads (the entries replaced by
 /// their Merkle root), so that relaying an object passes on nothing else
 /// of the originator's batch. A received version records the originator's
-/// terms for it (by number: a node has few distinct terms) and its leaf
-/// index in the originator's manifest; its inclusion path when it came
+/// terms for it (by number: a node has few distinct terms), its leaf
+/// index in the originator's manifest and the salt of its entry there; its inclusion path when it came
 /// relayed (the path is all this node has of that manifest), else the
 /// manifest keeps the leaf hashes of all its entries, 32 bytes each,
 /// from which any entry's path is computed. Versions recorded before
@@ -125,6 +125,7 @@ CREATE TABLE terms (
 ALTER TABLE received_versions ADD COLUMN terms INTEGER REFERENCES terms(id);
 ALTER TABLE received_versions ADD COLUMN position INTEGER;
 ALTER TABLE received_versions ADD COLUMN path BLOB;
+ALTER TABLE received_versions ADD COLUMN salt BLOB;
 ";
 
 /// Version 1: the provenance of a received version names its source (the
@@ -243,6 +244,8 @@ pub struct Provenance {
 pub struct Place {
     pub terms: Redistribution,
     pub position: u64,
+    /// The salt of the originator's entry (32 hex digits).
+    pub salt: String,
     /// Its inclusion path (lowercase hex, leaf side first) when it came
     /// relayed; `None` when the manifest's leaves are kept
     /// ([`FederationDb::manifest_leaves`]).
@@ -274,6 +277,8 @@ pub struct ReceivedVersion<'a> {
     pub terms: &'a Redistribution,
     /// Its leaf index in the originator's manifest.
     pub position: u64,
+    /// The salt of the originator's entry (32 hex digits).
+    pub salt: &'a str,
     /// Its inclusion path, when it came relayed.
     pub path: Option<&'a [String]>,
 }
@@ -441,11 +446,12 @@ impl FederationDb {
             )?;
             let mut put_r = tx.prepare_cached(
                 "INSERT INTO received_versions
-                   (object_id, version, digest, source, received_at, terms, position, path)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                   (object_id, version, digest, source, received_at, terms, position, path, salt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (object_id, version) DO UPDATE SET
                    source = excluded.source, terms = excluded.terms,
-                   position = excluded.position, path = excluded.path
+                   position = excluded.position, path = excluded.path,
+                   salt = excluded.salt
                  -- The first receipt stays; one recorded before version 2
                  -- gets what relaying it needs when it comes again.
                  WHERE received_versions.terms IS NULL
@@ -505,6 +511,12 @@ impl FederationDb {
                     }
                     None => None,
                 };
+                let salt = hex::decode(v.salt).map_err(|e| {
+                    FederationError::Protocol(format!(
+                        "the entry salt of {} is not hex: {e}",
+                        v.object_id
+                    ))
+                })?;
                 put_r.execute(params![
                     v.object_id,
                     v.version.unwrap_or(""),
@@ -513,7 +525,8 @@ impl FederationDb {
                     at,
                     terms,
                     i64::try_from(v.position).unwrap_or(i64::MAX),
-                    path
+                    path,
+                    salt
                 ])?;
             }
         }
@@ -526,7 +539,8 @@ impl FederationDb {
     pub fn provenance(&self, object_id: &str, version: Option<&str>) -> Result<Option<Provenance>> {
         let conn = self.conn();
         let mut st = conn.prepare_cached(
-            "SELECT s.originator, s.from_node, r.digest, s.manifest, m.body, t.json, r.position, r.path
+            "SELECT s.originator, s.from_node, r.digest, s.manifest, m.body, t.json, r.position, r.path,
+                    r.salt
              FROM received_versions r JOIN sources s ON s.id = r.source
              JOIN manifests m ON m.digest = s.manifest
              LEFT JOIN terms t ON t.id = r.terms
@@ -541,6 +555,7 @@ impl FederationDb {
             Option<String>,
             Option<i64>,
             Option<Vec<u8>>,
+            Option<Vec<u8>>,
         );
         let row: Option<Row> = st
             .query_row(params![object_id, version.unwrap_or("")], |r| {
@@ -553,21 +568,32 @@ impl FederationDb {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             })
             .optional()?;
-        let Some((originator, from_node, digest, manifest_digest, body, terms, position, path)) =
-            row
+        let Some((
+            originator,
+            from_node,
+            digest,
+            manifest_digest,
+            body,
+            terms,
+            position,
+            path,
+            salt,
+        )) = row
         else {
             return Ok(None);
         };
         let manifest = Signed::from_json(&body)
             .map_err(|e| FederationError::Protocol(format!("stored manifest: {e}")))?;
-        let place = match (terms, position) {
-            (Some(terms), Some(position)) => Some(Place {
+        let place = match (terms, position, salt) {
+            (Some(terms), Some(position), Some(salt)) => Some(Place {
                 terms: serde_json::from_str(&terms)
                     .map_err(|e| FederationError::Protocol(format!("stored terms: {e}")))?,
                 position: u64::try_from(position).unwrap_or_default(),
+                salt: hex::encode(salt),
                 path: path.map(|p| p.chunks(32).map(hex::encode).collect::<Vec<String>>()),
             }),
             _ => None,
@@ -886,6 +912,7 @@ mod tests {
     const AGREEMENT: &str = "agreement--6b0a3f6e-31a4-4f7e-9a43-0c4f8f1b2a11";
 
     static PARTIES: Redistribution = Redistribution::Parties;
+    const SALT: &str = "0123456789abcdef0123456789abcdef";
 
     /// A signed manifest of the originator, whole.
     fn manifest() -> Signed {
@@ -925,6 +952,7 @@ mod tests {
                 terms: &PARTIES,
                 position: 0,
                 path: None,
+                salt: SALT,
             }
         };
         let leaves = [Hash([1; 32]), Hash([2; 32]), Hash([3; 32])];
@@ -998,6 +1026,7 @@ mod tests {
             Some(Place {
                 terms: Redistribution::Parties,
                 position: 0,
+                salt: SALT.into(),
                 path: None
             })
         );
@@ -1011,6 +1040,7 @@ mod tests {
             Some(Place {
                 terms: named.clone(),
                 position: 2,
+                salt: SALT.into(),
                 path: Some(path.to_vec())
             })
         );
@@ -1103,6 +1133,7 @@ mod tests {
             terms: &PARTIES,
             position: 0,
             path: None,
+            salt: SALT,
         };
         let kept = KeptManifest {
             digest: &hd,

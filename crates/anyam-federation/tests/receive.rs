@@ -970,7 +970,7 @@ impl Relay {
             proof: Some(
                 ManifestTree::of_entries(&entries)
                     .unwrap()
-                    .proof(0)
+                    .proof(0, &entries[0].salt)
                     .unwrap(),
             ),
         };

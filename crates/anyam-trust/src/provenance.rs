@@ -44,7 +44,8 @@
 //!         "id": "indicator--<uuid>",
 //!         "version": "2026-02-28T09:00:00.000Z",
 //!         "digest": "<64 hex digits>",
-//!         "origin": { "node_id": "<publisher>", "redistribution": { "to": "parties" } }
+//!         "origin": { "node_id": "<publisher>", "redistribution": { "to": "parties" } },
+//!         "salt": "<32 hex digits>"
 //!       },
 //!       {
 //!         "id": "malware--<uuid>",
@@ -54,8 +55,9 @@
 //!           "node_id": "<originator's node id>",
 //!           "redistribution": { "to": "named", "recipients": ["<node id>"] },
 //!           "manifest": "<digest of the head of the originator's manifest>",
-//!           "proof": { "index": 17, "path": ["<64 hex digits>", …] }
-//!         }
+//!           "proof": { "index": 17, "path": ["<64 hex digits>", …], "salt": "<32 hex digits>" }
+//!         },
+//!         "salt": "<32 hex digits>"
 //!       }
 //!     ]
 //!   },
@@ -149,9 +151,8 @@
 //! under the agreement it names is answered from the agreements in force
 //! ([`VerifiedBatch::check_agreement`]). A relayed object's proof shows
 //! the third node the number of entries of the originator's batch and
-//! the hashes on the path; a sibling leaf hash lets it confirm a guess of
-//! that one neighbouring entry exactly (id, version, digest and terms),
-//! never learn it. When a relayed entry fails, the third node cannot tell
+//! the hashes on the path, which, every leaf being salted with 16 random
+//! bytes, it cannot test guesses of the other entries against. When a relayed entry fails, the third node cannot tell
 //! whether the object, its terms or the listing was changed: only that
 //! the originator did not sign what it was given.
 
@@ -211,6 +212,9 @@ pub struct Origin {
 pub struct InclusionProof {
     pub index: u64,
     pub path: Vec<String>,
+    /// The salt of the originator's entry ([`Entry::salt`]), without
+    /// which its leaf cannot be rebuilt.
+    pub salt: String,
 }
 
 /// One object of a batch.
@@ -224,6 +228,11 @@ pub struct Entry {
     /// Lowercase hex SHA-256 of the object's RFC 8785 canonical JSON.
     pub digest: String,
     pub origin: Origin,
+    /// 16 random bytes in lowercase hex, drawn by the publisher for this
+    /// entry: its leaf hash then says nothing to whoever sees it without
+    /// the entry (a third node holding a sibling hash cannot test guesses
+    /// of the neighbouring entry against it).
+    pub salt: String,
 }
 
 /// A publisher's signed list of the objects of one batch.
@@ -344,8 +353,8 @@ impl ManifestTree {
             .unwrap_or_else(|_| merkle::empty_root())
     }
 
-    /// The inclusion proof of leaf `index`.
-    pub fn proof(&self, index: u64) -> Result<InclusionProof, ProvenanceError> {
+    /// The inclusion proof of leaf `index`, whose entry has `salt`.
+    pub fn proof(&self, index: u64, salt: &str) -> Result<InclusionProof, ProvenanceError> {
         let path = merkle::inclusion_proof_with(index, self.size(), &mut |a, b| {
             merkle::mth_from_perfect(a, b, &mut |l, i| self.perfect(l, i))
         })
@@ -353,6 +362,7 @@ impl ManifestTree {
         Ok(InclusionProof {
             index,
             path: path.iter().map(|h| h.to_string()).collect(),
+            salt: salt.to_string(),
         })
     }
 }
@@ -513,6 +523,7 @@ impl Manifest {
             version: key.version,
             digest: key.digest,
             origin,
+            salt: hex::encode(rand::random::<[u8; 16]>()),
         });
     }
 
@@ -539,6 +550,11 @@ impl Manifest {
             if !is_hex64(&e.digest) {
                 return bad(format!(
                     "entry {name}: digest must be 64 lowercase hex digits"
+                ));
+            }
+            if !is_lower_hex(&e.salt, 32) {
+                return bad(format!(
+                    "entry {name}: salt must be 32 lowercase hex digits"
                 ));
             }
             if !seen.insert((e.id.as_str(), e.version.as_deref())) {
@@ -647,7 +663,11 @@ fn check_origin(o: &Origin, publisher: &str) -> Result<(), String> {
 }
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64
+    is_lower_hex(s, 64)
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
@@ -817,6 +837,8 @@ pub struct OriginTerms {
     /// The index of the originator's entry for the object in that
     /// manifest.
     pub position: u64,
+    /// That entry's salt.
+    pub salt: String,
     /// Its inclusion proof, when the object came relayed (from a batch
     /// verified here, the batch's [`ManifestTree`] gives it:
     /// [`VerifiedBatch::with_proof`]).
@@ -876,7 +898,7 @@ impl VerifiedBatch {
     /// its entry, ready to relay.
     pub fn with_proof(&self, terms: &OriginTerms) -> Result<OriginTerms, ProvenanceError> {
         Ok(OriginTerms {
-            proof: Some(self.tree.proof(terms.position)?),
+            proof: Some(self.tree.proof(terms.position, &terms.salt)?),
             ..terms.clone()
         })
     }
@@ -1013,6 +1035,7 @@ pub fn verify_batch_keys(
                 agreement: manifest.agreement.clone(),
                 manifest: digest.clone(),
                 position: n as u64,
+                salt: entry.salt.clone(),
                 proof: None,
             });
             VerifiedObject {
@@ -1110,6 +1133,7 @@ pub fn verify_relayed_head(
             manifest: None,
             proof: None,
         },
+        salt: proof.salt.clone(),
     };
     let path = proof
         .path
@@ -1137,6 +1161,7 @@ pub fn verify_relayed_head(
             agreement: original.agreement.clone(),
             manifest: digest,
             position: proof.index,
+            salt: proof.salt.clone(),
             proof: Some(proof.clone()),
         },
         head,

@@ -211,6 +211,17 @@ fn wire_format_has_the_documented_shape() {
         e["origin"],
         json!({"node_id": a.id(), "redistribution": {"to": "named", "recipients": ["x".repeat(64)]}})
     );
+    // Each entry's own 16 random bytes.
+    let salt = e["salt"].as_str().expect("salt");
+    assert!(salt.len() == 32 && hex::decode(salt).is_ok(), "{salt}");
+    let again = publish(
+        &a,
+        &a.node,
+        &objects,
+        &Redistribution::Parties,
+        t("2026-02-01T00:00:00Z"),
+    );
+    assert_ne!(again.document["entries"][0]["salt"], e["salt"]);
     assert_eq!(
         v["signatures"][0]["key_id"],
         key_id(&a.node.verifying_key()).as_str()
@@ -575,7 +586,7 @@ fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
     // The proof of another entry, or this one at another index, fails.
     for (index, proof_of) in [(3, 2), (2, 3)] {
         let mut origin = terms.origin();
-        let mut proof = at_b.tree.proof(proof_of).expect("proof");
+        let mut proof = at_b.tree.proof(proof_of, &terms.salt).expect("proof");
         proof.index = index;
         origin.proof = Some(proof);
         let err = relay_refused(&b, &objects[3], origin, &head_a, &keyrings);
@@ -584,6 +595,16 @@ fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
             "{err}"
         );
     }
+    // The right path and index with another salt fail as well.
+    let mut origin = terms.origin();
+    if let Some(p) = origin.proof.as_mut() {
+        p.salt = "0".repeat(32);
+    }
+    let err = relay_refused(&b, &objects[3], origin, &head_a, &keyrings);
+    assert!(
+        matches!(err, ProvenanceError::NotInOriginatorManifest { .. }),
+        "{err}"
+    );
     // A relayed entry without a proof fails the same way.
     let mut origin = terms.origin();
     origin.proof = None;
@@ -620,7 +641,7 @@ fn manifest_tree_proofs_are_those_of_rfc_9162() {
         let root = merkle::root(&leaves);
         assert_eq!(tree.root(), root, "root of {n}");
         for i in 0..n {
-            let got = tree.proof(i).expect("proof");
+            let got = tree.proof(i, "").expect("proof");
             let want = merkle::inclusion_proof(i, &leaves).expect("proof");
             let want: Vec<String> = want.iter().map(ToString::to_string).collect();
             assert_eq!(got.path, want, "leaf {i} of {n}");
@@ -766,6 +787,7 @@ fn may_pass_on_follows_the_redistribution_terms() {
         agreement: agreement(),
         manifest: "0".repeat(64),
         position: 0,
+        salt: "0".repeat(32),
         proof: None,
     };
     let none = terms(Redistribution::None);
