@@ -151,10 +151,11 @@
 //! under the agreement it names is answered from the agreements in force
 //! ([`VerifiedBatch::check_agreement`]). A relayed object's proof shows
 //! the third node the number of entries of the originator's batch and
-//! the hashes on the path, which, every leaf being salted with 16 random
-//! bytes, it cannot test guesses of the other entries against. When a relayed entry fails, the third node cannot tell
-//! whether the object, its terms or the listing was changed: only that
-//! the originator did not sign what it was given.
+//! the hashes on the path; every entry being salted with 16 random bytes,
+//! it cannot test guesses of the other entries against those hashes. When
+//! a relayed entry fails, the third node cannot tell whether the object,
+//! its terms or the listing was changed: only that the originator did not
+//! sign what it was given.
 
 use std::collections::{BTreeMap, BTreeSet};
 
