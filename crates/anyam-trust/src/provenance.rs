@@ -302,8 +302,9 @@ pub fn entry_leaf(e: &Entry) -> Result<Hash, ProvenanceError> {
 }
 
 /// The Merkle tree over a manifest's entries, kept whole so that the
-/// inclusion proof of any entry costs no hashing: every perfect subtree's
-/// hash is stored, level by level.
+/// inclusion proof of any entry costs at most a few hashes (along the
+/// right edge of a tree whose size is not a power of two): every perfect
+/// subtree's hash is stored, level by level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestTree {
     /// `levels[l][j]`: the hash of the perfect subtree of `2^l` leaves
