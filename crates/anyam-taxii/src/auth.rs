@@ -8,9 +8,17 @@
 //! the user's password *generation*; every request still reads the user's
 //! record from the store, so a password change or a disabled account takes
 //! effect at once, also when another process (the CLI) made the change.
+//!
+//! An argon2id verification also takes its memory cost (19 MiB with the
+//! default parameters) for as long as it runs. So verifications are bounded:
+//! at most [`MAX_HASHING`] run at once, and requests carrying credentials
+//! already being verified wait for that verification and then use its
+//! cached outcome, rather than each hashing again. Without that, a burst of
+//! requests on a cold cache, or a flood of wrong passwords, would take
+//! 19 MiB per request in flight.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyam_policy::Principal;
@@ -34,6 +42,10 @@ const MAX_LOCKOUT: Duration = Duration::from_secs(900);
 /// grow them without limit.
 const MAX_CACHE: usize = 10_000;
 const CACHE_TTL: Duration = Duration::from_secs(600);
+/// Password verifications allowed to run at once. Each holds the argon2id
+/// memory cost (19 MiB by default), so this bounds what Basic auth can take.
+/// Two keep both cores of a small machine busy when several users log in.
+pub const MAX_HASHING: usize = 2;
 
 /// Why authentication failed.
 #[derive(Debug, PartialEq, Eq)]
@@ -92,11 +104,48 @@ struct CachedLogin {
     at: Instant,
 }
 
+/// Password verifications under way: how many hold a permit, and which
+/// credentials (by their cache key) are being verified.
+#[derive(Default)]
+struct Hashing {
+    running: usize,
+    keys: HashSet<[u8; 32]>,
+    /// Verifications started, and the most that ever ran at once.
+    started: u64,
+    peak: usize,
+}
+
+/// While held: the right to verify one set of credentials. Dropping it
+/// (also on unwinding) frees the permit and wakes whoever waits.
+struct HashPermit<'a> {
+    auth: &'a Authenticator,
+    key: [u8; 32],
+}
+
+impl Drop for HashPermit<'_> {
+    fn drop(&mut self) {
+        let mut h = lock(&self.auth.hashing);
+        h.running -= 1;
+        h.keys.remove(&self.key);
+        drop(h);
+        self.auth.hashed.notify_all();
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked
+/// (each critical section here is a few field updates).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Turns request credentials into a [`Principal`].
 pub struct Authenticator {
     store: Arc<dyn Store>,
     verified: Mutex<HashMap<[u8; 32], CachedLogin>>,
     failures: Mutex<HashMap<String, Failures>>,
+    hashing: Mutex<Hashing>,
+    /// Signalled whenever a verification ends.
+    hashed: Condvar,
 }
 
 impl Authenticator {
@@ -105,7 +154,45 @@ impl Authenticator {
             store,
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            hashing: Mutex::new(Hashing::default()),
+            hashed: Condvar::new(),
         }
+    }
+
+    /// Wait until these credentials may be verified: no other verification
+    /// of the same key is under way, and fewer than [`MAX_HASHING`] run.
+    /// `None` when, while waiting, a verification of the same key ended
+    /// with success: the caller finds it in the cache.
+    fn hash_permit(&self, key: [u8; 32], cached: impl Fn() -> bool) -> Option<HashPermit<'_>> {
+        let mut h = lock(&self.hashing);
+        loop {
+            if h.keys.contains(&key) {
+                h = self.hashed.wait(h).unwrap_or_else(|p| p.into_inner());
+                if !h.keys.contains(&key) && cached() {
+                    return None;
+                }
+                continue;
+            }
+            if h.running < MAX_HASHING {
+                h.running += 1;
+                h.started += 1;
+                h.peak = h.peak.max(h.running);
+                h.keys.insert(key);
+                metrics::counter!("anyam_password_verifications_total").increment(1);
+                return Some(HashPermit { auth: self, key });
+            }
+            h = self.hashed.wait(h).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Whether `key` was verified for this user's current password.
+    fn cached(&self, key: &[u8; 32], user: &User) -> bool {
+        let now = Instant::now();
+        lock(&self.verified).get(key).is_some_and(|c| {
+            c.user == user.name
+                && c.generation == user.generation
+                && now.duration_since(c.at) < CACHE_TTL
+        })
     }
 
     /// Authenticate one `Authorization` header value; `client` names the
@@ -218,15 +305,14 @@ impl Authenticator {
         h.update([0u8]);
         h.update(password.as_bytes());
         let key: [u8; 32] = h.finalize().into();
-        let now = Instant::now();
-        if let Ok(cache) = self.verified.lock()
-            && let Some(c) = cache.get(&key)
-            && c.user == user.name
-            && c.generation == user.generation
-            && now.duration_since(c.at) < CACHE_TTL
-        {
+        if self.cached(&key, &user) {
             return Ok(Self::principal(&user, TokenScope::Full));
         }
+        let Some(permit) = self.hash_permit(key, || self.cached(&key, &user)) else {
+            return Ok(Self::principal(&user, TokenScope::Full));
+        };
+        // Failures recorded while this request waited count too.
+        self.check_throttle(&keys)?;
         let ok = user
             .password_phc
             .as_deref()
@@ -236,22 +322,25 @@ impl Authenticator {
             return Err(AuthFailure::Invalid);
         }
         self.clear_failures(&keys);
-        if let Ok(mut cache) = self.verified.lock() {
+        let now = Instant::now();
+        let mut cache = lock(&self.verified);
+        if cache.len() >= MAX_CACHE {
+            cache.retain(|_, c| now.duration_since(c.at) < CACHE_TTL);
             if cache.len() >= MAX_CACHE {
-                cache.retain(|_, c| now.duration_since(c.at) < CACHE_TTL);
-                if cache.len() >= MAX_CACHE {
-                    cache.clear();
-                }
+                cache.clear();
             }
-            cache.insert(
-                key,
-                CachedLogin {
-                    user: user.name.clone(),
-                    generation: user.generation,
-                    at: now,
-                },
-            );
         }
+        cache.insert(
+            key,
+            CachedLogin {
+                user: user.name.clone(),
+                generation: user.generation,
+                at: now,
+            },
+        );
+        drop(cache);
+        // Only now may those waiting on this key look in the cache.
+        drop(permit);
         Ok(Self::principal(&user, TokenScope::Full))
     }
 
@@ -308,5 +397,118 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(token_digest(&a), da);
         assert!(a.len() > 40);
+    }
+
+    fn with_users(names: &[(&str, &str)]) -> (tempfile::TempDir, Authenticator) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = anyam_store::SqliteStore::open(
+            &dir.path().join("a.db"),
+            anyam_store::SqliteOptions::default(),
+        )
+        .unwrap();
+        store
+            .create_org(&anyam_store::Organization {
+                name: "org".into(),
+                title: "Org".into(),
+            })
+            .unwrap();
+        for (name, password) in names {
+            store
+                .create_user(&User {
+                    name: (*name).into(),
+                    org: "org".into(),
+                    password_phc: Some(hash_password(password).unwrap()),
+                    is_admin: false,
+                    generation: 0,
+                    disabled: false,
+                })
+                .unwrap();
+        }
+        (dir, Authenticator::new(Arc::new(store)))
+    }
+
+    fn basic(name: &str, password: &str) -> String {
+        let pair = format!("{name}:{password}");
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    fn stats(a: &Authenticator) -> (u64, usize) {
+        let h = lock(&a.hashing);
+        (h.started, h.peak)
+    }
+
+    /// Many requests at once with the same credentials on a cold cache:
+    /// one verification, whose outcome every one of them gets.
+    #[test]
+    fn a_burst_of_the_same_credentials_is_verified_once() {
+        let (_dir, auth) = with_users(&[("alice", "pw-alice")]);
+        let header = basic("alice", "pw-alice");
+        let start = std::sync::Barrier::new(12);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..12)
+                .map(|i| {
+                    let (auth, header, start) = (&auth, &header, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        auth.authenticate(Some(header), &format!("10.0.0.{i}"))
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert_eq!(h.join().unwrap().unwrap().user, "alice");
+            }
+        });
+        assert_eq!(stats(&auth), (1, 1));
+        // A different password for the same user is verified, and refused.
+        assert_eq!(
+            auth.authenticate(Some(&basic("alice", "wrong")), "10.0.0.1"),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(stats(&auth).0, 2);
+    }
+
+    /// Distinct credentials at once: never more than `MAX_HASHING`
+    /// verifications run together, and each gets its own outcome.
+    #[test]
+    fn concurrent_verifications_are_bounded() {
+        let users: Vec<(String, String)> = (0..8)
+            .map(|i| (format!("u{i}"), format!("pw-{i}")))
+            .collect();
+        let refs: Vec<(&str, &str)> = users
+            .iter()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
+            .collect();
+        let (_dir, auth) = with_users(&refs);
+        let start = std::sync::Barrier::new(users.len() * 2);
+        std::thread::scope(|s| {
+            let mut handles = Vec::new();
+            for (i, (u, p)) in users.iter().enumerate() {
+                for right in [true, false] {
+                    let (auth, start) = (&auth, &start);
+                    let header = basic(u, if right { p } else { "nope" });
+                    handles.push((
+                        right,
+                        s.spawn(move || {
+                            start.wait();
+                            auth.authenticate(Some(&header), &format!("10.0.1.{i}"))
+                        }),
+                    ));
+                }
+            }
+            for (right, h) in handles {
+                let outcome = h.join().unwrap();
+                if right {
+                    assert!(outcome.is_ok(), "{outcome:?}");
+                } else {
+                    assert_eq!(outcome, Err(AuthFailure::Invalid));
+                }
+            }
+        });
+        let (started, peak) = stats(&auth);
+        assert_eq!(started, 16);
+        assert!(peak >= 1 && peak <= MAX_HASHING, "peak {peak}");
     }
 }
