@@ -509,6 +509,6 @@ mod tests {
         });
         let (started, peak) = stats(&auth);
         assert_eq!(started, 16);
-        assert!(peak >= 1 && peak <= MAX_HASHING, "peak {peak}");
+        assert!((1..=MAX_HASHING).contains(&peak), "peak {peak}");
     }
 }
