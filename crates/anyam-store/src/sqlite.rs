@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
@@ -33,9 +33,13 @@ pub enum Synchronous {
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     pub synchronous: Synchronous,
-    /// Reader connections kept open between calls. More concurrent readers
-    /// than this still work (a connection is opened for the extra caller
-    /// and closed afterwards); this only bounds idle file handles.
+    /// Reader connections kept open. A read that finds every one of them
+    /// busy waits for one to come back, up to [`READER_WAIT`]; only then is
+    /// an extra connection opened for it, and closed after use. Opening a
+    /// connection costs its pragmas, the schema parse and every statement
+    /// prepared again, and each connection maps the file anew (see
+    /// `mmap_bytes`), so a read waits rather than opens while the pool is
+    /// merely busy.
     pub max_idle_readers: usize,
     /// Page cache per connection, in KiB.
     pub cache_kib: i64,
@@ -73,9 +77,11 @@ pub struct SqliteStore {
     /// commit" one atomic step, which is what keeps `date_added` strictly
     /// increasing in commit order.
     writer: Mutex<Connection>,
-    /// Idle read-only connections. In WAL mode readers see the last
-    /// committed snapshot and never wait for the writer.
-    readers: Mutex<Vec<Connection>>,
+    /// Read-only connections. In WAL mode readers see the last committed
+    /// snapshot and never wait for the writer.
+    readers: Mutex<ReaderPool>,
+    /// Signalled when a reader goes back to the pool or is closed.
+    reader_back: Condvar,
     /// Copies committed WAL frames into the database file on its own
     /// thread, so a writer's commit costs one WAL append and one fsync, not
     /// also a checkpoint (which rewrites the pages and fsyncs the database).
@@ -85,6 +91,18 @@ pub struct SqliteStore {
     /// stays true.
     pub(crate) cids: Mutex<std::collections::HashMap<String, i64>>,
 }
+
+/// The reader connections: those idle, and how many are open in all.
+#[derive(Default)]
+struct ReaderPool {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// How long a read waits for a busy pool before opening an extra
+/// connection. It bounds the wait of a caller that already holds a reader
+/// and asks for another while every other one is taken.
+pub const READER_WAIT: Duration = Duration::from_millis(100);
 
 /// WAL size (pages) at which the writer checkpoints by itself: a safety net
 /// in case the background checkpointer falls behind. At 4 KiB pages this is
@@ -233,7 +251,8 @@ impl SqliteStore {
             path: path.to_path_buf(),
             opts,
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(ReaderPool::default()),
+            reader_back: Condvar::new(),
             checkpointer: Checkpointer::start(ck)?,
             cids: Mutex::new(std::collections::HashMap::new()),
         })
@@ -261,17 +280,43 @@ impl SqliteStore {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A reader connection for the duration of the returned guard.
+    /// A reader connection for the duration of the returned guard: an idle
+    /// one, a new one while fewer than `max_idle_readers` are open, else
+    /// the first to come back within [`READER_WAIT`], else an extra one.
     pub(crate) fn reader(&self) -> Result<Reader<'_>> {
-        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => self.open_reader()?,
-        };
-        Ok(Reader {
-            store: self,
-            conn: Some(conn),
-        })
+        let max = self.opts.max_idle_readers.max(1);
+        let mut deadline = None;
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(conn) = pool.idle.pop() {
+                return Ok(Reader {
+                    store: self,
+                    conn: Some(conn),
+                });
+            }
+            let now = Instant::now();
+            let until = *deadline.get_or_insert(now + READER_WAIT);
+            if pool.open < max || now >= until {
+                pool.open += 1;
+                drop(pool);
+                return match self.open_reader() {
+                    Ok(conn) => Ok(Reader {
+                        store: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        self.readers.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
+                        self.reader_back.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            pool = self
+                .reader_back
+                .wait_timeout(pool, until - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     fn open_reader(&self) -> Result<Connection> {
@@ -332,9 +377,16 @@ impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             let mut pool = self.store.readers.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < self.store.opts.max_idle_readers {
-                pool.push(conn);
+            if pool.open > self.store.opts.max_idle_readers.max(1) {
+                // An extra connection: closed, outside the lock.
+                pool.open -= 1;
+                drop(pool);
+                drop(conn);
+            } else {
+                pool.idle.push(conn);
+                drop(pool);
             }
+            self.store.reader_back.notify_one();
         }
     }
 }
@@ -913,5 +965,88 @@ impl Store for SqliteStore {
 
     fn backup(&self, dest: &Path) -> Result<()> {
         self.backup_impl(dest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(max: usize) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteOptions {
+            max_idle_readers: max,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open(&dir.path().join("r.db"), opts).unwrap();
+        (dir, store)
+    }
+
+    fn counts(s: &SqliteStore) -> (usize, usize) {
+        let p = s.readers.lock().unwrap();
+        (p.open, p.idle.len())
+    }
+
+    /// Readers are reused, never more than the pool holds while callers
+    /// give them back in time, and every connection is accounted for.
+    #[test]
+    fn readers_are_pooled_and_counted() {
+        let (_dir, store) = open(2);
+        {
+            let a = store.reader().unwrap();
+            let b = store.reader().unwrap();
+            let n: i64 = a.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
+            assert_eq!(n, 1);
+            assert_eq!(counts(&store), (2, 0));
+            drop(b);
+        }
+        assert_eq!(counts(&store), (2, 2));
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        let r = store.reader().unwrap();
+                        let _: i64 = r.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
+                    }
+                });
+            }
+        });
+        // Extra connections opened under contention (a wait longer than
+        // READER_WAIT on a loaded machine) were closed when given back.
+        assert_eq!(counts(&store), (2, 2));
+    }
+
+    /// A caller holding the only reader and asking for another is not
+    /// stuck: after the wait it gets an extra connection, closed after use.
+    #[test]
+    fn a_second_reader_while_the_pool_is_taken_comes_after_the_wait() {
+        let (_dir, store) = open(1);
+        let first = store.reader().unwrap();
+        let t = Instant::now();
+        let second = store.reader().unwrap();
+        assert!(t.elapsed() >= READER_WAIT);
+        assert_eq!(counts(&store), (2, 0));
+        drop(second);
+        assert_eq!(counts(&store), (1, 0));
+        drop(first);
+        assert_eq!(counts(&store), (1, 1));
+    }
+
+    /// A reader given back wakes one waiting for it, before the wait ends.
+    #[test]
+    fn a_waiting_read_takes_the_reader_given_back() {
+        let (_dir, store) = open(1);
+        let held = store.reader().unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let r = store.reader().unwrap();
+                let _: i64 = r.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            drop(held);
+            waiter.join().unwrap();
+        });
+        // The waiter used the pooled connection rather than an extra one.
+        assert_eq!(counts(&store), (1, 1));
     }
 }
