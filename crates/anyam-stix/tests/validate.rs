@@ -1832,6 +1832,16 @@ proptest::proptest! {
         proptest::prop_assert_eq!(ours, theirs);
     }
 
+    /// Strings long enough to be scanned a word at a time, with characters
+    /// to escape at every position (inside and across eight-byte words).
+    #[test]
+    fn canonical_strings_match_serde_jcs(
+        s in "([a-z0-9:.-]{0,9}|[\\x00-\\x1f\"\\\\]|\\PC){0,24}"
+    ) {
+        let v = Value::String(s);
+        proptest::prop_assert_eq!(canonical_json(&v), serde_jcs::to_string(&v).unwrap());
+    }
+
     /// Arbitrary JSON never panics the validator or the bundle checker.
     #[test]
     fn validation_is_total(v in arb_json()) {
