@@ -660,7 +660,10 @@ pub(crate) fn to_sql(n: u64) -> Result<i64, AuditError> {
 /// Entries in the file: one past the largest sequence number. (Not a
 /// count: with a row deleted the two differ, and `verify` names the gap.)
 pub(crate) fn stored_size(conn: &Connection) -> Result<u64, AuditError> {
-    let max: Option<i64> = conn.query_row("SELECT max(seq) FROM entries", [], |r| r.get(0))?;
+    // Cached: the writer asks before every append.
+    let max: Option<i64> = conn
+        .prepare_cached("SELECT max(seq) FROM entries")?
+        .query_row([], |r| r.get(0))?;
     Ok(max.map_or(0, |m| m as u64 + 1))
 }
 
