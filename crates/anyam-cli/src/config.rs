@@ -113,7 +113,8 @@ pub struct StoreConfig {
     /// transactions before a power loss or kernel crash may be lost; writes
     /// are faster because a commit does not wait for the disk.
     pub synchronous: Synchronous,
-    /// Idle read connections kept open.
+    /// Read connections kept open; a read that finds all of them busy
+    /// waits for one (up to 100 ms, then opens an extra one).
     pub max_idle_readers: usize,
     /// SQLite page cache per connection, in KiB. The data lives on disk and
     /// the operating system caches it too, so a modest cache keeps the

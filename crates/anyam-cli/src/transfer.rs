@@ -678,7 +678,7 @@ fn write_bundle(
             if let (true, Some(v)) = (*summary, &value) {
                 let mut line = serde_json::json!({
                     "id": o.id,
-                    "type": o.object_type,
+                    "type": o.object_type(),
                     "version": o.version,
                     "admiralty": null,
                 });

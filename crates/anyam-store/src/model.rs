@@ -97,7 +97,6 @@ pub struct ReleaseClass {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
     pub id: String,
-    pub object_type: String,
     pub spec_version: String,
     /// The version string served in manifests and `match[version]`
     /// (TAXII 2.1 §3.4.1): `modified`, else `created`, else `date_added`.
@@ -112,6 +111,15 @@ pub struct StoredObject {
     /// The object has neither `modified` nor `created`: `version` is then
     /// its `date_added`, not a version the object itself states.
     pub versionless: bool,
+}
+
+impl StoredObject {
+    /// The object's type: the part of its id before `--`, which STIX 2.1
+    /// §2.9 requires to be the type (checked when the object was stored),
+    /// so a page need not read and allocate it for every row.
+    pub fn object_type(&self) -> &str {
+        self.id.split_once("--").map_or(&self.id, |(t, _)| t)
+    }
 }
 
 /// A manifest record (TAXII 2.1 §5.7) without the object body.

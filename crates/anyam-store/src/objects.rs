@@ -510,30 +510,28 @@ fn scopes_of(conn: &Connection, cid: i64, q: &Query) -> Result<Vec<ClassScope>> 
 /// A row of the objects shape.
 /// The columns [`stored_object`] reads, in its order: those of the
 /// objects shape of a page, and of search.
-const OBJECT_COLUMNS: &str = "id, type, spec_version, version, date_added, raw, id, version_micros, date_added, in_many_classes, release_class, digest, versionless";
+const OBJECT_COLUMNS: &str = "id, spec_version, version, date_added, raw, id, version_micros, date_added, in_many_classes, release_class, digest, versionless";
 
 fn stored_object(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredObject> {
     Ok(StoredObject {
         id: r.get(0)?,
-        object_type: r.get(1)?,
-        spec_version: r.get(2)?,
-        version: r.get(3)?,
-        date_added: r.get(4)?,
-        raw: r.get(5)?,
+        spec_version: r.get(1)?,
+        version: r.get(2)?,
+        date_added: r.get(3)?,
+        raw: r.get(4)?,
         // After the shape's trailing columns (see `page_sql`).
-        release_class: r.get(10)?,
-        digest: r.get(11)?,
-        versionless: r.get(12)?,
+        release_class: r.get(9)?,
+        digest: r.get(10)?,
+        versionless: r.get(11)?,
     })
 }
 
 /// Where a shape's trailing `id, version_micros, date_added,
 /// in_many_classes` columns start.
 fn tail_at(shape: Shape) -> usize {
+    // Every shape leads with five columns (dates never go through `scan`).
     match shape {
-        Shape::Objects => 6,
-        // Dates never go through `scan`.
-        Shape::Manifest | Shape::Dates => 5,
+        Shape::Objects | Shape::Manifest | Shape::Dates => 5,
     }
 }
 

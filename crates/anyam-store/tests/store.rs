@@ -392,14 +392,14 @@ fn objects_and_manifest_filters() {
                     &e.version,
                     e.date_added,
                     &e.spec_version,
-                    &e.object_type
+                    e.object_type.as_str()
                 ),
                 (
                     &o.id,
                     &o.version,
                     o.date_added,
                     &o.spec_version,
-                    &o.object_type
+                    o.object_type()
                 )
             );
         }
