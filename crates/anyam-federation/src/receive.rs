@@ -9,9 +9,10 @@
 //!    and this node among its parties;
 //! 3. every relayed object comes with the head of its originator's signed
 //!    manifest and an inclusion proof that the originator listed it as
-//!    its own with the same digest and the same terms (`verify_relayed`),
-//!    and those terms allow the partner to pass it on to this node
-//!    (`may_pass_on`);
+//!    its own with the same digest and the same terms (each head's
+//!    signature checked once per page, `OriginatorHead::verify`, then each
+//!    entry's proof, `OriginatorHead::terms_of`), and those terms allow the
+//!    partner to pass it on to this node (`may_pass_on`);
 //! 4. every object is valid STIX 2.1 by the same rules as a TAXII POST,
 //!    and within the scope of the agreement the page names, as far as its
 //!    markings tell (collection, object type, highest TLP, PAP).
@@ -22,13 +23,13 @@
 //! originator and its terms (`anyam_policy::Label::received`), so that
 //! every later release from this node applies them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::sync::Arc;
 
 use anyam_audit::{Event, Hash, Kind, ObjectRef};
 use anyam_store::{Access, Collection, Grant, Micros, NewObject, PutOutcome, Store};
 use anyam_trust::provenance::{
-    ObjectKey, OriginTerms, manifest_head, may_pass_on, verify_batch_keys, verify_relayed_head,
+    ObjectKey, OriginTerms, OriginatorHead, manifest_head, may_pass_on, verify_batch_keys,
 };
 use anyam_trust::{AgreementsInForce, Keyrings, Signed};
 use serde_json::Value;
@@ -364,6 +365,7 @@ impl Receiver {
             })
             .collect::<Result<_, String>>()?;
         let mut originators: BTreeMap<String, Signed> = BTreeMap::new();
+        let mut heads: BTreeMap<String, OriginatorHead> = BTreeMap::new();
         let mut objects = Vec::with_capacity(batch.objects.len());
         for vo in &batch.objects {
             let terms = match &vo.terms {
@@ -376,9 +378,18 @@ impl Receiver {
                             vo.entry.id
                         ));
                     };
-                    let (t, head) = verify_relayed_head(&vo.entry, m, &keyrings, now)
-                        .map_err(|e| e.to_string())?;
-                    originators.entry(digest.to_string()).or_insert(head);
+                    // Each originator head once per page, however many
+                    // of its entries the page relays.
+                    let head = match heads.entry(digest.to_string()) {
+                        btree_map::Entry::Occupied(o) => o.into_mut(),
+                        btree_map::Entry::Vacant(v) => v.insert(
+                            OriginatorHead::verify(m, &keyrings, now).map_err(|e| e.to_string())?,
+                        ),
+                    };
+                    let t = head.terms_of(&vo.entry).map_err(|e| e.to_string())?;
+                    originators
+                        .entry(digest.to_string())
+                        .or_insert_with(|| head.signed.clone());
                     let parties: Vec<&str> = in_force
                         .agreements
                         .iter()

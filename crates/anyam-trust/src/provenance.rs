@@ -1090,84 +1090,160 @@ pub fn verify_relayed_head(
     keyrings: &Keyrings,
     now: Timestamp,
 ) -> Result<(OriginTerms, Signed), ProvenanceError> {
-    let id = &entry.id;
     let Some(expected) = &entry.origin.manifest else {
         return Err(ProvenanceError::NoOriginatorManifest {
-            id: id.clone(),
+            id: entry.id.clone(),
             originator: entry.origin.node_id.clone(),
         });
     };
-    let (original, mut head) = manifest_head(originator_manifest)?;
-    let digest = head.digest();
+    // What the entry names is checked before the signature, so that a
+    // manifest edited on the way is reported as not the one referenced.
+    let (head, signed) = manifest_head(originator_manifest)?;
+    let digest = signed.digest();
     if &digest != expected {
         return Err(ProvenanceError::OriginatorManifestMismatch {
-            id: id.clone(),
+            id: entry.id.clone(),
             expected: expected.clone(),
             found: digest,
         });
     }
-    if original.publisher != entry.origin.node_id {
+    if head.publisher != entry.origin.node_id {
         return Err(ProvenanceError::WrongPublisher {
             expected: entry.origin.node_id.clone(),
-            found: original.publisher,
+            found: head.publisher,
         });
     }
-    let created = doc_time("manifest", "created", &original.created, now)?;
-    let key_id = check_signer(&head, &original.publisher, created, keyrings, now)?;
-    head.signatures.retain(|s| s.key_id == key_id);
-    let not_covered = |detail: String| ProvenanceError::NotInOriginatorManifest {
-        id: id.clone(),
-        version: entry.version.clone(),
-        detail,
-    };
-    let Some(proof) = &entry.origin.proof else {
-        return Err(not_covered("the entry carries no inclusion proof".into()));
-    };
-    // The originator's own entry, as it must have signed it: the same
-    // object, its own, under the terms the relaying node states.
-    let own = Entry {
-        id: id.clone(),
-        version: entry.version.clone(),
-        digest: entry.digest.clone(),
-        origin: Origin {
-            node_id: original.publisher.clone(),
+    let head = OriginatorHead::verify_parsed(head, signed, digest, keyrings, now)?;
+    let terms = head.terms_of(entry)?;
+    Ok((terms, head.signed))
+}
+
+/// The head of an originator's manifest whose signature verified: what
+/// every relayed entry of that manifest is checked against. A page that
+/// relays many objects of one originator batch verifies its head once
+/// ([`OriginatorHead::verify`]) and then each entry's proof
+/// ([`OriginatorHead::terms_of`]).
+#[derive(Debug, Clone)]
+pub struct OriginatorHead {
+    head: ManifestHead,
+    root: Hash,
+    /// The digest of the head, which relayed entries name.
+    pub digest: String,
+    /// The head with only the originator's signature that verified, to
+    /// keep and pass on.
+    pub signed: Signed,
+}
+
+impl OriginatorHead {
+    /// Verify the head of an originator's manifest (or the whole
+    /// manifest): its form, its time, and the signature of its publisher
+    /// by a key valid then.
+    pub fn verify(
+        originator_manifest: &Signed,
+        keyrings: &Keyrings,
+        now: Timestamp,
+    ) -> Result<OriginatorHead, ProvenanceError> {
+        let (head, signed) = manifest_head(originator_manifest)?;
+        let digest = signed.digest();
+        Self::verify_parsed(head, signed, digest, keyrings, now)
+    }
+
+    /// [`OriginatorHead::verify`] of a head already parsed, with its digest.
+    fn verify_parsed(
+        head: ManifestHead,
+        mut signed: Signed,
+        digest: String,
+        keyrings: &Keyrings,
+        now: Timestamp,
+    ) -> Result<OriginatorHead, ProvenanceError> {
+        let created = doc_time("manifest", "created", &head.created, now)?;
+        let key_id = check_signer(&signed, &head.publisher, created, keyrings, now)?;
+        signed.signatures.retain(|s| s.key_id == key_id);
+        let root: Hash = head
+            .entries
+            .root
+            .parse()
+            .map_err(|e| malformed("manifest", format!("entries.root: {e}")))?;
+        Ok(OriginatorHead {
+            digest,
+            head,
+            root,
+            signed,
+        })
+    }
+
+    /// The originator's signed terms for a relayed `entry` (from a
+    /// verified batch of the relaying node): the entry must name this
+    /// head and its publisher, and its inclusion proof must lead from the
+    /// originator's own entry for the object, with the terms the relaying
+    /// node states, to the root the originator signed.
+    pub fn terms_of(&self, entry: &Entry) -> Result<OriginTerms, ProvenanceError> {
+        let id = &entry.id;
+        let Some(expected) = &entry.origin.manifest else {
+            return Err(ProvenanceError::NoOriginatorManifest {
+                id: id.clone(),
+                originator: entry.origin.node_id.clone(),
+            });
+        };
+        if expected != &self.digest {
+            return Err(ProvenanceError::OriginatorManifestMismatch {
+                id: id.clone(),
+                expected: expected.clone(),
+                found: self.digest.clone(),
+            });
+        }
+        if self.head.publisher != entry.origin.node_id {
+            return Err(ProvenanceError::WrongPublisher {
+                expected: entry.origin.node_id.clone(),
+                found: self.head.publisher.clone(),
+            });
+        }
+        let not_covered = |detail: String| ProvenanceError::NotInOriginatorManifest {
+            id: id.clone(),
+            version: entry.version.clone(),
+            detail,
+        };
+        let Some(proof) = &entry.origin.proof else {
+            return Err(not_covered("the entry carries no inclusion proof".into()));
+        };
+        // The originator's own entry, as it must have signed it: the same
+        // object, its own, under the terms the relaying node states.
+        let own = Entry {
+            id: id.clone(),
+            version: entry.version.clone(),
+            digest: entry.digest.clone(),
+            origin: Origin {
+                node_id: self.head.publisher.clone(),
+                redistribution: entry.origin.redistribution.clone(),
+                manifest: None,
+                proof: None,
+            },
+            salt: proof.salt.clone(),
+        };
+        let path = proof
+            .path
+            .iter()
+            .map(|h| h.parse::<Hash>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| not_covered(format!("inclusion path: {e}")))?;
+        merkle::verify_inclusion(
+            &entry_leaf(&own)?,
+            proof.index,
+            self.head.entries.count,
+            &path,
+            &self.root,
+        )
+        .map_err(|e| not_covered(e.to_string()))?;
+        Ok(OriginTerms {
+            originator: self.head.publisher.clone(),
             redistribution: entry.origin.redistribution.clone(),
-            manifest: None,
-            proof: None,
-        },
-        salt: proof.salt.clone(),
-    };
-    let path = proof
-        .path
-        .iter()
-        .map(|h| h.parse::<Hash>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| not_covered(format!("inclusion path: {e}")))?;
-    let root: Hash = original
-        .entries
-        .root
-        .parse()
-        .map_err(|e| malformed("manifest", format!("entries.root: {e}")))?;
-    merkle::verify_inclusion(
-        &entry_leaf(&own)?,
-        proof.index,
-        original.entries.count,
-        &path,
-        &root,
-    )
-    .map_err(|e| not_covered(e.to_string()))?;
-    Ok((
-        OriginTerms {
-            originator: original.publisher.clone(),
-            redistribution: entry.origin.redistribution.clone(),
-            agreement: original.agreement.clone(),
-            manifest: digest,
+            agreement: self.head.agreement.clone(),
+            manifest: self.digest.clone(),
             position: proof.index,
             salt: proof.salt.clone(),
             proof: Some(proof.clone()),
-        },
-        head,
-    ))
+        })
+    }
 }
 
 /// Whether node `from`, holding an object under the originator's `terms`,

@@ -1,7 +1,9 @@
 //! Integration tests of the provenance module: signed batch manifests,
 //! relayed objects carrying the originator's terms, and tombstones.
 
-use anyam_trust::provenance::{Fault, ManifestTree, Versions, manifest_head, verify_relayed_head};
+use anyam_trust::provenance::{
+    Fault, ManifestTree, OriginatorHead, Versions, manifest_head, verify_relayed_head,
+};
 use anyam_trust::{
     AgreementRef, Keyring, Keyrings, Manifest, OriginTerms, ProvenanceError, Redistribution,
     SigCheck, Signature, Signed, Tombstone, key_id, keyring, may_pass_on, verify_batch,
@@ -613,6 +615,62 @@ fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
         matches!(err, ProvenanceError::NotInOriginatorManifest { .. }),
         "{err}"
     );
+}
+
+/// A page relaying several objects of one originator batch: the head is
+/// verified once, and each entry's proof against it. An entry naming
+/// another head, or a head whose signature fails, is refused.
+#[test]
+fn one_verified_head_checks_every_entry_relayed_from_it() {
+    let (a, b, c) = (Node::new(), Node::new(), Node::new());
+    let keyrings = rings(&[&a, &b, &c]);
+    let objects: Vec<String> = (1..=5).map(indicator).collect();
+    let by_a = publish(
+        &a,
+        &a.node,
+        &objects,
+        &Redistribution::Parties,
+        t("2026-02-01T00:00:00Z"),
+    );
+    let at_b = verify_batch(&by_a, &texts(&objects), &a.id(), &keyrings, t(NOW)).expect("B");
+    let relayed = [0usize, 2, 4];
+    let mut m = Manifest::new(&b.id(), "shared", agreement(), t("2026-02-02T00:00:00Z"));
+    for &i in &relayed {
+        let terms = at_b
+            .with_proof(at_b.objects[i].terms.as_ref().expect("own"))
+            .expect("proof");
+        m.push(&objects[i], terms.origin()).expect("entry");
+    }
+    let by_b = m.sign(&b.node).expect("sign");
+    let given: Vec<&str> = relayed.iter().map(|&i| objects[i].as_str()).collect();
+    let at_c = verify_batch(&by_b, &given, &b.id(), &keyrings, t(NOW)).expect("C");
+    let (_, head_a) = manifest_head(&by_a).expect("head");
+    let head = OriginatorHead::verify(&head_a, &keyrings, t(NOW)).expect("head verifies");
+    assert_eq!(head.signed, head_a);
+    for (k, &i) in relayed.iter().enumerate() {
+        let entry = &at_c.objects[k].entry;
+        let got = head.terms_of(entry).expect("entry proven");
+        assert_eq!(got.position, i as u64);
+        assert_eq!(got.originator, a.id());
+        // The same as checking head and entry together.
+        let (alone, _) = verify_relayed_head(entry, &head_a, &keyrings, t(NOW)).expect("ok");
+        assert_eq!(got, alone);
+    }
+    // An entry that names another head is refused by this one.
+    let mut other = at_c.objects[0].entry.clone();
+    other.origin.manifest = Some("0".repeat(64));
+    assert!(matches!(
+        head.terms_of(&other),
+        Err(ProvenanceError::OriginatorManifestMismatch { .. })
+    ));
+    // A head signed by a key the keyrings do not hold for A is refused
+    // before any entry is looked at.
+    let mut forged = head_a.clone();
+    forged.signatures = vec![Signature {
+        key_id: "f".repeat(64),
+        signature: "not A's".into(),
+    }];
+    assert!(OriginatorHead::verify(&forged, &keyrings, t(NOW)).is_err());
 }
 
 /// B relays `object` to C with `origin`: B's batch verifies at C, and the
