@@ -104,8 +104,8 @@ struct ReaderPool {
 /// replaced. Each page a connection reads through its mapping of the file
 /// stays mapped, and counted in the node's resident size, until the
 /// connection closes: kept forever, eight connections on a 240 MB database
-/// showed 360 to 550 MB resident (almost all of it the same file pages,
-/// counted once per connection). Replacing a connection every few hundred
+/// showed 410 to 600 MB resident, 360 to 550 MB of it the same file pages
+/// counted once per connection. Replacing a connection every few hundred
 /// reads keeps that near the size of the pages in use, for one connection
 /// setup per this many reads.
 pub const READER_USES: u32 = 256;
