@@ -6,8 +6,8 @@ use anyam_trust::provenance::{
 };
 use anyam_trust::{
     AgreementRef, Keyring, Keyrings, Manifest, OriginTerms, ProvenanceError, Redistribution,
-    SigCheck, Signature, Signed, Tombstone, key_id, keyring, may_pass_on, verify_batch,
-    verify_relayed,
+    SigCheck, Signature, Signed, Tombstone, VerifiedBatch, key_id, keyring, may_pass_on,
+    verify_batch, verify_relayed,
 };
 use ed25519_dalek::SigningKey;
 use jiff::{SignedDuration, Timestamp};
@@ -537,19 +537,26 @@ fn relayed_object_yields_the_originators_terms() {
     );
 }
 
-#[test]
-fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
-    let (a, b, c) = (Node::new(), Node::new(), Node::new());
-    let keyrings = rings(&[&a, &b, &c]);
+/// A publishes five indicators, to be passed on to the agreement's
+/// parties: the objects, A's signed manifest, and what B verified of it.
+fn five_from_a(a: &Node, keyrings: &Keyrings) -> (Vec<String>, Signed, VerifiedBatch) {
     let objects: Vec<String> = (1..=5).map(indicator).collect();
     let by_a = publish(
-        &a,
+        a,
         &a.node,
         &objects,
         &Redistribution::Parties,
         t("2026-02-01T00:00:00Z"),
     );
-    let at_b = verify_batch(&by_a, &texts(&objects), &a.id(), &keyrings, t(NOW)).expect("B");
+    let at_b = verify_batch(&by_a, &texts(&objects), &a.id(), keyrings, t(NOW)).expect("B");
+    (objects, by_a, at_b)
+}
+
+#[test]
+fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
+    let (a, b, c) = (Node::new(), Node::new(), Node::new());
+    let keyrings = rings(&[&a, &b, &c]);
+    let (objects, by_a, at_b) = five_from_a(&a, &keyrings);
     // B relays the fourth object only.
     let terms = at_b
         .with_proof(at_b.objects[3].terms.as_ref().expect("own"))
@@ -624,15 +631,7 @@ fn a_relayed_object_shows_nothing_else_of_the_originators_batch() {
 fn one_verified_head_checks_every_entry_relayed_from_it() {
     let (a, b, c) = (Node::new(), Node::new(), Node::new());
     let keyrings = rings(&[&a, &b, &c]);
-    let objects: Vec<String> = (1..=5).map(indicator).collect();
-    let by_a = publish(
-        &a,
-        &a.node,
-        &objects,
-        &Redistribution::Parties,
-        t("2026-02-01T00:00:00Z"),
-    );
-    let at_b = verify_batch(&by_a, &texts(&objects), &a.id(), &keyrings, t(NOW)).expect("B");
+    let (objects, by_a, at_b) = five_from_a(&a, &keyrings);
     let relayed = [0usize, 2, 4];
     let mut m = Manifest::new(&b.id(), "shared", agreement(), t("2026-02-02T00:00:00Z"));
     for &i in &relayed {
