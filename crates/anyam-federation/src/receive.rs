@@ -364,7 +364,7 @@ impl Receiver {
                     .map_err(|e| format!("x_anyam_originator_manifests[{i}]: {e}"))
             })
             .collect::<Result<_, String>>()?;
-        let mut originators: BTreeMap<String, Signed> = BTreeMap::new();
+        // Each originator head this page relays from, verified once.
         let mut heads: BTreeMap<String, OriginatorHead> = BTreeMap::new();
         let mut objects = Vec::with_capacity(batch.objects.len());
         for vo in &batch.objects {
@@ -378,8 +378,6 @@ impl Receiver {
                             vo.entry.id
                         ));
                     };
-                    // Each originator head once per page, however many
-                    // of its entries the page relays.
                     let head = match heads.entry(digest.to_string()) {
                         btree_map::Entry::Occupied(o) => o.into_mut(),
                         btree_map::Entry::Vacant(v) => v.insert(
@@ -387,9 +385,6 @@ impl Receiver {
                         ),
                     };
                     let t = head.terms_of(&vo.entry).map_err(|e| e.to_string())?;
-                    originators
-                        .entry(digest.to_string())
-                        .or_insert_with(|| head.signed.clone());
                     let parties: Vec<&str> = in_force
                         .agreements
                         .iter()
@@ -447,7 +442,7 @@ impl Receiver {
             manifest_digest: batch.digest,
             head: batch.head,
             leaves: batch.tree.leaves().to_vec(),
-            originators,
+            originators: heads.into_iter().map(|(d, h)| (d, h.signed)).collect(),
             objects,
             last,
         })
