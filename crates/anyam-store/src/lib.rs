@@ -28,6 +28,8 @@
 //!   background checkpointer, and the small records (API roots,
 //!   collections, statuses, organizations, users, tokens, grants, meta).
 //! - `objects.rs`: the object write path, the page queries, backup.
+//! - `catalog.rs`: the catalog tables every request reads, kept in memory
+//!   while their generation number (bumped by triggers) stays the same.
 //! - `schema.rs`: the schema, as an ordered list of migrations.
 //! - `codec.rs`: continuation tokens and timestamp rendering.
 //!
@@ -188,12 +190,14 @@
 //!
 //! Not a STIX validator, not an access-control layer, not a cache.
 
+mod catalog;
 mod codec;
 mod model;
 mod objects;
 mod schema;
 mod sqlite;
 
+pub use catalog::POLICY_META_PREFIX;
 pub use model::*;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 use crate::codec::{decode_cursor, encode_cursor, now_micros, rfc3339_micros};
 use crate::{
     ClassScope, Ctx, ManifestEntry, Micros, NewObject, Page, PutOutcome, Query, RatingFilter,
-    ReleaseClass, Result, Search, SqliteStore, StoreError, StoredObject, TypeScope, VersionSel,
+    Result, Search, SqliteStore, StoreError, StoredObject, TypeScope, VersionSel,
 };
 
 /// One stored version of an object, as the writer needs it to decide what a
@@ -1333,28 +1333,6 @@ impl SqliteStore {
         }
         found.truncate(want);
         Ok(found)
-    }
-
-    /// The release classes occurring in a collection.
-    pub(crate) fn release_classes_impl(&self, collection: &str) -> Result<Vec<ReleaseClass>> {
-        let r = self.reader()?;
-        let cid = self.cid(&r, collection)?;
-        let mut st = r
-            .prepare_cached(
-                "SELECT c.class, c.label FROM collection_classes cc
-                 JOIN release_classes c ON c.class = cc.class
-                 WHERE cc.cid = ?1 ORDER BY c.class",
-            )
-            .ctx("preparing class list")?;
-        st.query_map([cid], |r| {
-            Ok(ReleaseClass {
-                class: r.get(0)?,
-                label: r.get(1)?,
-            })
-        })
-        .ctx("listing release classes")?
-        .collect::<rusqlite::Result<_>>()
-        .ctx("listing release classes")
     }
 
     /// Give versions stored before release labels existed (class 0) the

@@ -12,7 +12,7 @@ use crate::{Ctx, Result, StoreError};
 
 /// Every migration, oldest first. `MIGRATIONS.len()` is the schema version
 /// this program writes.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this program understands.
 pub(crate) fn supported() -> i64 {
@@ -259,6 +259,86 @@ DROP INDEX objects_by_type;
 CREATE INDEX objects_indicators ON objects(rid) WHERE type = 'indicator';
 "#;
 
+/// Version 7: a generation number of the catalog.
+///
+/// The catalog is what every request reads before its page: API roots,
+/// collections and the release classes they hold, organizations, users,
+/// tokens, grants and the `policy.` settings. The store keeps it in memory
+/// and reads it again only when `catalog_generation.gen` changed. Triggers
+/// bump it in the same transaction as any change to those tables, by this
+/// process or another (the command line writes the same file while a node
+/// serves), so a revoked token or a withdrawn grant counts from the next
+/// request on. Counters a collection keeps (`last_added`, `n_objects`)
+/// change with every write and are not part of the catalog.
+const V7: &str = r#"
+CREATE TABLE catalog_generation (gen INTEGER NOT NULL);
+INSERT INTO catalog_generation (gen) VALUES (1);
+
+CREATE TRIGGER api_roots_catalog_i AFTER INSERT ON api_roots
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER api_roots_catalog_u AFTER UPDATE ON api_roots
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER api_roots_catalog_d AFTER DELETE ON api_roots
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+
+CREATE TRIGGER collections_catalog_i AFTER INSERT ON collections
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER collections_catalog_u AFTER UPDATE OF id, api_root, title, description, alias ON collections
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER collections_catalog_d AFTER DELETE ON collections
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+
+CREATE TRIGGER collection_classes_catalog_i AFTER INSERT ON collection_classes
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER collection_classes_catalog_u AFTER UPDATE ON collection_classes
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER collection_classes_catalog_d AFTER DELETE ON collection_classes
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+
+CREATE TRIGGER release_classes_catalog_i AFTER INSERT ON release_classes
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER release_classes_catalog_u AFTER UPDATE ON release_classes
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER release_classes_catalog_d AFTER DELETE ON release_classes
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+
+CREATE TRIGGER orgs_catalog_i AFTER INSERT ON orgs
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER orgs_catalog_u AFTER UPDATE ON orgs
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER orgs_catalog_d AFTER DELETE ON orgs
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+
+CREATE TRIGGER users_catalog_i AFTER INSERT ON users
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER users_catalog_u AFTER UPDATE ON users
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER users_catalog_d AFTER DELETE ON users
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+
+CREATE TRIGGER tokens_catalog_i AFTER INSERT ON tokens
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER tokens_catalog_u AFTER UPDATE ON tokens
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER tokens_catalog_d AFTER DELETE ON tokens
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+
+CREATE TRIGGER grants_catalog_i AFTER INSERT ON grants
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER grants_catalog_u AFTER UPDATE ON grants
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER grants_catalog_d AFTER DELETE ON grants
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+
+CREATE TRIGGER meta_catalog_i AFTER INSERT ON meta WHEN NEW.key LIKE 'policy.%'
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER meta_catalog_u AFTER UPDATE ON meta
+    WHEN NEW.key LIKE 'policy.%' OR OLD.key LIKE 'policy.%'
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+CREATE TRIGGER meta_catalog_d AFTER DELETE ON meta WHEN OLD.key LIKE 'policy.%'
+    BEGIN UPDATE catalog_generation SET gen = gen + 1; END;
+"#;
+
 /// Bring `conn` up to the newest schema, or refuse a file written by a newer
 /// program (opening it could corrupt what that program relies on).
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -328,7 +408,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, supported());
         let index = |name: &str| -> i64 {
             conn.query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?1",

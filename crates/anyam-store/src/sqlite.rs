@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
+use crate::catalog::{Catalog, CatalogCache, POLICY_META_PREFIX};
 use crate::{
     Access, ApiRoot, ClassScope, Collection, Ctx, Grant, ManifestEntry, NewObject, Organization,
     Page, PutOutcome, Query, ReleaseClass, Result, Search, Status, Store, StoreError, StoredObject,
@@ -90,6 +91,8 @@ pub struct SqliteStore {
     /// deleted and an id never changes its row, so a mapping once read
     /// stays true.
     pub(crate) cids: Mutex<std::collections::HashMap<String, i64>>,
+    /// The catalog tables as last read (see `catalog.rs`).
+    catalog: CatalogCache,
 }
 
 /// The reader connections: those idle (with how many reads each served),
@@ -269,7 +272,14 @@ impl SqliteStore {
             reader_back: Condvar::new(),
             checkpointer: Checkpointer::start(ck)?,
             cids: Mutex::new(std::collections::HashMap::new()),
+            catalog: CatalogCache::default(),
         })
+    }
+
+    /// The catalog as of now (see `catalog.rs`).
+    fn catalog(&self) -> Result<Arc<Catalog>> {
+        let r = self.reader()?;
+        self.catalog.current(&r)
     }
 
     /// Called after every commit that added WAL frames.
@@ -477,7 +487,7 @@ fn scope_from(s: &str) -> rusqlite::Result<TokenScope> {
     }
 }
 
-fn api_root_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiRoot> {
+pub(crate) fn api_root_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiRoot> {
     let max: i64 = r.get(3)?;
     Ok(ApiRoot {
         name: r.get(0)?,
@@ -487,7 +497,7 @@ fn api_root_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiRoot> {
     })
 }
 
-fn collection_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
+pub(crate) fn collection_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
     Ok(Collection {
         id: r.get(0)?,
         api_root: r.get(1)?,
@@ -497,7 +507,7 @@ fn collection_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
     })
 }
 
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+pub(crate) fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         name: r.get(0)?,
         org: r.get(1)?,
@@ -508,7 +518,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+pub(crate) fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     let scope: String = r.get(6)?;
     Ok(Token {
         id: r.get(0)?,
@@ -522,7 +532,7 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     })
 }
 
-fn grant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
+pub(crate) fn grant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
     Ok(Grant {
         org: r.get(0)?,
         collection: r.get(1)?,
@@ -533,8 +543,9 @@ fn grant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
     })
 }
 
-const USER_COLS: &str = "SELECT name, org, password_phc, is_admin, generation, disabled FROM users";
-const TOKEN_COLS: &str =
+pub(crate) const USER_COLS: &str =
+    "SELECT name, org, password_phc, is_admin, generation, disabled FROM users";
+pub(crate) const TOKEN_COLS: &str =
     "SELECT id, user, sha256, label, created, expires, scope, revoked FROM tokens";
 
 impl Store for SqliteStore {
@@ -550,26 +561,11 @@ impl Store for SqliteStore {
     }
 
     fn api_roots(&self) -> Result<Vec<ApiRoot>> {
-        let r = self.reader()?;
-        let mut st = r
-            .prepare_cached(
-                "SELECT name, title, description, max_content_length FROM api_roots ORDER BY seq",
-            )
-            .ctx("preparing api roots")?;
-        st.query_map([], api_root_row)
-            .ctx("listing api roots")?
-            .collect::<rusqlite::Result<_>>()
-            .ctx("reading api roots")
+        Ok(self.catalog()?.api_roots.clone())
     }
 
     fn api_root(&self, name: &str) -> Result<Option<ApiRoot>> {
-        let r = self.reader()?;
-        let mut st = r
-            .prepare_cached("SELECT name, title, description, max_content_length FROM api_roots WHERE name = ?1")
-            .ctx("preparing api root")?;
-        st.query_row([name], api_root_row)
-            .optional()
-            .ctx("reading api root")
+        Ok(self.catalog()?.api_root(name))
     }
 
     fn create_collection(&self, c: &Collection) -> Result<()> {
@@ -587,28 +583,11 @@ impl Store for SqliteStore {
     }
 
     fn collections(&self, api_root: &str) -> Result<Vec<Collection>> {
-        let r = self.reader()?;
-        let mut st = r
-            .prepare_cached(
-                "SELECT id, api_root, title, description, alias FROM collections WHERE api_root = ?1 ORDER BY cid",
-            )
-            .ctx("preparing collections")?;
-        st.query_map([api_root], collection_row)
-            .ctx("listing collections")?
-            .collect::<rusqlite::Result<_>>()
-            .ctx("reading collections")
+        Ok(self.catalog()?.collections(api_root))
     }
 
     fn collection(&self, api_root: &str, id: &str) -> Result<Option<Collection>> {
-        let r = self.reader()?;
-        let mut st = r
-            .prepare_cached(
-                "SELECT id, api_root, title, description, alias FROM collections WHERE id = ?1 AND api_root = ?2",
-            )
-            .ctx("preparing collection")?;
-        st.query_row([id, api_root], collection_row)
-            .optional()
-            .ctx("reading collection")
+        Ok(self.catalog()?.collection(api_root, id))
     }
 
     fn put_objects(&self, collection: &str, objects: &[NewObject]) -> Result<Vec<PutOutcome>> {
@@ -648,7 +627,7 @@ impl Store for SqliteStore {
     }
 
     fn release_classes(&self, collection: &str) -> Result<Vec<ReleaseClass>> {
-        self.release_classes_impl(collection)
+        self.catalog()?.release_classes(collection)
     }
 
     fn relabel_unlabelled(&self, f: &mut dyn FnMut(&str) -> String, batch: usize) -> Result<u64> {
@@ -809,19 +788,7 @@ impl Store for SqliteStore {
     }
 
     fn orgs(&self) -> Result<Vec<Organization>> {
-        let r = self.reader()?;
-        let mut st = r
-            .prepare_cached("SELECT name, title FROM orgs ORDER BY seq")
-            .ctx("preparing orgs")?;
-        st.query_map([], |r| {
-            Ok(Organization {
-                name: r.get(0)?,
-                title: r.get(1)?,
-            })
-        })
-        .ctx("listing orgs")?
-        .collect::<rusqlite::Result<_>>()
-        .ctx("reading orgs")
+        Ok(self.catalog()?.orgs.clone())
     }
 
     fn create_user(&self, user: &User) -> Result<()> {
@@ -839,13 +806,7 @@ impl Store for SqliteStore {
     }
 
     fn user(&self, name: &str) -> Result<Option<User>> {
-        let r = self.reader()?;
-        let mut st = r
-            .prepare_cached(&format!("{USER_COLS} WHERE name = ?1"))
-            .ctx("preparing user")?;
-        st.query_row([name], user_row)
-            .optional()
-            .ctx("reading user")
+        Ok(self.catalog()?.users.get(name).cloned())
     }
 
     fn users(&self) -> Result<Vec<User>> {
@@ -912,13 +873,7 @@ impl Store for SqliteStore {
     }
 
     fn token_by_hash(&self, sha256: &[u8; 32]) -> Result<Option<Token>> {
-        let r = self.reader()?;
-        let mut st = r
-            .prepare_cached(&format!("{TOKEN_COLS} WHERE sha256 = ?1"))
-            .ctx("preparing token lookup")?;
-        st.query_row([&sha256[..]], token_row)
-            .optional()
-            .ctx("reading token")
+        Ok(self.catalog()?.tokens.get(sha256).cloned())
     }
 
     fn tokens(&self, user: Option<&str>) -> Result<Vec<Token>> {
@@ -976,20 +931,13 @@ impl Store for SqliteStore {
     }
 
     fn grants(&self, org: Option<&str>) -> Result<Vec<Grant>> {
-        let r = self.reader()?;
-        let mut st = r
-            .prepare_cached(
-                "SELECT org, collection, can_read, can_write FROM grants WHERE ?1 IS NULL OR org = ?1
-                 ORDER BY org, collection",
-            )
-            .ctx("preparing grants")?;
-        st.query_map([org], grant_row)
-            .ctx("listing grants")?
-            .collect::<rusqlite::Result<_>>()
-            .ctx("reading grants")
+        Ok(self.catalog()?.grants(org))
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
+        if key.starts_with(POLICY_META_PREFIX) {
+            return Ok(self.catalog()?.policy_meta.get(key).cloned());
+        }
         let r = self.reader()?;
         let mut st = r
             .prepare_cached("SELECT value FROM meta WHERE key = ?1")

@@ -2501,3 +2501,102 @@ fn concurrent_writers_each_get_their_own_outcomes() {
         assert!(all.windows(2).all(|w| w[0].date_added < w[1].date_added));
     }
 }
+
+// --- the catalog across processes ---------------------------------------------
+
+/// The store keeps the catalog tables in memory; another process writing the
+/// same file (the command line beside a serving node) is seen from the very
+/// next read: new records, a revoked token, a changed password, a withdrawn
+/// grant, a new release class, a policy setting.
+#[test]
+fn catalog_changes_made_by_another_connection_count_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.db");
+    let node = open(&path);
+    setup(&node);
+    let cli = open(&path);
+    let generation = || -> i64 {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT gen FROM catalog_generation", [], |r| r.get(0))
+            .unwrap()
+    };
+
+    // The node has read (and kept) every catalog table.
+    assert_eq!(node.orgs().unwrap(), []);
+    assert_eq!(node.user("ana").unwrap(), None);
+    assert_eq!(node.token_by_hash(&[7; 32]).unwrap(), None);
+    assert_eq!(node.grants(None).unwrap(), []);
+    assert_eq!(node.collections("root").unwrap().len(), 1);
+    assert_eq!(node.release_classes(COLL).unwrap(), []);
+    assert_eq!(node.meta("policy.accepted").unwrap(), None);
+
+    cli.create_org(&Organization {
+        name: "cert-id".into(),
+        title: "CERT".into(),
+    })
+    .unwrap();
+    cli.create_user(&user("ana", "cert-id")).unwrap();
+    cli.create_token(&token("t7", "ana", 7)).unwrap();
+    let other = second_collection(&cli);
+    cli.set_grant(&Grant {
+        org: "cert-id".into(),
+        collection: other.into(),
+        access: Access {
+            read: true,
+            write: false,
+        },
+    })
+    .unwrap();
+    cli.set_meta("policy.accepted", "{}").unwrap();
+    let mut labelled = obj("indicator--00000000-0000-4000-8000-000000000001", 1);
+    labelled.release_label = "tlp:green".into();
+    cli.put_objects(COLL, &[labelled]).unwrap();
+
+    assert_eq!(node.orgs().unwrap().len(), 1);
+    assert_eq!(node.user("ana").unwrap(), Some(user("ana", "cert-id")));
+    assert_eq!(node.token_by_hash(&[7; 32]).unwrap().unwrap().id, "t7");
+    assert_eq!(node.grants(Some("cert-id")).unwrap().len(), 1);
+    assert_eq!(node.collection("root", other).unwrap().unwrap().title, "B");
+    assert_eq!(
+        node.release_classes(COLL)
+            .unwrap()
+            .iter()
+            .map(|c| c.label.as_str())
+            .collect::<Vec<_>>(),
+        ["tlp:green"]
+    );
+    assert_eq!(node.meta("policy.accepted").unwrap().as_deref(), Some("{}"));
+
+    cli.revoke_token("t7").unwrap();
+    assert!(node.token_by_hash(&[7; 32]).unwrap().unwrap().revoked);
+    cli.set_password("ana", "$argon2id$v=19$new").unwrap();
+    assert_eq!(node.user("ana").unwrap().unwrap().generation, 2);
+    cli.set_user_disabled("ana", true).unwrap();
+    assert!(node.user("ana").unwrap().unwrap().disabled);
+    cli.set_grant(&Grant {
+        org: "cert-id".into(),
+        collection: other.into(),
+        access: Access::default(),
+    })
+    .unwrap();
+    assert_eq!(node.grants(Some("cert-id")).unwrap(), []);
+
+    // What is not the catalog leaves its generation alone: more objects of
+    // a class the collection already holds (and the collection's counters
+    // they move), a status, other meta keys.
+    let before = generation();
+    let mut more = obj("indicator--00000000-0000-4000-8000-000000000002", 1);
+    more.release_label = "tlp:green".into();
+    cli.put_objects(COLL, &[more]).unwrap();
+    cli.put_status(&status("s-1")).unwrap();
+    cli.set_meta("sighting:x", "y").unwrap();
+    assert_eq!(generation(), before);
+    cli.set_meta("policy.accepted", "{\"a\":1}").unwrap();
+    assert_eq!(generation(), before + 1);
+    assert_eq!(
+        node.meta("policy.accepted").unwrap().as_deref(),
+        Some("{\"a\":1}")
+    );
+    assert_eq!(node.meta("sighting:x").unwrap().as_deref(), Some("y"));
+}
