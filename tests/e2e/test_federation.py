@@ -506,6 +506,18 @@ def test_sightings_go_back_to_the_originator_where_agreed(make_node, tmp_path, c
     r = b.cli("detect", "-i", f"stix:{events}", "--alerts", tmp_path / "alerts.jsonl")
     assert ind["id"] in (tmp_path / "alerts.jsonl").read_text(), r.stderr
 
+    # An analyst at B posts a sighting of the same indicator over TAXII,
+    # into B's own collection: it goes back like detect's.
+    posted = {"type": "sighting", "spec_version": "2.1", "id": f"sighting--{uuid.uuid4()}",
+              "created": "2026-02-01T00:00:00.000Z", "modified": "2026-02-01T00:00:00.000Z",
+              "sighting_of_ref": ind["id"], "count": 3,
+              "where_sighted_refs": [f"identity--{uuid.uuid4()}"],
+              "created_by_ref": f"identity--{uuid.uuid4()}",
+              "object_marking_refs": [TLP_AMBER]}
+    sb = b.session()
+    post_envelope(sb, b.objects_url(b.default_collection), [posted])
+    sb.close()
+
     def sightings_at_a():
         r = s.get(a.objects_url(cid), params={"match[type]": "sighting", "match[version]": "all"})
         return served_objects(r.json()) if r.status_code == 200 else []
@@ -515,9 +527,15 @@ def test_sightings_go_back_to_the_originator_where_agreed(make_node, tmp_path, c
         assert sightings_at_a() == []
         s.close()
         return
-    got = wait_for(sightings_at_a, "the sighting back at A")
+    def both():
+        got = sightings_at_a()
+        return got if len({o["id"] for o in got}) >= 2 else None
+    # Detect's sighting (its versions) and the posted one.
+    got = wait_for(both, "both sightings back at A")
     s.close()
+    assert len({o["id"] for o in got}) == 2
     assert {o["sighting_of_ref"] for o in got} == {ind["id"]}
+    assert [o["count"] for o in got].count(3) == 1
     for o in got:
         assert o["count"] >= 1
         if consent == "anonymized":

@@ -425,6 +425,20 @@ pub fn delete_hook(node: &Node) -> Result<anyam_taxii::DeleteHook> {
     }))
 }
 
+/// Queue `sighting` (stored here with `label`) for the originator of the
+/// indicator it sights, where the agreement consents
+/// (`anyam_federation::sightings::report`).
+fn report_sighting(
+    gate: &anyam_policy::Gate,
+    db: &FederationDb,
+    dir: &Path,
+    label: &anyam_policy::Label,
+    sighting: &serde_json::Value,
+) -> std::result::Result<Option<String>, String> {
+    let key = identity::load_signing_key(dir).map_err(|e| format!("{e:#}"))?;
+    anyam_federation::sightings::report(gate, db, &key, label, sighting).map_err(|e| e.to_string())
+}
+
 /// What `anyam detect` calls with every sighting it stores: sightings of
 /// indicators a partner sent are queued for that partner where the
 /// agreement consents (`anyam_federation::sightings`). Failures are
@@ -437,17 +451,40 @@ pub fn sighting_reporter(node: &Node) -> Result<crate::sightings::Reporter> {
     Ok(Box::new(move |sighting: &serde_json::Value| {
         // Stored by this node for itself: the host organization's label.
         let label = anyam_policy::label_of(sighting).with_source(None, None);
-        let sent = identity::load_signing_key(&dir)
-            .map_err(|e| format!("{e:#}"))
-            .and_then(|key| {
-                anyam_federation::sightings::report(&gate, &db, &key, &label, sighting)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = sent {
+        if let Err(e) = report_sighting(&gate, &db, &dir, &label, sighting) {
             eprintln!(
                 "{}",
                 serde_json::json!({"warning": format!("sending a sighting back to its originator failed: {e}")})
             );
+        }
+    }))
+}
+
+/// What the TAXII server calls with every sighting a POST stored: the
+/// same as [`sighting_reporter`] for a sighting an analyst (or another
+/// tool) posted, under the label it was stored with. Failures are logged
+/// and never fail the POST, whose objects are stored by then.
+pub fn sighting_hook(node: &Node) -> Result<anyam_taxii::SightingHook> {
+    let db = FederationDb::open(&node.dir.join(FEDERATION_DB))
+        .context("opening the federation database")?;
+    let gate = node.gate()?;
+    let dir = node.dir.clone();
+    Ok(Arc::new(move |s: &anyam_taxii::StoredSighting<'_>| {
+        let sent = anyam_policy::Label::from_key(s.release_label)
+            .ok_or_else(|| "its stored release label does not parse".to_owned())
+            .and_then(|label| {
+                let sighting: serde_json::Value =
+                    serde_json::from_str(s.raw).map_err(|e| format!("it does not parse: {e}"))?;
+                report_sighting(&gate, &db, &dir, &label, &sighting)
+            });
+        match sent {
+            Ok(Some(partner)) => {
+                tracing::info!(partner = %partner, "posted sighting queued for the indicator's originator")
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "sending a posted sighting back to its originator failed")
+            }
         }
     }))
 }

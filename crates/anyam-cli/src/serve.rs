@@ -168,7 +168,9 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         .with_audit(auditor.clone())
         .with_write_hook(bump.clone());
     if cfg.federation.listen.is_some() {
-        state = state.with_delete_hook(federation::delete_hook(&node)?);
+        state = state
+            .with_delete_hook(federation::delete_hook(&node)?)
+            .with_sighting_hook(federation::sighting_hook(&node)?);
     }
     let app = anyam_taxii::app(state);
 

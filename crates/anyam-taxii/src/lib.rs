@@ -97,6 +97,22 @@ pub struct AppState {
     /// Called after a DELETE removed object versions (partners that
     /// received them are sent a signed tombstone).
     pub on_delete: Option<DeleteHook>,
+    /// Called with every sighting a POST stored (a sighting of a
+    /// partner's indicator goes back to its originator where the agreement
+    /// consents).
+    pub on_sighting: Option<SightingHook>,
+}
+
+/// Called with every sighting a POST stored, once its status is durable.
+pub type SightingHook = Arc<dyn Fn(&StoredSighting<'_>) + Send + Sync>;
+
+/// A sighting a POST stored.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredSighting<'a> {
+    /// The object's JSON text, as stored.
+    pub raw: &'a str,
+    /// The version's release label, as stored (`anyam_policy::Label` key).
+    pub release_label: &'a str,
 }
 
 /// Called after a DELETE removed object versions.
@@ -133,6 +149,7 @@ impl AppState {
             audit: None,
             on_write: None,
             on_delete: None,
+            on_sighting: None,
         }
     }
 
@@ -145,6 +162,12 @@ impl AppState {
     /// Call `hook` after every DELETE that removed something.
     pub fn with_delete_hook(mut self, hook: DeleteHook) -> AppState {
         self.on_delete = Some(hook);
+        self
+    }
+
+    /// Call `hook` with every sighting a POST stored.
+    pub fn with_sighting_hook(mut self, hook: SightingHook) -> AppState {
+        self.on_sighting = Some(hook);
         self
     }
 

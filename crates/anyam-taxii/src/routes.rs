@@ -827,10 +827,16 @@ async fn add_objects(
         }
         let mut successes = Vec::with_capacity(ready.len());
         let mut unchanged = 0u64;
+        let mut sightings = Vec::new();
         for (o, outcome) in ready.iter().zip(outcomes) {
             let version = |added: Micros| o.version.clone().unwrap_or_else(|| fmt_micros(added));
             match outcome {
-                anyam_store::PutOutcome::Added(m) => successes.push(StatusDetail { id: o.id.clone(), version: version(m), message: None }),
+                anyam_store::PutOutcome::Added(m) => {
+                    if o.object_type == "sighting" {
+                        sightings.push(o);
+                    }
+                    successes.push(StatusDetail { id: o.id.clone(), version: version(m), message: None })
+                }
                 anyam_store::PutOutcome::Unchanged(m) => { unchanged += 1; successes.push(StatusDetail {
                     id: o.id.clone(),
                     version: version(m),
@@ -884,6 +890,11 @@ async fn add_objects(
             };
             audit::receipt(&p, &t, stored, &status.id, counts)
         });
+        if let Some(hook) = &st.on_sighting {
+            for o in sightings {
+                hook(&crate::StoredSighting { raw: &o.raw, release_label: &o.release_label });
+            }
+        }
         Ok(status)
     })
     .await?;
