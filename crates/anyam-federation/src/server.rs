@@ -270,6 +270,11 @@ struct NoticesParams {
 /// Largest batch of notices per request.
 pub const MAX_NOTICES: usize = 100;
 
+/// How long a notice is kept once its partner has applied it (asked for
+/// later ones): a partner restoring its federation database from a backup
+/// of that age still finds what it had applied since.
+pub const NOTICE_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(30 * 24);
+
 /// The signed documents queued for the caller (and for no one else),
 /// after `after`, oldest first: `{"notices": [{"seq", "kind",
 /// "document"}], "more": bool}`.
@@ -284,7 +289,22 @@ async fn notices(
     };
     let db = api.db.clone();
     let after = params.after.unwrap_or(0);
-    match blocking(move || db.notices_for(&partner, after, MAX_NOTICES + 1)).await {
+    match blocking(move || {
+        // Asking for notices after `after` says those up to it are applied.
+        if after > 0 {
+            let before = jiff::Timestamp::now() - NOTICE_RETENTION;
+            match db.prune_delivered(&partner, after, before) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(partner = %partner, removed = n, "delivered notices removed")
+                }
+                Err(e) => tracing::warn!(error = %e, "removing delivered notices failed"),
+            }
+        }
+        db.notices_for(&partner, after, MAX_NOTICES + 1)
+    })
+    .await
+    {
         Err(r) => r.into_response(),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "reading the outbox failed");

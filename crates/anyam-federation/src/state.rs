@@ -9,10 +9,11 @@
 //!   backfilled; receiving is idempotent, so nothing is stored twice);
 //! - per partner: last success, last error, counts, and whether the live
 //!   stream is up (`anyam sync status`);
-//! - the outbox: signed documents (agreement versions, terminations)
-//!   queued for each partner, fetched by it before anything else on its
-//!   next round, and the cursor of what each partner's outbox delivered
-//!   here;
+//! - the outbox: signed documents (agreement versions, terminations,
+//!   tombstones, sighting reports) queued for each partner, fetched by it
+//!   before anything else on its next round and removed some time after
+//!   it applied them ([`FederationDb::prune_delivered`]), and the cursor
+//!   of what each partner's outbox delivered here;
 //! - the provenance of every object version received: the originator, the
 //!   partner it came from, the originator's terms for it, and the digest
 //!   of the head of the originator's signed manifest, which is kept too,
@@ -30,6 +31,7 @@ use std::sync::Mutex;
 
 use anyam_audit::Hash;
 use anyam_trust::{Redistribution, Signed};
+use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{FederationError, Result};
@@ -868,6 +870,24 @@ impl FederationDb {
         Ok(out)
     }
 
+    /// Remove the notices `partner` has applied (those up to `through`,
+    /// the `after` it asked for: it asks for later ones only once it has
+    /// applied and recorded these) that were queued before `before`.
+    /// Returns how many went. Kept for a while rather than at once, so a
+    /// partner whose federation database was restored from a backup
+    /// within that time fetches them again (applying a notice twice
+    /// changes nothing).
+    pub fn prune_delivered(&self, partner: &str, through: i64, before: Timestamp) -> Result<usize> {
+        // `created` is RFC 3339 text, which orders as time to within a
+        // second (the number of fractional digits varies): close enough
+        // for a retention counted in days.
+        let n = self.conn().execute(
+            "DELETE FROM outbox WHERE partner = ?1 AND seq <= ?2 AND created < ?3",
+            params![partner, through, anyam_trust::format_time(before)],
+        )?;
+        Ok(n)
+    }
+
     /// The last notice of `partner` applied here.
     pub fn notice_cursor(&self, partner: &str) -> Result<i64> {
         Ok(self
@@ -1192,5 +1212,61 @@ mod tests {
             .expect("bump");
         let e = FederationDb::open(&path).expect_err("newer");
         assert!(e.to_string().contains("schema version 99"), "{e}");
+    }
+
+    /// A notice is removed only once its partner applied it (asked for
+    /// later ones) and its retention passed; other partners' notices and
+    /// later ones stay, and a removed notice queued again is new again.
+    #[test]
+    fn delivered_notices_go_after_their_retention_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = FederationDb::open(&dir.path().join("federation.db")).expect("open");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let doc = |collection: &str| {
+            Manifest::new(
+                ORIGINATOR,
+                collection,
+                AgreementRef {
+                    id: AGREEMENT.into(),
+                    version: 1,
+                },
+                jiff::Timestamp::now(),
+            )
+            .sign(&key)
+            .expect("sign")
+        };
+        let first = doc("a");
+        db.queue(FROM, "tombstone", &first).expect("queue");
+        db.queue(FROM, "tombstone", &doc("b")).expect("queue");
+        db.queue(FROM, "tombstone", &doc("c")).expect("queue");
+        db.queue(ORIGINATOR, "tombstone", &first).expect("queue");
+        let seqs = |p: &str| -> Vec<i64> {
+            db.notices_for(p, 0, 10)
+                .expect("notices")
+                .iter()
+                .map(|n| n.seq)
+                .collect()
+        };
+        let queued = seqs(FROM);
+        assert_eq!(queued.len(), 3);
+        let day = jiff::SignedDuration::from_hours(24);
+        // Applied up to the second, but queued after the cutoff: kept.
+        assert_eq!(
+            db.prune_delivered(FROM, queued[1], jiff::Timestamp::now() - day)
+                .expect("prune"),
+            0
+        );
+        assert_eq!(seqs(FROM), queued);
+        // Past the retention: the applied ones go, the third stays, and
+        // the other partner's copy is untouched.
+        assert_eq!(
+            db.prune_delivered(FROM, queued[1], jiff::Timestamp::now() + day)
+                .expect("prune"),
+            2
+        );
+        assert_eq!(seqs(FROM), [queued[2]]);
+        assert_eq!(seqs(ORIGINATOR).len(), 1);
+        assert!(db.queue(FROM, "tombstone", &first).expect("queue again"));
+        assert_eq!(seqs(FROM).len(), 2);
     }
 }
