@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::log::Inner;
 use crate::{AuditError, AuditLog, Event};
@@ -19,6 +20,13 @@ pub struct AppenderOptions {
     /// flood cannot grow memory without bound (back-pressure instead of
     /// dropping audit records).
     pub max_queued: usize,
+    /// Least time between the starts of two commits: a busy log commits
+    /// what queued up meanwhile as one batch, at most once per `linger`,
+    /// instead of one small batch after another (each commit rewrites the
+    /// tree's edge pages and syncs). An event arriving after a quiet
+    /// spell is committed at once. Zero: commit as soon as the last
+    /// commit ends.
+    pub linger: Duration,
 }
 
 impl Default for AppenderOptions {
@@ -26,6 +34,7 @@ impl Default for AppenderOptions {
         AppenderOptions {
             max_batch: 4096,
             max_queued: 65_536,
+            linger: Duration::ZERO,
         }
     }
 }
@@ -42,6 +51,8 @@ struct Queue {
     /// first as it was when `flush` was called.
     queued: u64,
     done: u64,
+    /// Batches finished (committed or failed).
+    batches: u64,
     /// The error of the latest failed batch not yet reported by `flush`.
     unreported: Option<String>,
     stop: bool,
@@ -160,6 +171,11 @@ impl Appender {
         }
     }
 
+    /// How many batches the writer has finished (committed or failed).
+    pub fn batches(&self) -> u64 {
+        self.owner.shared.lock().batches
+    }
+
     /// Block until every event queued before this call is committed. Fails
     /// if a batch failed since the previous `flush` (those events are not
     /// in the log; their receipts say so too).
@@ -180,7 +196,15 @@ impl Appender {
 fn writer_loop(inner: &Inner, shared: &Shared) {
     let mut events = Vec::new();
     let mut slots = Vec::new();
+    let mut last_start: Option<Instant> = None;
     loop {
+        if let Some(t) = last_start {
+            let next = t + shared.opts.linger;
+            let now = Instant::now();
+            if now < next {
+                std::thread::sleep(next - now);
+            }
+        }
         {
             let mut q = shared.lock();
             while q.pending.is_empty() && !q.stop {
@@ -197,6 +221,7 @@ fn writer_loop(inner: &Inner, shared: &Shared) {
         }
         // Room in the queue again.
         shared.done.notify_all();
+        last_start = Some(Instant::now());
         let result = inner.append(&events);
         let mut q = shared.lock();
         match result {
@@ -214,6 +239,7 @@ fn writer_loop(inner: &Inner, shared: &Shared) {
             }
         }
         q.done += events.len() as u64;
+        q.batches += 1;
         events.clear();
         drop(q);
         shared.done.notify_all();

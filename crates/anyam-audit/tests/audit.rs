@@ -733,6 +733,7 @@ fn the_appender_commits_from_many_threads() {
             .appender(AppenderOptions {
                 max_batch: 64,
                 max_queued: 100,
+                ..AppenderOptions::default()
             })
             .unwrap();
         let threads: Vec<_> = (0..4)
@@ -766,6 +767,49 @@ fn the_appender_commits_from_many_threads() {
         let log = read_only(&path);
         assert_eq!(verify(&log, &trusted(&[&k])).unwrap().entries, 1002);
     }
+}
+
+/// Under a steady stream of events, a lingering appender commits at most
+/// once per `linger` (and so far fewer times than one that does not
+/// linger), and every event is in the log.
+#[test]
+fn a_lingering_appender_commits_at_most_once_per_linger() {
+    let run = |linger: Duration| -> (u64, Duration) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(
+            &dir.path().join("audit.db"),
+            AuditOptions {
+                synchronous: Synchronous::Normal,
+                ..AuditOptions::default()
+            },
+        )
+        .unwrap();
+        let appender = log
+            .appender(AppenderOptions {
+                linger,
+                ..AppenderOptions::default()
+            })
+            .unwrap();
+        let start = std::time::Instant::now();
+        for i in 0..300 {
+            drop(appender.append(event(i)));
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        appender.flush().unwrap();
+        let elapsed = start.elapsed();
+        assert_eq!(log.size().unwrap(), 300);
+        (appender.batches(), elapsed)
+    };
+    let linger = Duration::from_millis(25);
+    let (lingering, elapsed) = run(linger);
+    // One commit per started `linger`, and the first.
+    let bound = (elapsed.as_micros() / linger.as_micros()) as u64 + 2;
+    assert!(lingering <= bound, "{lingering} commits in {elapsed:?}");
+    let (eager, _) = run(Duration::ZERO);
+    assert!(
+        eager > lingering,
+        "{eager} commits without lingering, {lingering} with"
+    );
 }
 
 #[test]

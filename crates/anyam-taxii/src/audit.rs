@@ -32,6 +32,12 @@ use serde_json::{Value, json};
 /// requests wait for the writer rather than lose their records.
 const MAX_QUEUED: usize = 8192;
 
+/// Least time between two commits of the log under load (see
+/// `AppenderOptions::linger`): a node answering thousands of requests a
+/// second commits their entries in a few hundred batches, not thousands.
+/// No response waits for its entry's commit.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(4);
+
 /// Signs a head over the whole log as it is now. The CLI supplies it, so
 /// that the node's private key is read by its identity module only; its
 /// error is a message (reading the key, or the log's error).
@@ -59,6 +65,7 @@ impl Auditor {
     pub fn new(log: Arc<AuditLog>, signer: Option<HeadSigner>) -> Result<Auditor, AuditError> {
         let appender = log.appender(AppenderOptions {
             max_queued: MAX_QUEUED,
+            linger: LINGER,
             ..AppenderOptions::default()
         })?;
         // Export the counters from the start, at zero, so that a scrape
