@@ -23,6 +23,7 @@ import requests
 import requests.adapters
 import stix2validator
 import urllib3
+import zstandard
 from taxii2client.v21 import ApiRoot, Collection, Server
 
 TAXII = "application/taxii+json;version=2.1"
@@ -386,6 +387,22 @@ class Node:
 
 
 # --- HTTP helpers -------------------------------------------------------------------
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def audit_leaf(stored: bytes) -> bytes:
+    """An audit entry's leaf (canonical JSON) from its stored bytes: long
+    entries are stored as one zstd frame of it."""
+    if stored[:4] == ZSTD_MAGIC:
+        return zstandard.ZstdDecompressor().decompress(stored)
+    return stored
+
+
+def audit_entries(con) -> list[dict]:
+    """Every entry of an open audit database, oldest first."""
+    return [json.loads(audit_leaf(leaf)) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
 
 
 def post_envelope(s: requests.Session, url: str, objects, *, expect_failures: int | None = 0) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from support import TLP_GREEN, anyam_bin, assert_taxii_error, get_json, indicator, post_envelope
+from support import audit_entries, audit_leaf, TLP_GREEN, anyam_bin, assert_taxii_error, get_json, indicator, post_envelope
 
 EXIT_REJECTED = 3
 
@@ -33,7 +33,7 @@ def entries(node, at_least: int = 0, timeout: float = 10.0) -> list[dict]:
     while True:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            rows = [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+            rows = audit_entries(con)
         finally:
             con.close()
         if len(rows) >= at_least or time.monotonic() > deadline:
@@ -203,7 +203,7 @@ def verify_dir(d: Path) -> subprocess.CompletedProcess:
 
 
 def leaf(con, seq: int) -> str:
-    return con.execute("SELECT leaf FROM entries WHERE seq = ?", (seq,)).fetchone()[0].decode()
+    return audit_leaf(con.execute("SELECT leaf FROM entries WHERE seq = ?", (seq,)).fetchone()[0]).decode()
 
 
 def edit_entry(con):

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import uuid
 
-from support import indicator, malware
+from support import audit_entries, indicator, malware
 
 EXIT_USAGE = 2
 
@@ -55,7 +55,7 @@ def entries(node) -> list[dict]:
     """Every audit entry, in sequence order, read from the node's file."""
     con = sqlite3.connect(f"file:{node.dir / 'audit.db'}?mode=ro", uri=True)
     try:
-        return [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+        return audit_entries(con)
     finally:
         con.close()
 

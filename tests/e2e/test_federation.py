@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from support import (TLP_AMBER, TLP_AMBER_STRICT, TLP_CLEAR, TLP_GREEN, TLP_RED, indicator,
+from support import (audit_entries, TLP_AMBER, TLP_AMBER_STRICT, TLP_CLEAR, TLP_GREEN, TLP_RED, indicator,
                      post_envelope, served_objects)
 
 RECIPIENTS_EXT = "extension-definition--4e0cee20-b640-4553-9aad-1c16c0c90a79"
@@ -295,7 +295,7 @@ def test_three_nodes_share_where_agreed_and_withhold_where_not(trio, tmp_path):
     def entries(n):
         con = sqlite3.connect(f"file:{n.dir / 'audit.db'}?mode=ro", uri=True)
         try:
-            return [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+            return audit_entries(con)
         finally:
             con.close()
 
@@ -419,7 +419,7 @@ def test_agreement_travels_between_nodes_and_termination_stops_the_flow(make_nod
         assert held in all_versions(b, cid)
     con = sqlite3.connect(f"file:{b.dir / 'audit.db'}?mode=ro", uri=True)
     try:
-        kept = [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+        kept = audit_entries(con)
     finally:
         con.close()
     retained = [o["id"] for e in kept if e["kind"] == "retention" for o in e["what"]["objects"]]
@@ -429,7 +429,7 @@ def test_agreement_travels_between_nodes_and_termination_stops_the_flow(make_nod
     def agreement_events(n):
         con = sqlite3.connect(f"file:{n.dir / 'audit.db'}?mode=ro", uri=True)
         try:
-            rows = [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+            rows = audit_entries(con)
         finally:
             con.close()
         return [e for e in rows if e["kind"] == "agreement" and e.get("details", {}).get("from")]
@@ -471,7 +471,7 @@ def test_deletion_reaches_every_node_as_a_signed_tombstone(trio):
     def deletions(n):
         con = sqlite3.connect(f"file:{n.dir / 'audit.db'}?mode=ro", uri=True)
         try:
-            rows = [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+            rows = audit_entries(con)
         finally:
             con.close()
         return [e for e in rows if e["kind"] == "deletion" and "tombstone" in e["why"]]

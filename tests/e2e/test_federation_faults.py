@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+import support
 from support import TAXII, TLP_GREEN, post_envelope, served_objects
 from test_federation import (agree, all_versions, federating, free_port, introduce, marked,
                              sync_status, wait_for)
@@ -29,7 +30,7 @@ from test_federation import (agree, all_versions, federating, free_port, introdu
 def audit_entries(n) -> list[dict]:
     con = sqlite3.connect(f"file:{n.dir / 'audit.db'}?mode=ro", uri=True)
     try:
-        return [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+        return support.audit_entries(con)
     finally:
         con.close()
 

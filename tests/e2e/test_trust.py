@@ -13,6 +13,8 @@ import stat
 
 import pytest
 
+from support import audit_entries
+
 REJECTED = 3
 
 
@@ -178,7 +180,7 @@ def test_agreement_lifecycle(pair, tmp_path):
     # B's export of A's entries holds exactly those.
     con = sqlite3.connect(f"file:{a.dir / 'audit.db'}?mode=ro", uri=True)
     try:
-        logged = [json.loads(leaf) for (leaf,) in con.execute("SELECT leaf FROM entries ORDER BY seq")]
+        logged = audit_entries(con)
     finally:
         con.close()
     commands = [e["details"]["command"] for e in logged if e["kind"] == "agreement"]

@@ -42,7 +42,8 @@
 //! directory), in WAL mode with `synchronous=FULL` unless the operator
 //! chooses `NORMAL` ([`Synchronous`]), one writer connection, a pool of
 //! readers, and a background checkpointer, as in the object store. Tables:
-//! `entries` (sequence number, leaf bytes, leaf hash), `nodes` (the tree
+//! `entries` (sequence number, leaf bytes — zstd-compressed from
+//! [`COMPRESS_FROM`] bytes on, see `stored.rs` —, leaf hash), `nodes` (the tree
 //! cache: every perfect subtree's hash, the leaf level included, keyed by
 //! its last leaf and height), `entry_parties` (which partners each entry
 //! concerns, for exports) and `heads`. The cache is a convenience, never a
@@ -75,6 +76,7 @@ mod export;
 mod head;
 mod log;
 pub mod merkle;
+mod stored;
 mod verify;
 
 pub use appender::{Appender, AppenderOptions, Receipt};
@@ -86,6 +88,7 @@ pub use export::{
 pub use head::{HEAD_SIGNATURE_CONTEXT, SignedTreeHead, TreeHead, TrustedKeys, key_id};
 pub use log::{AuditLog, AuditOptions, Synchronous};
 pub use merkle::ProofFailure;
+pub use stored::COMPRESS_FROM;
 pub use verify::{HeadRef, Problem, Report, Tampered, verify, verify_with};
 
 /// Everything that can go wrong in this crate.

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use crate::entry::micros;
 use crate::head::key_id;
 use crate::merkle::{self, node_hash};
+use crate::stored;
 use crate::{AuditError, Entry, Event, Hash, SignedTreeHead, TreeHead};
 
 /// How hard a commit works to survive a power loss, as in the object
@@ -323,7 +324,7 @@ impl AuditLog {
         let mut rows = stmt.query(params![to_sql(range.start)?, to_sql(range.end)?])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            let leaf: Vec<u8> = row.get(0)?;
+            let leaf = stored::leaf_of(row.get(0)?).map_err(AuditError::Malformed)?;
             out.push(Entry::from_leaf(&leaf)?);
         }
         Ok(out)
@@ -500,7 +501,7 @@ impl Inner {
                 let seq = to_sql(size)?;
                 let leaf = crate::entry::leaf_bytes(size, event);
                 let h = merkle::leaf_hash(&leaf);
-                put_entry.execute(params![seq, leaf, &h.0[..]])?;
+                put_entry.execute(params![seq, stored::store_form(&leaf).as_ref(), &h.0[..]])?;
                 put_node.execute(params![seq, 0, &h.0[..]])?;
                 for p in &event.parties {
                     put_party.execute(params![seq, p])?;

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::log::{read_heads, stored_size};
 use crate::merkle::{self, node_hash};
+use crate::stored;
 use crate::{AuditError, AuditLog, Entry, Hash, SignedTreeHead, TrustedKeys};
 
 /// What `verify` found when all is well.
@@ -279,7 +280,8 @@ pub fn verify_with(
         if seq != count as i64 {
             return Err(tampered(Some(count), None, Problem::Missing));
         }
-        let leaf: Vec<u8> = row.get(1)?;
+        let leaf = stored::leaf_of(row.get(1)?)
+            .map_err(|e| tampered(Some(count), None, Problem::Unreadable(e)))?;
         let stored_hash: Vec<u8> = row.get(2)?;
         let h = merkle::leaf_hash(&leaf);
         if Hash::from_slice(&stored_hash) != Some(h) {

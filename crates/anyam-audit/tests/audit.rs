@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyam_audit::merkle::{leaf_hash, node_hash};
 use anyam_audit::{
-    AppenderOptions, AuditError, AuditLog, AuditOptions, Event, ExportRequest, Hash, HeadRef, Kind,
-    ObjectRef, PartnerExport, Synchronous, Tampered, TreeHead, TrustedKeys, key_id, verify,
-    verify_export, verify_heads_consistent, verify_with,
+    AppenderOptions, AuditError, AuditLog, AuditOptions, COMPRESS_FROM, Event, ExportRequest, Hash,
+    HeadRef, Kind, ObjectRef, PartnerExport, Synchronous, Tampered, TreeHead, TrustedKeys, key_id,
+    verify, verify_export, verify_heads_consistent, verify_with,
 };
 use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
@@ -605,6 +605,71 @@ fn a_clean_log_verifies_and_reports() {
     let h = empty.sign_head(&f.key, at(0)).unwrap();
     assert_eq!(h.head.tree_size, 0);
     assert_eq!(verify(&empty, &trusted(&[&f.key])).unwrap().entries, 0);
+}
+
+/// The entry of a page of 100 objects is stored as a zstd frame a third
+/// of its size or less, and reads back, hashes and verifies as its
+/// canonical JSON; a byte changed inside the frame is found at that entry.
+#[test]
+fn a_page_sized_entry_is_stored_compressed_and_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let log = AuditLog::open(&path, AuditOptions::default()).unwrap();
+    log.append(&event(0)).unwrap();
+    let mut page = event(1);
+    page.what.objects = (0..100u32)
+        .map(|j| ObjectRef {
+            id: format!(
+                "indicator--{:08x}-7d2c-4b9e-9a51-{:012x}",
+                j.wrapping_mul(2_654_435_761),
+                j
+            ),
+            version: format!(
+                "2025-{:02}-{:02}T{:02}:17:45.{:03}Z",
+                j % 12 + 1,
+                j % 28 + 1,
+                j % 24,
+                j
+            ),
+        })
+        .collect();
+    log.append(&page).unwrap();
+    let key = key(1);
+    log.sign_head(&key, at(5)).unwrap();
+
+    let c = raw(&path);
+    let (small, big) = (leaf(&c, 0), leaf(&c, 1));
+    assert!(
+        small.len() < COMPRESS_FROM && small.starts_with(b"{"),
+        "a small entry stays as it is"
+    );
+    let entry = &log.entries(1..2).unwrap()[0];
+    assert_eq!(entry.event, page);
+    let canonical = entry.leaf().unwrap();
+    assert!(canonical.len() >= COMPRESS_FROM);
+    assert!(big.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]), "a zstd frame");
+    assert!(
+        big.len() * 3 <= canonical.len(),
+        "{} stored for {}",
+        big.len(),
+        canonical.len()
+    );
+    // The hash and the tree are over the canonical JSON.
+    let stored_hash: Vec<u8> = c
+        .query_row("SELECT leaf_hash FROM entries WHERE seq = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored_hash, leaf_hash(&canonical).0);
+    assert_eq!(verify(&log, &trusted(&[&key])).unwrap().entries, 2);
+
+    let mut bent = big.clone();
+    let mid = bent.len() / 2;
+    bent[mid] ^= 0x40;
+    set_leaf(&c, 1, &bent);
+    let e = verify(&log, &trusted(&[&key])).unwrap_err();
+    let t = e.tampered().expect("tampering found");
+    assert_eq!(t.first_bad_entry, Some(1), "{e}");
 }
 
 #[test]
