@@ -936,10 +936,15 @@ mod tests {
 
     /// A signed manifest of the originator, whole.
     fn manifest() -> Signed {
+        manifest_of("shared")
+    }
+
+    /// A signed manifest of the originator over `collection`.
+    fn manifest_of(collection: &str) -> Signed {
         let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
         Manifest::new(
             ORIGINATOR,
-            "shared",
+            collection,
             AgreementRef {
                 id: AGREEMENT.into(),
                 version: 1,
@@ -1221,20 +1226,7 @@ mod tests {
     fn delivered_notices_go_after_their_retention_only() {
         let dir = tempfile::tempdir().expect("dir");
         let db = FederationDb::open(&dir.path().join("federation.db")).expect("open");
-        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-        let doc = |collection: &str| {
-            Manifest::new(
-                ORIGINATOR,
-                collection,
-                AgreementRef {
-                    id: AGREEMENT.into(),
-                    version: 1,
-                },
-                jiff::Timestamp::now(),
-            )
-            .sign(&key)
-            .expect("sign")
-        };
+        let doc = manifest_of;
         let first = doc("a");
         db.queue(FROM, "tombstone", &first).expect("queue");
         db.queue(FROM, "tombstone", &doc("b")).expect("queue");
