@@ -174,11 +174,15 @@
 //!
 //! # Search
 //!
-//! An FTS5 index over `name` and `description` (filled by the writer once
-//! per write transaction, emptied of deleted rows by a trigger) and a
-//! table of exact observable values (written with each version) serve
-//! `Store::search`, within the caller's visible classes; newest versions
-//! only, newest first, costing in proportion to the matches.
+//! Two FTS5 indexes, one over `name` and `description` and one of exact
+//! observable values (each value one token: the hexadecimal of its bytes),
+//! serve `Store::search`, within the caller's visible classes; newest
+//! versions only, newest first, costing in proportion to the matches. The
+//! writer fills both once per write transaction and a trigger empties them
+//! of deleted rows. Observable values were a B-tree keyed by value until
+//! schema version 8: each value stored then dirtied a random page, which
+//! at 1,000,000 objects made most of what ingest wrote; an FTS5 commit
+//! writes one sorted segment instead (see `schema.rs`, version 8).
 //!
 //! # Schema changes
 //!

@@ -782,6 +782,26 @@ fn rating_sql(f: &RatingFilter, t: &str, args: &mut Vec<Value>) -> String {
 /// The words of a search as an FTS5 query: each word a quoted phrase (so
 /// no character of it is query syntax), a trailing `*` kept as a prefix
 /// search, all words required. `None` when no word has a letter or digit.
+/// The full-text token of one observable value: the hexadecimal of its
+/// bytes, so that it is one token whatever characters it holds (schema
+/// version 8, where the migration computes the same with SQL's `hex`; the
+/// tokenizer folds case, so upper and lower case digits are one token).
+pub(crate) fn value_token(value: &str) -> String {
+    hex::encode(value.as_bytes())
+}
+
+/// The tokens of an object's observable values, one per value.
+fn value_tokens(values: &[String]) -> String {
+    let mut out = String::with_capacity(values.iter().map(|v| 2 * v.len() + 1).sum());
+    for v in values {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&value_token(v));
+    }
+    out
+}
+
 fn fts_query(words: &[String]) -> Option<String> {
     let mut parts = Vec::new();
     for w in words {
@@ -927,6 +947,8 @@ impl SqliteStore {
         let mut added = 0i64;
         let mut classes = ClassCache::default();
         let mut outcomes = Vec::with_capacity(objects.len());
+        // (row, tokens) of the observable values to index at the end.
+        let mut observables: Vec<(i64, String)> = Vec::new();
         for o in objects {
             // The current last version; none means a new object, which
             // needs no further lookup (the common case when ingesting).
@@ -1035,15 +1057,7 @@ impl SqliteStore {
                     .ctx("recording an indicator change")?;
             }
             if !o.observables.is_empty() {
-                let mut ins = tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO observable_values (value, rid) VALUES (?1, ?2)",
-                    )
-                    .ctx("preparing observable insert")?;
-                for v in &o.observables {
-                    ins.execute(params![v, rid])
-                        .ctx("indexing an observable value")?;
-                }
+                observables.push((rid, value_tokens(&o.observables)));
             }
             added += 1;
             outcomes.push(PutOutcome::Added(date_added));
@@ -1061,6 +1075,18 @@ impl SqliteStore {
             .ctx("preparing the full-text update")?
             .execute([rid_before])
             .ctx("updating the full-text index")?;
+            if !observables.is_empty() {
+                // One statement for the whole transaction, as above.
+                let rows = serde_json::to_string(&observables)
+                    .map_err(|e| StoreError::Backend(format!("encoding observable values: {e}")))?;
+                tx.prepare_cached(
+                    "INSERT INTO objects_observables (rowid, value_tokens)
+                     SELECT value ->> 0, value ->> 1 FROM json_each(?1)",
+                )
+                .ctx("preparing the observable index update")?
+                .execute([rows])
+                .ctx("updating the observable index")?;
+            }
             tx.prepare_cached(
                 "UPDATE collections SET last_added = ?2, n_objects = n_objects + ?3 WHERE cid = ?1",
             )
@@ -1264,9 +1290,13 @@ impl SqliteStore {
             format!("?{}", args.len())
         };
         if let Some(v) = &s.value {
-            sql.push_str(" JOIN observable_values v ON v.rid = o.rid");
-            let a = arg(&mut args, Value::Text(v.to_lowercase()));
-            conds.push(format!("v.value = {a}"));
+            let a = arg(
+                &mut args,
+                Value::Text(format!("\"{}\"", value_token(&v.to_lowercase()))),
+            );
+            conds.push(format!(
+                "o.rid IN (SELECT rowid FROM objects_observables WHERE objects_observables MATCH {a})"
+            ));
         }
         if let Some(t) = text {
             let a = arg(&mut args, Value::Text(t));

@@ -2287,6 +2287,41 @@ fn observable_values_index_their_own_versions() {
     assert_eq!(found("EVIL.example"), ["indicator--c"]);
     assert_eq!(found("10.0.0.3"), ["indicator--c"]);
     assert!(found("10.0.0.4").is_empty());
+
+    // A value is matched whole, whatever characters it holds: not by a
+    // word of it, not by a prefix, and a value made of the same words
+    // in another arrangement is another value.
+    s.put_objects(
+        COLL,
+        &[
+            with(
+                obj("indicator--u", 1),
+                &["http://evil.example/a b?c=d&e", "c:\\windows\\évil.exe"],
+            ),
+            with(obj("indicator--w", 1), &["http://evil.example/a"]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(found("http://evil.example/a b?c=d&e"), ["indicator--u"]);
+    assert_eq!(found("C:\\Windows\\évil.exe"), ["indicator--u"]);
+    assert_eq!(found("http://evil.example/a"), ["indicator--w"]);
+    for part in [
+        "http",
+        "evil",
+        "example",
+        "b?c=d&e",
+        "a b",
+        "évil.exe",
+        "\"quoted\" OR x",
+    ] {
+        assert!(found(part).is_empty(), "{part:?} is not a value stored");
+    }
+
+    // Deleting an object takes its values out of the index.
+    s.delete_object(COLL, "indicator--u", &[], &[], None)
+        .unwrap();
+    assert!(found("http://evil.example/a b?c=d&e").is_empty());
+    assert_eq!(found("http://evil.example/a"), ["indicator--w"]);
 }
 
 #[test]
