@@ -43,7 +43,7 @@
 //! checkpoints the WAL into the database file (`PASSIVE`, never blocking
 //! anyone), so a commit normally costs one WAL append and one fsync. Under
 //! sustained ingest the WAL cannot restart while the writer keeps
-//! appending; when it reaches 64 MiB the writer checkpoints the remainder
+//! appending; when it reaches 256 MiB the writer checkpoints the remainder
 //! itself between two transactions, which lets the WAL start over.
 //!
 //! # `date_added` and paging

@@ -123,8 +123,16 @@ pub const READER_WAIT: Duration = Duration::from_millis(100);
 
 /// WAL size (pages) at which the writer checkpoints by itself: a safety net
 /// in case the background checkpointer falls behind. At 4 KiB pages this is
-/// 64 MiB of WAL.
-const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+/// 256 MiB of WAL (the file keeps that size once it reached it).
+///
+/// Under a steady write load the background checkpointer is always a few
+/// commits behind, so the WAL never starts over from its beginning and
+/// grows until the writer checkpoints what is left, holding every write
+/// meanwhile. At 64 MiB that was 6% of the CPU time of a POST load at
+/// 1,000,000 objects; at 256 MiB it happens a quarter as often (POST of
+/// 100,000 objects: 22,500 -> 23,600 objects/s). A larger WAL costs no
+/// read: a reader looks up only frames the checkpointer has not copied.
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 65_536;
 
 /// Minimum time between background checkpoints: batching several commits
 /// into one checkpoint writes pages that changed in each of them only once.
