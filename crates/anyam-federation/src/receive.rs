@@ -173,7 +173,8 @@ impl Receiver {
 
     /// The second half of [`Receiver::receive`]: store verified pages of
     /// one collection, in order, in one transaction. `last` of the result
-    /// is that of the last page that had one.
+    /// is that of the last page that had one. The same as
+    /// [`Receiver::keep_provenance`] then [`Receiver::store_kept`].
     pub fn commit(
         &self,
         partner: &str,
@@ -181,8 +182,31 @@ impl Receiver {
         collection: &RemoteCollection,
         pages: Vec<Verified>,
     ) -> Result<Received> {
+        let recorded = self.keep_provenance(partner, partner_name, collection, pages)?;
+        self.store_kept(recorded)
+    }
+
+    /// The first step of [`Receiver::commit`]: keep the provenance of the
+    /// verified pages' objects (one transaction of `federation.db`),
+    /// nothing stored yet. Pass the result to [`Receiver::store_kept`]; until
+    /// then the pages' objects are not in the store, so a sync may record
+    /// the next pages while the ones before are stored, as long as it
+    /// stores in the order it recorded.
+    pub fn keep_provenance(
+        &self,
+        partner: &str,
+        partner_name: &str,
+        collection: &RemoteCollection,
+        pages: Vec<Verified>,
+    ) -> Result<Recorded> {
         let pages: Vec<Checked> = pages.into_iter().map(|v| v.checked).collect();
-        self.store_pages(partner, partner_name, collection, pages)
+        self.record_pages(partner, partner_name, collection, pages)
+    }
+
+    /// The second step of [`Receiver::commit`]: store the objects of pages
+    /// whose provenance [`Receiver::keep_provenance`] kept.
+    pub fn store_kept(&self, recorded: Recorded) -> Result<Received> {
+        self.store_recorded(recorded)
     }
 
     fn verify_as(
@@ -459,8 +483,20 @@ impl Receiver {
         partner: &str,
         partner_name: &str,
         collection: &RemoteCollection,
-        mut pages: Vec<Checked>,
+        pages: Vec<Checked>,
     ) -> Result<Received> {
+        let recorded = self.record_pages(partner, partner_name, collection, pages)?;
+        self.store_recorded(recorded)
+    }
+
+    /// The provenance half of [`Receiver::store_pages`].
+    fn record_pages(
+        &self,
+        partner: &str,
+        partner_name: &str,
+        collection: &RemoteCollection,
+        mut pages: Vec<Checked>,
+    ) -> Result<Recorded> {
         let last = pages.iter().rev().find_map(|p| p.last);
         // The objects go to the store (moved, not copied); what the
         // provenance and the receipts need of each stays by page, with
@@ -485,11 +521,15 @@ impl Receiver {
             }
             objects.push(kept);
         }
+        let mut recorded = Recorded {
+            partner: partner.to_string(),
+            collection: collection.id.clone(),
+            news: Vec::new(),
+            objects: Vec::new(),
+            last,
+        };
         if objects.iter().all(Vec::is_empty) {
-            return Ok(Received {
-                counts: Counts::default(),
-                last,
-            });
+            return Ok(recorded);
         }
         self.ensure_collection(partner, partner_name, collection)?;
         // Provenance first: an object in the store labelled as received
@@ -548,7 +588,29 @@ impl Receiver {
             })
             .collect();
         self.db.record_received(partner, &manifests, &versions)?;
-        let outcomes = self.store.put_objects(&collection.id, &news)?;
+        drop(versions);
+        recorded.news = news;
+        recorded.objects = objects;
+        Ok(recorded)
+    }
+
+    /// The store half of [`Receiver::store_pages`].
+    fn store_recorded(&self, recorded: Recorded) -> Result<Received> {
+        let Recorded {
+            partner,
+            collection,
+            news,
+            objects,
+            last,
+        } = recorded;
+        let partner = partner.as_str();
+        if news.is_empty() {
+            return Ok(Received {
+                counts: Counts::default(),
+                last,
+            });
+        }
+        let outcomes = self.store.put_objects(&collection, &news)?;
         let mut counts = Counts::default();
         let mut outcomes = outcomes.iter();
         let mut any_stored = false;
@@ -577,7 +639,7 @@ impl Receiver {
                 self.record(|| {
                     let mut e = Event::new(Kind::Receipt, partner);
                     e.parties = vec![partner.to_string()];
-                    e.what.collection = Some(collection.id.clone());
+                    e.what.collection = Some(collection.clone());
                     e.what.objects = stored;
                     e.why = format!("sync from partner {partner}");
                     e
@@ -588,7 +650,7 @@ impl Receiver {
                 self.record(|| {
                     let mut e = Event::new(Kind::Other("conflict".into()), partner);
                     e.parties = vec![partner.to_string()];
-                    e.what.collection = Some(collection.id.clone());
+                    e.what.collection = Some(collection.clone());
                     e.what.objects = conflicts;
                     e.why = format!(
                         "{n} object versions from partner {partner} differ from the versions stored \
@@ -600,7 +662,7 @@ impl Receiver {
                     partner,
                     &format!(
                         "{n} version conflicts in collection {} (stored versions kept)",
-                        collection.id
+                        collection
                     ),
                     false,
                 );
@@ -706,6 +768,26 @@ struct Kept {
     version: Option<String>,
     digest: String,
     terms: OriginTerms,
+}
+
+/// Pages whose provenance [`Receiver::keep_provenance`] kept, with their
+/// objects, ready to [`Receiver::store_kept`].
+pub struct Recorded {
+    partner: String,
+    /// The local collection the objects go to.
+    collection: String,
+    /// The objects to store, in order (this node's own left out).
+    news: Vec<NewObject>,
+    /// By page, what the receipts need of each object in `news`.
+    objects: Vec<Vec<Kept>>,
+    last: Option<Micros>,
+}
+
+impl Recorded {
+    /// The partner's `date_added` of the last page that had one.
+    pub fn last(&self) -> Option<Micros> {
+        self.last
+    }
 }
 
 /// A page that passed every check, ready to [`Receiver::commit`].

@@ -42,9 +42,9 @@ pub const PULL_PAGE: usize = 5000;
 
 /// Most verified pages stored in one transaction during a pull (see
 /// [`pull_round`]): 15,000 objects at the default page size. Three pages
-/// may wait while three are stored; more would save little time per
-/// object and cost about 20 MB of memory per page (measured on a backlog
-/// of 1,000,000 objects).
+/// may wait while three have their provenance kept and three are stored;
+/// more would save little time per object and cost about 20 MB of memory
+/// per page (measured on a backlog of 1,000,000 objects).
 const COMMIT_PAGES: usize = 3;
 
 /// How syncing behaves.
@@ -491,16 +491,20 @@ pub async fn pull_round(
     let mut total = Counts::default();
     for c in collections {
         let mut at = start(syncer, partner, &c.id, &fp)?;
-        // Three stages at once: the next page is fetched (its URL only
+        // Four stages at once: the next page is fetched (its URL only
         // needs the page's claimed last `date_added`) and verified while
-        // the pages before it are committed. Commits run one at a time, in
-        // order, and the cursor moves only after a commit. Pages verified
-        // while a commit runs wait for the next one and are stored
-        // together (at most `COMMIT_PAGES`), so that when storing is the
-        // slower stage its cost per object falls.
+        // the pages before it are committed, and a commit is two steps on
+        // two files: the provenance of a group of pages is kept in
+        // `federation.db` while the group before it is stored. Each step
+        // runs one group at a time, in order; a group is stored only after
+        // its provenance was kept, and the cursor moves only after it was
+        // stored. Pages verified while the steps run wait for the next
+        // group and go together (at most `COMMIT_PAGES`), so that when
+        // committing is the slower stage its cost per object falls.
         let size = syncer.settings.page_size.clamp(1, crate::server::MAX_PAGE);
         let mut next = Some(fetch_page(client, partner, &root, &c.id, at, size));
-        let mut committing: Option<JoinHandle<Result<crate::receive::Received>>> = None;
+        let mut recording: Option<JoinHandle<Result<crate::receive::Recorded>>> = None;
+        let mut storing: Option<JoinHandle<Result<crate::receive::Received>>> = None;
         let mut pending: Vec<crate::receive::Verified> = Vec::new();
         let mut done = |got: crate::receive::Received, at: &mut Option<i64>| -> Result<()> {
             total.received += got.counts.received;
@@ -511,13 +515,19 @@ pub async fn pull_round(
             }
             save_cursor(syncer, partner, &root, &c.id, *at, &fp)
         };
-        let commit = |pages: Vec<crate::receive::Verified>| {
+        let record = |pages: Vec<crate::receive::Verified>| {
             let (s, t, cc) = (syncer.clone(), target.clone(), c.clone());
-            tokio::task::spawn_blocking(move || s.receiver.commit(&t.node_id, &t.name, &cc, pages))
+            tokio::task::spawn_blocking(move || {
+                s.receiver.keep_provenance(&t.node_id, &t.name, &cc, pages)
+            })
         };
-        // Once a commit failed, nothing after it is stored (its cursor
-        // would pass the pages that failed).
-        let mut commit_failed = false;
+        let store = |recorded: crate::receive::Recorded| {
+            let s = syncer.clone();
+            tokio::task::spawn_blocking(move || s.receiver.store_kept(recorded))
+        };
+        // Once a step failed, nothing after it is stored (the cursor would
+        // pass the pages that failed).
+        let mut failed = false;
         let outcome: Result<()> = async {
             while let Some(fetching) = next.take() {
                 let envelope = fetching.await.map_err(|e| {
@@ -545,16 +555,23 @@ pub async fn pull_round(
                     n.abort();
                 }
                 pending.push(verified);
-                // Start a commit of everything verified when the one before
-                // has finished, or wait for it when enough is waiting.
-                let free = committing.as_ref().is_none_or(JoinHandle::is_finished);
+                // Move the groups on when both steps are free, or wait for
+                // them when enough is waiting: the group recorded goes to
+                // be stored, and what is pending to be recorded.
+                let free = recording.as_ref().is_none_or(JoinHandle::is_finished)
+                    && storing.as_ref().is_none_or(JoinHandle::is_finished);
                 if free || pending.len() >= COMMIT_PAGES {
-                    if let Some(h) = committing.take() {
+                    if let Some(h) = storing.take() {
                         let got = joined(h.await);
-                        commit_failed = got.is_err();
+                        failed = got.is_err();
                         done(got?, &mut at)?;
                     }
-                    committing = Some(commit(std::mem::take(&mut pending)));
+                    if let Some(h) = recording.take() {
+                        let got = joined(h.await);
+                        failed = got.is_err();
+                        storing = Some(store(got?));
+                    }
+                    recording = Some(record(std::mem::take(&mut pending)));
                 }
             }
             Ok(())
@@ -563,17 +580,26 @@ pub async fn pull_round(
         if let Some(n) = next.take() {
             n.abort();
         }
-        // A commit under way finishes, and its cursor is kept, whatever
-        // happened to the page after it; pages verified before a page that
-        // failed verification are stored too.
+        // A step under way finishes, and the cursor of what was stored is
+        // kept, whatever happened to the page after it; pages verified
+        // before a page that failed verification are stored too.
         let tail: Result<()> = async {
-            if let Some(h) = committing.take() {
+            if let Some(h) = storing.take() {
                 let got = joined(h.await);
-                commit_failed |= got.is_err();
+                failed |= got.is_err();
                 done(got?, &mut at)?;
             }
-            if !pending.is_empty() && !commit_failed {
-                done(joined(commit(std::mem::take(&mut pending)).await)?, &mut at)?;
+            if let Some(h) = recording.take() {
+                let got = joined(h.await);
+                failed |= got.is_err();
+                let recorded = got?;
+                if !failed {
+                    done(joined(store(recorded).await)?, &mut at)?;
+                }
+            }
+            if !pending.is_empty() && !failed {
+                let recorded = joined(record(std::mem::take(&mut pending)).await)?;
+                done(joined(store(recorded).await)?, &mut at)?;
             }
             Ok(())
         }
