@@ -416,18 +416,28 @@ mod tests {
     /// indicator stored, moves to version 6: the id-keyed index of
     /// indicators is gone, and the row index that replaces it lists the
     /// indicators already stored and only them.
-    #[test]
-    fn version_5_files_get_the_row_index_of_their_indicators() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for (i, script) in MIGRATIONS[..5].iter().enumerate() {
+    /// A file as a program of schema `version` left it, holding API root
+    /// `r` and collection 1 (`c`).
+    fn file_at(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for (i, script) in MIGRATIONS[..version].iter().enumerate() {
             conn.execute_batch(script).unwrap();
             conn.pragma_update(None, "user_version", i as i64 + 1)
                 .unwrap();
         }
         conn.execute_batch(
             "INSERT INTO api_roots (name, title, max_content_length) VALUES ('r', 'R', 1000);
-             INSERT INTO collections (cid, id, api_root, title) VALUES (1, 'c', 'r', 'C');
-             INSERT INTO objects (cid, date_added, id, type, spec_version, version, versionless,
+             INSERT INTO collections (cid, id, api_root, title) VALUES (1, 'c', 'r', 'C');",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn version_5_files_get_the_row_index_of_their_indicators() {
+        let mut conn = file_at(5);
+        conn.execute_batch(
+            "INSERT INTO objects (cid, date_added, id, type, spec_version, version, versionless,
                                   version_micros, is_first, is_last, digest, raw)
              VALUES (1, 1, 'indicator--a', 'indicator', '2.1', 'v', 0, 1, 1, 1, x'00', '{}'),
                     (1, 2, 'malware--m', 'malware', '2.1', 'v', 0, 1, 1, 1, x'00', '{}');",
@@ -466,16 +476,9 @@ mod tests {
     /// and the old table is gone.
     #[test]
     fn version_7_observable_values_are_found_after_migration() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for (i, script) in MIGRATIONS[..7].iter().enumerate() {
-            conn.execute_batch(script).unwrap();
-            conn.pragma_update(None, "user_version", i as i64 + 1)
-                .unwrap();
-        }
+        let mut conn = file_at(7);
         conn.execute_batch(
-            "INSERT INTO api_roots (name, title, max_content_length) VALUES ('r', 'R', 1000);
-             INSERT INTO collections (cid, id, api_root, title) VALUES (1, 'c', 'r', 'C');
-             INSERT INTO objects (rid, cid, date_added, id, type, spec_version, version, versionless,
+            "INSERT INTO objects (rid, cid, date_added, id, type, spec_version, version, versionless,
                                   version_micros, is_first, is_last, digest, raw)
              VALUES (7, 1, 1, 'indicator--a', 'indicator', '2.1', 'v', 0, 1, 1, 1, x'00', '{}'),
                     (9, 1, 2, 'url--u', 'url', '2.1', 'v', 1, 2, 1, 1, x'00', '{}');
