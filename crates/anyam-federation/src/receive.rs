@@ -783,13 +783,6 @@ pub struct Recorded {
     last: Option<Micros>,
 }
 
-impl Recorded {
-    /// The partner's `date_added` of the last page that had one.
-    pub fn last(&self) -> Option<Micros> {
-        self.last
-    }
-}
-
 /// A page that passed every check, ready to [`Receiver::commit`].
 pub struct Verified {
     checked: Checked,
