@@ -748,13 +748,11 @@ impl FederationDb {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tokens = String::with_capacity(ids.iter().map(|id| 2 * id.len() + 1).sum());
-        for id in ids {
-            if !tokens.is_empty() {
-                tokens.push(' ');
-            }
-            tokens.push_str(&id_token(id));
-        }
+        let tokens = ids
+            .iter()
+            .map(|id| id_token(id))
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.prepare_cached("INSERT INTO released_pages (partner) VALUES (?1)")?
