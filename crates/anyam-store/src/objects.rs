@@ -779,9 +779,6 @@ fn rating_sql(f: &RatingFilter, t: &str, args: &mut Vec<Value>) -> String {
     )
 }
 
-/// The words of a search as an FTS5 query: each word a quoted phrase (so
-/// no character of it is query syntax), a trailing `*` kept as a prefix
-/// search, all words required. `None` when no word has a letter or digit.
 /// The full-text token of one observable value: the hexadecimal of its
 /// bytes, so that it is one token whatever characters it holds (schema
 /// version 8, where the migration computes the same with SQL's `hex`; the
@@ -792,16 +789,16 @@ pub(crate) fn value_token(value: &str) -> String {
 
 /// The tokens of an object's observable values, one per value.
 fn value_tokens(values: &[String]) -> String {
-    let mut out = String::with_capacity(values.iter().map(|v| 2 * v.len() + 1).sum());
-    for v in values {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&value_token(v));
-    }
-    out
+    values
+        .iter()
+        .map(|v| value_token(v))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
+/// The words of a search as an FTS5 query: each word a quoted phrase (so
+/// no character of it is query syntax), a trailing `*` kept as a prefix
+/// search, all words required. `None` when no word has a letter or digit.
 fn fts_query(words: &[String]) -> Option<String> {
     let mut parts = Vec::new();
     for w in words {
