@@ -123,7 +123,8 @@ pub const READER_WAIT: Duration = Duration::from_millis(100);
 
 /// WAL size (pages) at which the writer checkpoints by itself: a safety net
 /// in case the background checkpointer falls behind. At 4 KiB pages this is
-/// 256 MiB of WAL (the file keeps that size once it reached it).
+/// 256 MiB of WAL (the file then holds that plus the transaction that
+/// crossed it, and keeps that size on disk).
 ///
 /// Under a steady write load the background checkpointer is always a few
 /// commits behind, so the WAL never starts over from its beginning and
