@@ -263,7 +263,7 @@ def test_three_nodes_share_where_agreed_and_withhold_where_not(trio, tmp_path):
     con = sqlite3.connect(f"file:{c.dir / 'federation.db'}?mode=ro", uri=True)
     try:
         kept = [json.loads(body) for (body,) in con.execute("SELECT body FROM manifests")]
-        proofs = con.execute("SELECT count(*) FROM received_versions WHERE path IS NOT NULL").fetchone()[0]
+        proofs = con.execute("SELECT count(*) FROM receipts WHERE path IS NOT NULL").fetchone()[0]
     finally:
         con.close()
     assert kept and all(m["document"]["publisher"] == a.node_id for m in kept)
@@ -314,7 +314,7 @@ def test_three_nodes_share_where_agreed_and_withhold_where_not(trio, tmp_path):
     b.cli("backup", tmp_path / "b-backup.db")
     con = sqlite3.connect(tmp_path / "b-backup.federation.db")
     try:
-        held = {r[0] for r in con.execute("SELECT object_id FROM received_versions")}
+        held = {r[0] for r in con.execute("SELECT object_id FROM receipts")}
     finally:
         con.close()
     assert held >= ids_b
@@ -631,7 +631,11 @@ def test_a_received_object_without_recorded_provenance_is_never_relayed(trio):
     b.stop()
     con = sqlite3.connect(b.dir / "federation.db")
     with con:
-        con.execute("DELETE FROM received_versions WHERE object_id = ?", (lost["id"],))
+        # Its receipts are made to name no object (deleting them would
+        # touch their full-text index, whose options this Python's SQLite
+        # may be too old to read).
+        con.execute("UPDATE receipts SET object_id = 'lost:' || object_id WHERE object_id = ?", (lost["id"],))
+        assert con.total_changes > 0
     con.close()
     b.start()
     c.start()

@@ -513,6 +513,7 @@ impl Receiver {
                 }
                 kept.push(Kept {
                     at: news.len(),
+                    receipt: 0,
                     version: o.version,
                     digest: o.digest,
                     terms: o.terms,
@@ -587,8 +588,11 @@ impl Receiver {
                 })
             })
             .collect();
-        self.db.record_received(partner, &manifests, &versions)?;
+        let rids = self.db.record_received(partner, &manifests, &versions)?;
         drop(versions);
+        for (o, rid) in objects.iter_mut().flatten().zip(rids) {
+            o.receipt = rid;
+        }
         recorded.news = news;
         recorded.objects = objects;
         Ok(recorded)
@@ -614,6 +618,10 @@ impl Receiver {
         let mut counts = Counts::default();
         let mut outcomes = outcomes.iter();
         let mut any_stored = false;
+        // Receipts of versions the store held already repeat an earlier
+        // receipt, unless the provenance kept so far lacks what this one
+        // brings.
+        let mut repeated = Vec::new();
         for page in &objects {
             let mut stored = Vec::new();
             let mut conflicts = Vec::new();
@@ -627,10 +635,14 @@ impl Receiver {
                         counts.received += 1;
                         stored.push(r);
                     }
-                    PutOutcome::Unchanged(_) => counts.unchanged += 1,
+                    PutOutcome::Unchanged(_) => {
+                        counts.unchanged += 1;
+                        repeated.push(o.receipt);
+                    }
                     PutOutcome::Conflict => {
                         counts.conflicts += 1;
                         conflicts.push(r);
+                        repeated.push(o.receipt);
                     }
                 }
             }
@@ -668,6 +680,7 @@ impl Receiver {
                 );
             }
         }
+        self.db.drop_repeated(&repeated)?;
         if any_stored {
             (self.on_stored)();
         }
@@ -765,6 +778,8 @@ struct CheckedObject {
 /// where it is there, and the rest.
 struct Kept {
     at: usize,
+    /// Its receipt in the federation database, once recorded.
+    receipt: i64,
     version: Option<String>,
     digest: String,
     terms: OriginTerms,

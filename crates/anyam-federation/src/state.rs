@@ -106,7 +106,49 @@ CREATE TABLE IF NOT EXISTS notice_cursors (
 /// Schema changes after the first, oldest first: script `n` moves the
 /// file from `user_version = n - 1` to `n`, in one transaction with the
 /// version bump. Scripts that shipped are never edited.
-const MIGRATIONS: &[&str] = &[RECEIVED_BY_SOURCE, RELAY_PROOFS, RELEASED_PAGES];
+const MIGRATIONS: &[&str] = &[RECEIVED_BY_SOURCE, RELAY_PROOFS, RELEASED_PAGES, RECEIPTS];
+
+/// Version 4: the provenance of received versions is kept as receipts, in
+/// the order they came. `received_versions` was a B-tree keyed by the
+/// object id: ids are random, so each version received dirtied another of
+/// its pages, and receiving a backlog of 1,000,000 objects spent a third
+/// of its time writing them. Now a receipt is appended to `receipts` (row
+/// ids in order), and its object id is one token (the hexadecimal of its
+/// bytes) of `receipt_ids`, a contentless FTS5 index whose row ids are the
+/// receipts': a transaction's receipts cost one sorted segment, merged
+/// later with others. A version received again is a receipt again; the
+/// receiver drops it once the store reports it held already
+/// ([`FederationDb::drop_repeated`]), and the readers choose among
+/// receipts of one version as the upsert on `received_versions` did
+/// ([`chosen_receipt`]).
+const RECEIPTS: &str = "
+CREATE TABLE receipts (
+    rid         INTEGER PRIMARY KEY,
+    object_id   TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    digest      BLOB NOT NULL,
+    source      INTEGER NOT NULL REFERENCES sources(id),
+    -- Microseconds since the Unix epoch.
+    received_at INTEGER NOT NULL,
+    terms       INTEGER REFERENCES terms(id),
+    position    INTEGER,
+    path        BLOB,
+    salt        BLOB
+);
+CREATE VIRTUAL TABLE receipt_ids USING fts5(
+    id,
+    content = '', contentless_delete = 1, detail = none,
+    tokenize = 'unicode61'
+);
+CREATE TRIGGER receipts_forgotten AFTER DELETE ON receipts BEGIN
+    DELETE FROM receipt_ids WHERE rowid = old.rid;
+END;
+INSERT INTO receipts (object_id, version, digest, source, received_at, terms, position, path, salt)
+    SELECT object_id, version, digest, source, received_at, terms, position, path, salt
+    FROM received_versions ORDER BY received_at, object_id, version;
+INSERT INTO receipt_ids (rowid, id) SELECT rid, hex(object_id) FROM receipts;
+DROP TABLE received_versions;
+";
 
 /// Version 3: what was released to whom is kept by page. `released_to`
 /// held one B-tree entry per (object, partner), keyed by the object's id:
@@ -329,11 +371,58 @@ fn now() -> String {
     anyam_trust::format_time(jiff::Timestamp::now())
 }
 
-/// The full-text token of an object id in `released_ids`: the hexadecimal
-/// of its bytes, as the migration to version 3 computes it with SQL's
-/// `hex` (the tokenizer folds the digits' case).
+/// The full-text token of an object id in `released_ids` and
+/// `receipt_ids`: the hexadecimal of its bytes, as the migrations to
+/// versions 3 and 4 compute it with SQL's `hex` (the tokenizer folds the
+/// digits' case).
 fn id_token(object_id: &str) -> String {
     hex::encode(object_id.as_bytes())
+}
+
+/// `id_token` as an FTS5 query: one token, matched whole.
+fn id_query(object_id: &str) -> String {
+    format!("\"{}\"", id_token(object_id))
+}
+
+/// One receipt of a version, as [`chosen_receipt`] weighs it.
+struct Receipt {
+    rid: i64,
+    version: String,
+    digest: Vec<u8>,
+    has_terms: bool,
+}
+
+/// The receipts of an object (of one version of it, when given), oldest
+/// first.
+fn receipts_of(conn: &Connection, object_id: &str, version: Option<&str>) -> Result<Vec<Receipt>> {
+    let mut st = conn.prepare_cached(
+        "SELECT rid, version, digest, terms IS NOT NULL FROM receipts
+         WHERE rid IN (SELECT rowid FROM receipt_ids WHERE receipt_ids MATCH ?1)
+           AND object_id = ?2 AND (?3 IS NULL OR version = ?3)
+         ORDER BY rid",
+    )?;
+    let rows = st.query_map(params![id_query(object_id), object_id, version], |r| {
+        Ok(Receipt {
+            rid: r.get(0)?,
+            version: r.get(1)?,
+            digest: r.get(2)?,
+            has_terms: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Of the receipts of one version, oldest first, the one that gives its
+/// provenance: the first receipt stays, unless it was recorded before
+/// version 2 of this file (without the originator's terms and what places
+/// the version in its manifest): then the first later receipt of the same
+/// content that has them stands for it.
+fn chosen_receipt(receipts: &[Receipt]) -> Option<&Receipt> {
+    let first = receipts.first()?;
+    receipts
+        .iter()
+        .find(|r| r.has_terms && r.digest == first.digest)
+        .or(Some(first))
 }
 
 impl FederationDb {
@@ -442,15 +531,17 @@ impl FederationDb {
     }
 
     /// Remember the originators' manifests and the provenance of the
-    /// versions received, in one transaction.
+    /// versions received, in one transaction. Returns the receipts' row
+    /// ids, in the order of `versions`.
     pub fn record_received(
         &self,
         from_node: &str,
         manifests: &[KeptManifest<'_>],
         versions: &[ReceivedVersion<'_>],
-    ) -> Result<()> {
+    ) -> Result<Vec<i64>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let mut rids = Vec::with_capacity(versions.len());
         {
             let mut put_m = tx.prepare_cached(
                 "INSERT INTO manifests (digest, publisher, body, leaves) VALUES (?1, ?2, ?3, ?4)
@@ -483,18 +574,12 @@ impl FederationDb {
                    AND collection = ?4 AND agreement = ?5",
             )?;
             let mut put_r = tx.prepare_cached(
-                "INSERT INTO received_versions
+                "INSERT INTO receipts
                    (object_id, version, digest, source, received_at, terms, position, path, salt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (object_id, version) DO UPDATE SET
-                   source = excluded.source, terms = excluded.terms,
-                   position = excluded.position, path = excluded.path,
-                   salt = excluded.salt
-                 -- The first receipt stays; one recorded before version 2
-                 -- gets what relaying it needs when it comes again.
-                 WHERE received_versions.terms IS NULL
-                   AND received_versions.digest = excluded.digest",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
+            let mut put_id =
+                tx.prepare_cached("INSERT INTO receipt_ids (rowid, id) VALUES (?1, ?2)")?;
             let at = jiff::Timestamp::now().as_microsecond();
             // A page has a handful of sources at most.
             let mut sources: Vec<(SourceKey<'_>, i64)> = Vec::new();
@@ -566,6 +651,44 @@ impl FederationDb {
                     path,
                     salt
                 ])?;
+                let rid = tx.last_insert_rowid();
+                put_id.execute(params![rid, id_token(v.object_id)])?;
+                rids.push(rid);
+            }
+        }
+        tx.commit()?;
+        Ok(rids)
+    }
+
+    /// Drop the receipts among `rids` that repeat an earlier receipt of
+    /// the same version: the receiver passes those of versions the store
+    /// reported it held already (unchanged, or a conflict). A receipt
+    /// stays when it is the one [`chosen_receipt`] picks, that is, when
+    /// it is the version's first, or the first carrying what relaying
+    /// needs after receipts recorded before version 2 of this file.
+    pub fn drop_repeated(&self, rids: &[i64]) -> Result<()> {
+        if rids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut get =
+                tx.prepare_cached("SELECT object_id, version FROM receipts WHERE rid = ?1")?;
+            let mut drop = tx.prepare_cached("DELETE FROM receipts WHERE rid = ?1")?;
+            for &rid in rids {
+                let Some((id, version)) = get
+                    .query_row([rid], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()?
+                else {
+                    continue;
+                };
+                let all = receipts_of(&tx, &id, Some(&version))?;
+                if chosen_receipt(&all).is_some_and(|c| c.rid != rid) {
+                    drop.execute([rid])?;
+                }
             }
         }
         tx.commit()?;
@@ -576,13 +699,17 @@ impl FederationDb {
     /// originator's manifest.
     pub fn provenance(&self, object_id: &str, version: Option<&str>) -> Result<Option<Provenance>> {
         let conn = self.conn();
+        let receipts = receipts_of(&conn, object_id, Some(version.unwrap_or("")))?;
+        let Some(chosen) = chosen_receipt(&receipts) else {
+            return Ok(None);
+        };
         let mut st = conn.prepare_cached(
             "SELECT s.originator, s.from_node, r.digest, s.manifest, m.body, t.json, r.position, r.path,
                     r.salt
-             FROM received_versions r JOIN sources s ON s.id = r.source
+             FROM receipts r JOIN sources s ON s.id = r.source
              JOIN manifests m ON m.digest = s.manifest
              LEFT JOIN terms t ON t.id = r.terms
-             WHERE r.object_id = ?1 AND r.version = ?2",
+             WHERE r.rid = ?1",
         )?;
         type Row = (
             String,
@@ -596,7 +723,7 @@ impl FederationDb {
             Option<Vec<u8>>,
         );
         let row: Option<Row> = st
-            .query_row(params![object_id, version.unwrap_or("")], |r| {
+            .query_row([chosen.rid], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -772,19 +899,21 @@ impl FederationDb {
              WHERE seq IN (SELECT rowid FROM released_ids WHERE released_ids MATCH ?1)
              ORDER BY partner",
         )?;
-        let rows = st.query_map([format!("\"{}\"", id_token(object_id))], |r| r.get(0))?;
+        let rows = st.query_map([id_query(object_id)], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The versions of an object received here.
     pub fn held(&self, object_id: &str) -> Result<Vec<HeldVersion>> {
         let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT r.version, s.originator, s.collection, s.from_node, s.agreement
-             FROM received_versions r JOIN sources s ON s.id = r.source
-             WHERE r.object_id = ?1 ORDER BY r.version",
+        let mut st = conn.prepare_cached(
+            "SELECT DISTINCT r.version, s.originator, s.collection, s.from_node, s.agreement
+             FROM receipts r JOIN sources s ON s.id = r.source
+             WHERE r.rid IN (SELECT rowid FROM receipt_ids WHERE receipt_ids MATCH ?1)
+               AND r.object_id = ?2
+             ORDER BY r.version",
         )?;
-        let rows = st.query_map(params![object_id], |r| {
+        let rows = st.query_map(params![id_query(object_id), object_id], |r| {
             Ok(HeldVersion {
                 version: r.get(0)?,
                 originator: r.get(1)?,
@@ -801,8 +930,8 @@ impl FederationDb {
     pub fn received_under(&self, agreement: &str) -> Result<Vec<(String, String, String)>> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT s.collection, r.object_id, r.version
-             FROM received_versions r JOIN sources s ON s.id = r.source
+            "SELECT DISTINCT s.collection, r.object_id, r.version
+             FROM receipts r JOIN sources s ON s.id = r.source
              WHERE s.agreement = ?1
              ORDER BY s.collection, r.object_id, r.version",
         )?;
@@ -812,25 +941,21 @@ impl FederationDb {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Forget received versions (after they were deleted here).
+    /// Forget received versions (after they were deleted here): every
+    /// receipt of them.
     pub fn forget(&self, object_id: &str, versions: Option<&[String]>) -> Result<()> {
-        let conn = self.conn();
-        match versions {
-            None => {
-                conn.execute(
-                    "DELETE FROM received_versions WHERE object_id = ?1",
-                    params![object_id],
-                )?;
-            }
-            Some(vs) => {
-                for v in vs {
-                    conn.execute(
-                        "DELETE FROM received_versions WHERE object_id = ?1 AND version = ?2",
-                        params![object_id, v],
-                    )?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let receipts = receipts_of(&tx, object_id, None)?;
+        {
+            let mut drop = tx.prepare_cached("DELETE FROM receipts WHERE rid = ?1")?;
+            for r in &receipts {
+                if versions.is_none_or(|vs| vs.contains(&r.version)) {
+                    drop.execute([r.rid])?;
                 }
             }
         }
+        tx.commit()?;
         Ok(())
     }
 }
@@ -1132,18 +1257,57 @@ mod tests {
             leaves: None,
             ..kept
         };
-        db.record_received(FROM, &[relayed], &versions)
+        let first = db
+            .record_received(FROM, &[relayed], &versions)
             .expect("record");
+        assert_eq!(first.len(), versions.len());
         assert_eq!(db.manifest_leaves(&md).expect("leaves"), None);
-        // Again: idempotent, and the leaves are added.
-        db.record_received(FROM, &[kept], &versions)
+        // Again: the first receipts stay what is read, and the leaves are
+        // added.
+        let second = db
+            .record_received(FROM, &[kept], &versions)
             .expect("record again");
         assert_eq!(
             db.manifest_leaves(&md).expect("leaves"),
             Some(leaves.to_vec())
         );
-        db.record_received(FROM, &[relayed], &versions)
+        // A third receipt of the first version, with other content (a
+        // conflict the store refuses), changes nothing of its provenance.
+        let (d9, other) = (digest(9), Redistribution::Named { recipients: vec![] });
+        let third = db
+            .record_received(
+                FROM,
+                &[relayed],
+                &[ReceivedVersion {
+                    digest: &d9,
+                    terms: &other,
+                    ..versions[0]
+                }],
+            )
             .expect("record again");
+        let first_again = db
+            .provenance("indicator--1", Some("2026-01-01T00:00:00.000Z"))
+            .expect("read")
+            .expect("provenance");
+        assert_eq!(first_again.digest, d1);
+        assert_eq!(
+            first_again.place.map(|p| p.terms),
+            Some(Redistribution::Parties)
+        );
+        // The receiver drops the repeats once the store held the versions.
+        let count = |db: &FederationDb| -> i64 {
+            db.conn()
+                .query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(count(&db), 7);
+        db.drop_repeated(&[second.as_slice(), &third].concat())
+            .expect("drop");
+        assert_eq!(count(&db), 3);
+        // Dropping what is the chosen receipt, or a gone one, keeps it.
+        db.drop_repeated(&[first.as_slice(), &third].concat())
+            .expect("drop");
+        assert_eq!(count(&db), 3);
         assert_eq!(
             db.manifest_leaves(&md).expect("leaves"),
             Some(leaves.to_vec()),
@@ -1186,6 +1350,15 @@ mod tests {
             })
         );
         assert!(db.provenance("indicator--9", None).expect("read").is_none());
+        // An id is matched whole.
+        for part in [
+            "indicator",
+            "indicator--",
+            "indicator--1 OR x",
+            "ipv4-addr--2 NOT",
+        ] {
+            assert!(db.held(part).expect("held").is_empty(), "{part}");
+        }
         let held = db.held("indicator--1").expect("held");
         assert_eq!(held.len(), 2);
         assert!(held.iter().all(|h| h.collection == "c1"
@@ -1281,7 +1454,9 @@ mod tests {
             head: &head,
             leaves: Some(&leaves),
         };
-        db.record_received(FROM, &[kept], &[again]).expect("again");
+        let again = db.record_received(FROM, &[kept], &[again]).expect("again");
+        // A receipt that brings what the first lacked is no repeat.
+        db.drop_repeated(&again).expect("drop");
         let p = db
             .provenance("indicator--1", Some("2026-01-01T00:00:00.000Z"))
             .expect("read")
@@ -1301,7 +1476,7 @@ mod tests {
         let (version, at): (i64, i64) = conn
             .query_row(
                 "SELECT (SELECT user_version FROM pragma_user_version), received_at
-                 FROM received_versions WHERE object_id = 'indicator--1'",
+                 FROM receipts WHERE object_id = 'indicator--1' ORDER BY rid LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -1314,7 +1489,7 @@ mod tests {
         assert_eq!(at, expected);
         let old: i64 = conn
             .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE name = 'received'",
+                "SELECT count(*) FROM sqlite_schema WHERE name IN ('received', 'received_versions')",
                 [],
                 |r| r.get(0),
             )
