@@ -588,6 +588,56 @@ fn search_finds_by_word_and_by_value_whole_objects() {
 
 // --- writes -----------------------------------------------------------------
 
+/// A versioned row may share its instant with a versionless row of the
+/// same object (whose version is its `date_added`): the later added is
+/// then the last, the earlier the first, and a third version moves the
+/// right flags.
+#[test]
+fn versions_of_one_instant_are_ordered_by_date_added() {
+    let (_d, s) = fresh();
+    let bare = obj_full("file--t", "file", "2.1", None, "a");
+    let PutOutcome::Added(t) = s.put_objects(COLL, &[bare]).unwrap()[0] else {
+        panic!("not added")
+    };
+    let stated = obj_full("file--t", "file", "2.1", Some(t), "b");
+    let later = obj_full("file--t", "file", "2.1", Some(t + 1), "c");
+    let earlier = obj_full("file--t", "file", "2.1", Some(t - 1), "d");
+    let tags = |v: VersionSel| -> Vec<String> {
+        let page = s
+            .objects(
+                COLL,
+                &Query {
+                    versions: vec![v],
+                    ..q()
+                },
+            )
+            .unwrap();
+        page.items
+            .iter()
+            .map(|o| {
+                o.raw
+                    .split("\"x\":\"")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert!(matches!(
+        s.put_objects(COLL, &[stated]).unwrap()[0],
+        PutOutcome::Added(_)
+    ));
+    assert_eq!(tags(VersionSel::Last), ["b\"}"]);
+    assert_eq!(tags(VersionSel::First), ["a\"}"]);
+    s.put_objects(COLL, &[later]).unwrap();
+    assert_eq!(tags(VersionSel::Last), ["c\"}"]);
+    assert_eq!(tags(VersionSel::First), ["a\"}"]);
+    s.put_objects(COLL, &[earlier]).unwrap();
+    assert_eq!(tags(VersionSel::Last), ["c\"}"]);
+    assert_eq!(tags(VersionSel::First), ["d\"}"]);
+    assert_eq!(tags(VersionSel::All).len(), 4);
+}
+
 #[test]
 fn conflicts_and_idempotence() {
     let (_d, s) = fresh();
