@@ -82,6 +82,8 @@ fn object(n: u64, green: &str, unmarked: &str) -> NewObject {
         raw,
         release_label: if is_green { green } else { unmarked }.to_string(),
         observables: vec![ip],
+        name: None,
+        description: None,
     }
 }
 

@@ -88,6 +88,11 @@ fn indicator(n: u64) -> NewObject {
         raw,
         release_label: String::new(),
         observables: Vec::new(),
+        name: Some(format!("C2 server {ip}")),
+        description: Some(
+            "Command and control server observed in an ongoing phishing campaign against government networks."
+                .into(),
+        ),
     }
 }
 

@@ -53,6 +53,11 @@ pub struct NewObject {
     /// Exact observable values the version carries (lower case), for
     /// search by value.
     pub observables: Vec<String>,
+    /// Its `name` and `description`, each when it is a string: what the
+    /// full-text index keeps for search by word (an object with neither
+    /// is not in it).
+    pub name: Option<String>,
+    pub description: Option<String>,
 }
 
 /// A search over one collection (see `Store::search`).

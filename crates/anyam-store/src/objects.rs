@@ -956,12 +956,6 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("starting write transaction")?;
         let (cid, mut last_added) = collection_key(&tx, collection)?;
-        // Rows this transaction adds get larger rowids than any row now.
-        let rid_before: i64 = tx
-            .prepare_cached("SELECT COALESCE(MAX(rid), 0) FROM objects")
-            .ctx("preparing rowid lookup")?
-            .query_row([], |r| r.get(0))
-            .ctx("reading the largest rowid")?;
         let now = now_micros();
         let mut added = 0i64;
         let mut classes = ClassCache::default();
@@ -1075,6 +1069,14 @@ impl SqliteStore {
                     .execute([&o.id])
                     .ctx("recording an indicator change")?;
             }
+            if o.name.is_some() || o.description.is_some() {
+                tx.prepare_cached(
+                    "INSERT INTO objects_text (rowid, name, description) VALUES (?1, ?2, ?3)",
+                )
+                .ctx("preparing the full-text insert")?
+                .execute(params![rid, o.name, o.description])
+                .ctx("updating the full-text index")?;
+            }
             if !o.observables.is_empty() {
                 observables.push((rid, value_tokens(&o.observables)));
             }
@@ -1082,20 +1084,8 @@ impl SqliteStore {
             outcomes.push(PutOutcome::Added(date_added));
         }
         if added > 0 {
-            // The full-text index of everything added, in one statement.
-            tx.prepare_cached(
-                "INSERT INTO objects_text (rowid, name, description)
-                 SELECT rid, json_extract(raw, '$.name'), json_extract(raw, '$.description')
-                 FROM objects WHERE rid > ?1
-                   AND CASE WHEN json_valid(raw)
-                            THEN json_type(raw, '$.name') = 'text' OR json_type(raw, '$.description') = 'text'
-                            ELSE 0 END",
-            )
-            .ctx("preparing the full-text update")?
-            .execute([rid_before])
-            .ctx("updating the full-text index")?;
             if !observables.is_empty() {
-                // One statement for the whole transaction, as above.
+                // One statement for the whole transaction.
                 let rows = serde_json::to_string(&observables)
                     .map_err(|e| StoreError::Backend(format!("encoding observable values: {e}")))?;
                 tx.prepare_cached(

@@ -73,6 +73,8 @@ fn obj_full(id: &str, ty: &str, spec: &str, v: Option<Micros>, tag: &str) -> New
         raw,
         release_label: String::new(),
         observables: Vec::new(),
+        name: None,
+        description: None,
     }
 }
 
@@ -540,6 +542,7 @@ fn search_finds_by_word_and_by_value_whole_objects() {
     let mut named = obj("indicator--sw", 3);
     named.raw = r#"{"type":"indicator","id":"indicator--sw","name":"Ransomware dropper"}"#.into();
     named.digest = digest(&named.raw);
+    named.name = Some("Ransomware dropper".into());
     let mut valued = obj("indicator--sv", 4);
     valued.observables = vec!["198.51.100.7".into()];
     s.put_objects(COLL, &[named.clone(), valued.clone()])

@@ -68,6 +68,14 @@ pub fn prepare_value_digested(
     prepare_digested(value, raw, Some(digest))
 }
 
+/// A property's text, when it is a string (what search by word reads).
+fn text_of(value: &Value, property: &str) -> Option<String> {
+    value
+        .get(property)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 fn prepare_digested(
     value: &Value,
     raw: String,
@@ -122,5 +130,30 @@ fn prepare_digested(
         raw,
         release_label: anyam_policy::label_of(value).key(),
         observables,
+        name: text_of(value, "name"),
+        description: text_of(value, "description"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What search by word reads is the object's name and description as
+    /// text (JSON escapes decoded), and only when they are strings.
+    #[test]
+    fn name_and_description_are_kept_as_text_when_strings() {
+        let base = r#""type":"x-anyam-test","spec_version":"2.1","id":"x-anyam-test--6b0a3f6e-31a4-4f7e-9a43-0c4f8f1b2a11","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z""#;
+        let o = prepare(&format!(
+            r#"{{{base},"name":"Charge d\u00e9tect\u00e9e","description":"ligne \"1\"\n"}}"#
+        ))
+        .map_err(|r| r.message)
+        .expect("valid");
+        assert_eq!(o.name.as_deref(), Some("Charge détectée"));
+        assert_eq!(o.description.as_deref(), Some("ligne \"1\"\n"));
+        let o = prepare(&format!(r#"{{{base},"name":7,"description":["a"]}}"#))
+            .map_err(|r| r.message)
+            .expect("valid");
+        assert_eq!((o.name, o.description), (None, None));
+    }
 }

@@ -94,6 +94,8 @@ fn store_filter_agrees_with_the_admiralty_filter() {
             raw: o.to_string(),
             release_label: String::new(),
             observables: Vec::new(),
+            name: o["name"].as_str().map(str::to_string),
+            description: None,
         })
         .collect();
     store.put_objects(COLL, &batch).unwrap();
