@@ -680,7 +680,12 @@ impl Receiver {
                 );
             }
         }
-        self.db.drop_repeated(&repeated)?;
+        // The objects are stored: a repeat left behind is harmless (readers
+        // take each version's chosen receipt), so a failure here does not
+        // fail the batch.
+        if let Err(e) = self.db.drop_repeated(&repeated) {
+            tracing::warn!(partner, error = %e, "repeated receipts were not dropped");
+        }
         if any_stored {
             (self.on_stored)();
         }

@@ -417,10 +417,12 @@ fn receipts_of(conn: &Connection, object_id: &str, version: Option<&str>) -> Res
 /// version 2 of this file (without the originator's terms and what places
 /// the version in its manifest): then the first later receipt of the same
 /// content that has them stands for it.
-fn chosen_receipt(receipts: &[Receipt]) -> Option<&Receipt> {
-    let first = receipts.first()?;
+fn chosen_receipt<'r>(
+    receipts: impl IntoIterator<Item = &'r Receipt> + Clone,
+) -> Option<&'r Receipt> {
+    let first = receipts.clone().into_iter().next()?;
     receipts
-        .iter()
+        .into_iter()
         .find(|r| r.has_terms && r.digest == first.digest)
         .or(Some(first))
 }
@@ -903,42 +905,83 @@ impl FederationDb {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The versions of an object received here.
+    /// The versions of an object received here, each with the source of
+    /// its chosen receipt ([`chosen_receipt`]), by version.
     pub fn held(&self, object_id: &str) -> Result<Vec<HeldVersion>> {
         let conn = self.conn();
+        let receipts = receipts_of(&conn, object_id, None)?;
+        let mut versions: Vec<&str> = receipts.iter().map(|r| r.version.as_str()).collect();
+        versions.sort_unstable();
+        versions.dedup();
         let mut st = conn.prepare_cached(
-            "SELECT DISTINCT r.version, s.originator, s.collection, s.from_node, s.agreement
-             FROM receipts r JOIN sources s ON s.id = r.source
-             WHERE r.rid IN (SELECT rowid FROM receipt_ids WHERE receipt_ids MATCH ?1)
-               AND r.object_id = ?2
-             ORDER BY r.version",
+            "SELECT s.originator, s.collection, s.from_node, s.agreement
+             FROM receipts r JOIN sources s ON s.id = r.source WHERE r.rid = ?1",
         )?;
-        let rows = st.query_map(params![id_query(object_id), object_id], |r| {
-            Ok(HeldVersion {
-                version: r.get(0)?,
-                originator: r.get(1)?,
-                collection: r.get(2)?,
-                from_node: r.get(3)?,
-                agreement: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut held = Vec::with_capacity(versions.len());
+        for v in versions {
+            let Some(chosen) = chosen_receipt(receipts.iter().filter(|r| r.version == v)) else {
+                continue;
+            };
+            held.push(st.query_row([chosen.rid], |r| {
+                Ok(HeldVersion {
+                    version: v.to_string(),
+                    originator: r.get(0)?,
+                    collection: r.get(1)?,
+                    from_node: r.get(2)?,
+                    agreement: r.get(3)?,
+                })
+            })?);
+        }
+        Ok(held)
     }
 
-    /// Every version received under `agreement`: (collection, object id,
-    /// version key).
+    /// Every version received under `agreement` (by its chosen receipt):
+    /// (collection, object id, version key), in that order. Reads every
+    /// receipt: it runs when an agreement ends.
     pub fn received_under(&self, agreement: &str) -> Result<Vec<(String, String, String)>> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT DISTINCT s.collection, r.object_id, r.version
+            "SELECT r.object_id, r.version, r.rid, r.digest, r.terms IS NOT NULL,
+                    s.collection, s.agreement
              FROM receipts r JOIN sources s ON s.id = r.source
-             WHERE s.agreement = ?1
-             ORDER BY s.collection, r.object_id, r.version",
+             ORDER BY r.object_id, r.version, r.rid",
         )?;
-        let rows = st.query_map(params![agreement], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut rows = st.query([])?;
+        let mut under = Vec::new();
+        // The receipts of one version, oldest first, with their collection
+        // and agreement.
+        let mut group: Vec<(Receipt, String, String)> = Vec::new();
+        let mut id = String::new();
+        let mut take = |id: &str, group: &mut Vec<(Receipt, String, String)>| {
+            if let Some(chosen) = chosen_receipt(group.iter().map(|(r, _, _)| r))
+                && let Some((r, collection, a)) = group.iter().find(|(r, _, _)| r.rid == chosen.rid)
+                && a == agreement
+            {
+                under.push((collection.clone(), id.to_string(), r.version.clone()));
+            }
+            group.clear();
+        };
+        while let Some(row) = rows.next()? {
+            let object_id: String = row.get(0)?;
+            let receipt = Receipt {
+                rid: row.get(2)?,
+                version: row.get(1)?,
+                digest: row.get(3)?,
+                has_terms: row.get(4)?,
+            };
+            let same = object_id == id
+                && group
+                    .first()
+                    .is_some_and(|(r, _, _)| r.version == receipt.version);
+            if !same {
+                take(&id, &mut group);
+                id = object_id;
+            }
+            group.push((receipt, row.get(5)?, row.get(6)?));
+        }
+        take(&id, &mut group);
+        under.sort_unstable();
+        Ok(under)
     }
 
     /// Forget received versions (after they were deleted here): every
@@ -1359,6 +1402,24 @@ mod tests {
         ] {
             assert!(db.held(part).expect("held").is_empty(), "{part}");
         }
+        // A receipt left behind (a crash before the repeats were dropped),
+        // under another agreement and into another collection, is not what
+        // is held: retention under that agreement leaves the version alone.
+        db.record_received(
+            FROM,
+            &[kept],
+            &[ReceivedVersion {
+                agreement: "agreement--0b2f7a4c-8d1e-4f6a-9c3b-5e7d2a1f0c99",
+                collection: "c9",
+                ..versions[0]
+            }],
+        )
+        .expect("record a leftover");
+        assert!(
+            db.received_under("agreement--0b2f7a4c-8d1e-4f6a-9c3b-5e7d2a1f0c99")
+                .expect("under")
+                .is_empty()
+        );
         let held = db.held("indicator--1").expect("held");
         assert_eq!(held.len(), 2);
         assert!(held.iter().all(|h| h.collection == "c1"

@@ -201,10 +201,10 @@ CREATE INDEX objects_last_by_date ON objects(cid, date_added, is_last) WHERE is_
 ///
 /// `objects_text` is a full-text index (FTS5, contentless: the text stays
 /// in `objects.raw`) over each version's `name` and `description`. The
-/// writer fills it once per write transaction with one statement over the
-/// rows that transaction added (a trigger per row would make FTS5 flush
-/// its buffer at every row's statement savepoint); a trigger removes
-/// deleted rows. `observable_values` maps
+/// writer fills it as it adds each row, with the text validation took
+/// from the object (an insert trigger would make FTS5 flush its buffer at
+/// every row's statement savepoint; a plain one-row insert opens none); a
+/// trigger removes deleted rows. `observable_values` maps
 /// exact observable values (IP addresses, domains, URLs, hashes…, folded
 /// to lower case) to the versions that carry them, in their own
 /// properties or in the comparisons of their STIX pattern; the ingest
