@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 use crate::codec::{decode_cursor, encode_cursor, now_micros, rfc3339_micros};
 use crate::{
     ClassScope, Ctx, ManifestEntry, Micros, NewObject, Page, PutOutcome, Query, RatingFilter,
-    Result, Search, SqliteStore, StoreError, StoredObject, TypeScope, VersionSel,
+    Result, Search, SqliteStore, Status, StatusOf, StoreError, StoredObject, TypeScope, VersionSel,
 };
 
 /// One stored version of an object, as the writer needs it to decide what a
@@ -938,11 +938,14 @@ impl SqliteStore {
         Ok(cid)
     }
 
+    /// Store `objects` in one transaction; with `status`, also the status
+    /// resource it makes of the outcomes, before the commit.
     pub(crate) fn put_objects_impl(
         &self,
         collection: &str,
         objects: &[NewObject],
-    ) -> Result<Vec<PutOutcome>> {
+        status: Option<StatusOf<'_>>,
+    ) -> Result<(Vec<PutOutcome>, Option<Status>)> {
         for o in objects {
             if o.version.is_some() != o.version_micros.is_some() {
                 return Err(StoreError::Invalid(format!(
@@ -1103,11 +1106,19 @@ impl SqliteStore {
             .execute(params![cid, last_added, added])
             .ctx("updating collection")?;
         }
+        let status = match status {
+            Some(make) => {
+                let s = make(&outcomes)?;
+                crate::sqlite::write_status(&tx, &s)?;
+                Some(s)
+            }
+            None => None,
+        };
         tx.commit().ctx("committing objects")?;
         if added > 0 {
             self.committed();
         }
-        Ok(outcomes)
+        Ok((outcomes, status))
     }
 
     pub(crate) fn delete_object_impl(

@@ -11,8 +11,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use crate::catalog::{Catalog, CatalogCache, POLICY_META_PREFIX};
 use crate::{
     Access, ApiRoot, ClassScope, Collection, Ctx, Grant, ManifestEntry, NewObject, Organization,
-    Page, PutOutcome, Query, ReleaseClass, Result, Search, Status, Store, StoreError, StoredObject,
-    Token, TokenScope, User, VersionSel, schema,
+    Page, PutOutcome, Query, ReleaseClass, Result, Search, Status, StatusOf, Store, StoreError,
+    StoredObject, Token, TokenScope, User, VersionSel, schema,
 };
 
 /// How hard a commit works to survive a power loss. See the crate
@@ -557,6 +557,21 @@ pub(crate) const USER_COLS: &str =
 pub(crate) const TOKEN_COLS: &str =
     "SELECT id, user, sha256, label, created, expires, scope, revoked FROM tokens";
 
+/// Store (or replace) a status resource on `conn`, in its transaction if
+/// one is open.
+pub(crate) fn write_status(conn: &Connection, s: &Status) -> Result<()> {
+    let body = serde_json::to_string(s)
+        .map_err(|e| StoreError::Backend(format!("encoding status: {e}")))?;
+    conn.prepare_cached(
+        "INSERT INTO statuses (api_root, id, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT (api_root, id) DO UPDATE SET body = excluded.body",
+    )
+    .ctx("preparing status upsert")?
+    .execute(params![s.api_root, s.id, body])
+    .ctx("writing status")?;
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn create_api_root(&self, root: &ApiRoot) -> Result<()> {
         let max = i64::try_from(root.max_content_length)
@@ -600,7 +615,22 @@ impl Store for SqliteStore {
     }
 
     fn put_objects(&self, collection: &str, objects: &[NewObject]) -> Result<Vec<PutOutcome>> {
-        self.put_objects_impl(collection, objects)
+        Ok(self.put_objects_impl(collection, objects, None)?.0)
+    }
+
+    fn put_objects_with_status(
+        &self,
+        collection: &str,
+        objects: &[NewObject],
+        status: StatusOf<'_>,
+    ) -> Result<(Vec<PutOutcome>, Status)> {
+        match self.put_objects_impl(collection, objects, Some(status))? {
+            (outcomes, Some(s)) => Ok((outcomes, s)),
+            // put_objects_impl makes a status whenever it is given the means.
+            (_, None) => Err(StoreError::Backend(
+                "the batch was stored without its status".into(),
+            )),
+        }
     }
 
     fn objects(&self, collection: &str, q: &Query) -> Result<Page<StoredObject>> {
@@ -758,17 +788,7 @@ impl Store for SqliteStore {
     }
 
     fn put_status(&self, s: &Status) -> Result<()> {
-        let body = serde_json::to_string(s)
-            .map_err(|e| StoreError::Backend(format!("encoding status: {e}")))?;
-        let w = self.writer();
-        w.prepare_cached(
-            "INSERT INTO statuses (api_root, id, body) VALUES (?1, ?2, ?3)
-             ON CONFLICT (api_root, id) DO UPDATE SET body = excluded.body",
-        )
-        .ctx("preparing status upsert")?
-        .execute(params![s.api_root, s.id, body])
-        .ctx("writing status")?;
-        Ok(())
+        write_status(&self.writer(), s)
     }
 
     fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>> {

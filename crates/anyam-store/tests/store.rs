@@ -1664,6 +1664,60 @@ fn orgs_users_tokens_grants_meta_status() {
     assert_eq!(s.status("other", "s1").unwrap(), None);
 }
 
+/// A batch and its status are one transaction: the status sees the
+/// batch's outcomes and is stored with it, and a status that cannot be made
+/// leaves neither the objects nor the status behind.
+#[test]
+fn a_batch_and_its_status_are_stored_together_or_not_at_all() {
+    let (_d, s) = fresh();
+    s.put_objects(COLL, &[obj("indicator--1", 1)]).unwrap();
+    let batch = [obj("indicator--1", 1), obj("indicator--2", 1)];
+    let (outcomes, st) = s
+        .put_objects_with_status(
+            COLL,
+            &batch,
+            Box::new(|outcomes: &[PutOutcome]| {
+                let mut st = status("with-batch");
+                st.status = "complete".into();
+                st.total_count = outcomes.len() as u64;
+                st.successes = outcomes
+                    .iter()
+                    .zip(["indicator--1", "indicator--2"])
+                    .map(|(o, id)| StatusDetail {
+                        id: id.into(),
+                        version: "2024-01-01T00:00:00.000Z".into(),
+                        message: matches!(o, PutOutcome::Unchanged(_)).then(|| "unchanged".into()),
+                    })
+                    .collect();
+                st.failures.clear();
+                st.pendings.clear();
+                Ok(st)
+            }),
+        )
+        .unwrap();
+    assert!(matches!(
+        outcomes[..],
+        [PutOutcome::Unchanged(_), PutOutcome::Added(_)]
+    ));
+    assert_eq!(st.successes[0].message.as_deref(), Some("unchanged"));
+    assert_eq!(st.successes[1].message, None);
+    assert_eq!(s.status("root", "with-batch").unwrap(), Some(st));
+    assert_eq!(s.count_objects(COLL).unwrap(), 2);
+
+    let err = s
+        .put_objects_with_status(
+            COLL,
+            &[obj("indicator--3", 1)],
+            Box::new(|_: &[PutOutcome]| Err(StoreError::Invalid("no status".into()))),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert_eq!(s.count_objects(COLL).unwrap(), 2);
+    let mut q = q();
+    q.ids = strs(&["indicator--3"]);
+    assert!(s.objects(COLL, &q).unwrap().items.is_empty());
+}
+
 fn status(id: &str) -> Status {
     let d = |id: &str, m: Option<&str>| StatusDetail {
         id: id.into(),

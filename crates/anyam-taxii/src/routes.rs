@@ -821,59 +821,78 @@ async fn add_objects(
                 Err(r) => failures.push(StatusDetail { id: r.id, version: r.version, message: Some(r.message) }),
             }
         }
-        let outcomes = store.put_objects(&coll.id, &ready)?;
+        let make_status = |outcomes: &[anyam_store::PutOutcome]| {
+            let mut successes = Vec::with_capacity(ready.len());
+            for (o, outcome) in ready.iter().zip(outcomes) {
+                let version = |added: Micros| o.version.clone().unwrap_or_else(|| fmt_micros(added));
+                match *outcome {
+                    anyam_store::PutOutcome::Added(m) => {
+                        successes.push(StatusDetail { id: o.id.clone(), version: version(m), message: None })
+                    }
+                    anyam_store::PutOutcome::Unchanged(m) => successes.push(StatusDetail {
+                        id: o.id.clone(),
+                        version: version(m),
+                        // Said only to a caller who may see the stored version.
+                        message: sees_stored_version(&st, &p, &root, &cid, o)
+                            .then(|| "already stored with identical content".into()),
+                    }),
+                    anyam_store::PutOutcome::Conflict => failures.push(StatusDetail {
+                        id: o.id.clone(),
+                        version: o.version.clone().unwrap_or_default(),
+                        message: Some(if sees_stored_version(&st, &p, &root, &cid, o) {
+                            format!(
+                                "{}: version conflict: this id and version are already stored with different content; publish a new version with a later `modified` instead",
+                                o.id
+                            )
+                        } else {
+                            // The stored version is invisible to the caller: say
+                            // no more than that this one was not taken.
+                            format!("{}: not accepted; publish a new version with a later `modified`", o.id)
+                        }),
+                    }),
+                }
+            }
+            Ok(Status {
+                id: uuid::Uuid::new_v4().to_string(),
+                api_root: root.clone(),
+                owner_org: p.org.clone(),
+                status: "complete".into(),
+                request_timestamp,
+                total_count: objects.len() as u64,
+                successes,
+                failures,
+                pendings: Vec::new(),
+            })
+        };
+        let make_status: anyam_store::StatusOf<'_> = Box::new(make_status);
+        let mut ids = std::collections::HashSet::with_capacity(ready.len());
+        let (outcomes, status) = if ready.iter().all(|o| ids.insert(o.id.as_str())) {
+            // The status is written in the objects' own transaction: it is
+            // durable when they are, and the batch costs one commit.
+            store.put_objects_with_status(&coll.id, &ready, make_status)?
+        } else {
+            // An object given twice: whether the caller sees the version its
+            // second copy met is a read of what the first stored, which only
+            // the committed batch shows.
+            let outcomes = store.put_objects(&coll.id, &ready)?;
+            let status = make_status(&outcomes)?;
+            store.put_status(&status)?;
+            (outcomes, status)
+        };
+        let mut unchanged = 0u64;
+        let mut sightings = Vec::new();
+        for (o, outcome) in ready.iter().zip(&outcomes) {
+            match outcome {
+                anyam_store::PutOutcome::Added(_) if o.object_type == "sighting" => sightings.push(o),
+                anyam_store::PutOutcome::Unchanged(_) => unchanged += 1,
+                _ => {}
+            }
+        }
         if outcomes.iter().any(|o| matches!(o, anyam_store::PutOutcome::Added(_))) {
             st.wrote();
         }
-        let mut successes = Vec::with_capacity(ready.len());
-        let mut unchanged = 0u64;
-        let mut sightings = Vec::new();
-        for (o, outcome) in ready.iter().zip(outcomes) {
-            let version = |added: Micros| o.version.clone().unwrap_or_else(|| fmt_micros(added));
-            match outcome {
-                anyam_store::PutOutcome::Added(m) => {
-                    if o.object_type == "sighting" {
-                        sightings.push(o);
-                    }
-                    successes.push(StatusDetail { id: o.id.clone(), version: version(m), message: None })
-                }
-                anyam_store::PutOutcome::Unchanged(m) => { unchanged += 1; successes.push(StatusDetail {
-                    id: o.id.clone(),
-                    version: version(m),
-                    // Said only to a caller who may see the stored version.
-                    message: sees_stored_version(&st, &p, &root, &cid, o)
-                        .then(|| "already stored with identical content".into()),
-                }) }
-                anyam_store::PutOutcome::Conflict => failures.push(StatusDetail {
-                    id: o.id.clone(),
-                    version: o.version.clone().unwrap_or_default(),
-                    message: Some(if sees_stored_version(&st, &p, &root, &cid, o) {
-                        format!(
-                            "{}: version conflict: this id and version are already stored with different content; publish a new version with a later `modified` instead",
-                            o.id
-                        )
-                    } else {
-                        // The stored version is invisible to the caller: say
-                        // no more than that this one was not taken.
-                        format!("{}: not accepted; publish a new version with a later `modified`", o.id)
-                    }),
-                }),
-            }
-        }
-        metrics::counter!("anyam_objects_added_total").increment(successes.len() as u64);
-        metrics::counter!("anyam_objects_rejected_total").increment(failures.len() as u64);
-        let status = Status {
-            id: uuid::Uuid::new_v4().to_string(),
-            api_root: root.clone(),
-            owner_org: p.org.clone(),
-            status: "complete".into(),
-            request_timestamp,
-            total_count: objects.len() as u64,
-            successes,
-            failures,
-            pendings: Vec::new(),
-        };
-        store.put_status(&status)?;
+        metrics::counter!("anyam_objects_added_total").increment(status.successes.len() as u64);
+        metrics::counter!("anyam_objects_rejected_total").increment(status.failures.len() as u64);
         // The collection as named in the path, like every other entry.
         let t = Target { collection: Some(&cid), path: uri.path(), query: None };
         st.record(|| {

@@ -446,6 +446,40 @@ async fn invalid_objects_fail_alone_and_conflicts_are_reported() {
         ))
         .await;
     assert_eq!(stored.body["objects"], json!([good]));
+
+    // The same within one envelope: the second copy meets the first, and
+    // the status says so as it would across two envelopes.
+    let fresh = indicator(4, "2024-01-02T00:00:00.000Z");
+    let mut fresh_changed = fresh.clone();
+    fresh_changed["name"] = json!("changed");
+    let r = n
+        .post_objects(
+            &basic("alice", "alice-pw"),
+            vec![fresh.clone(), fresh.clone(), fresh_changed],
+        )
+        .await;
+    assert_eq!(r.body["success_count"], 2, "{}", r.body);
+    assert_eq!(r.body["successes"][0].get("message"), None, "{}", r.body);
+    assert_eq!(
+        r.body["successes"][1]["message"],
+        "already stored with identical content"
+    );
+    assert_eq!(r.body["failure_count"], 1);
+    assert!(
+        r.body["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("version conflict"),
+        "{}",
+        r.body
+    );
+    // Either way the status is stored as it was answered.
+    for status in [&r.body, &conflict.body] {
+        let id = status["id"].as_str().unwrap();
+        let read = n.get(&format!("/r/status/{id}/")).await;
+        assert_eq!(read.status, 200);
+        assert_eq!(&read.body, status);
+    }
 }
 
 #[tokio::test]
