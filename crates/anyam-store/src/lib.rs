@@ -227,8 +227,8 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// What [`Store::put_objects_with_status`] calls, once, with the outcomes
-/// of a batch to make its status resource.
-pub type StatusOf<'a> = Box<dyn FnOnce(&[PutOutcome]) -> Result<Status> + 'a>;
+/// of a batch to make its status resource, or to decline (`None`).
+pub type StatusOf<'a> = Box<dyn FnOnce(&[PutOutcome]) -> Result<Option<Status>> + 'a>;
 
 /// Attach what the store was doing to a SQLite error, so a `Backend` error
 /// in a log says which step failed.
@@ -266,13 +266,15 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::put_objects`], and in the same transaction the status
     /// resource that `status` makes of the outcomes: the status is durable
     /// exactly when the objects are, at the cost of one commit for both.
-    /// An error from `status` stores nothing.
+    /// `status` runs while the batch is not yet committed and holds the
+    /// writer; it may decline (`None`), and then only the objects are
+    /// stored. An error from `status` stores nothing.
     fn put_objects_with_status(
         &self,
         collection: &str,
         objects: &[NewObject],
         status: StatusOf<'_>,
-    ) -> Result<(Vec<PutOutcome>, Status)>;
+    ) -> Result<(Vec<PutOutcome>, Option<Status>)>;
     /// The objects endpoint (TAXII 2.1 §5.4): default version filter `last`.
     fn objects(&self, collection: &str, q: &Query) -> Result<Page<StoredObject>>;
     /// The manifest endpoint (§5.3): same filters as `objects`.

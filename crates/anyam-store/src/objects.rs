@@ -939,7 +939,8 @@ impl SqliteStore {
     }
 
     /// Store `objects` in one transaction; with `status`, also the status
-    /// resource it makes of the outcomes, before the commit.
+    /// resource it makes of the outcomes (unless it declines), before the
+    /// commit.
     pub(crate) fn put_objects_impl(
         &self,
         collection: &str,
@@ -1107,13 +1108,12 @@ impl SqliteStore {
             .ctx("updating collection")?;
         }
         let status = match status {
-            Some(make) => {
-                let s = make(&outcomes)?;
-                crate::sqlite::write_status(&tx, &s)?;
-                Some(s)
-            }
+            Some(make) => make(&outcomes)?,
             None => None,
         };
+        if let Some(s) = &status {
+            crate::sqlite::write_status(&tx, s)?;
+        }
         tx.commit().ctx("committing objects")?;
         if added > 0 {
             self.committed();

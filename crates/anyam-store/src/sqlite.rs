@@ -623,14 +623,8 @@ impl Store for SqliteStore {
         collection: &str,
         objects: &[NewObject],
         status: StatusOf<'_>,
-    ) -> Result<(Vec<PutOutcome>, Status)> {
-        match self.put_objects_impl(collection, objects, Some(status))? {
-            (outcomes, Some(s)) => Ok((outcomes, s)),
-            // put_objects_impl makes a status whenever it is given the means.
-            (_, None) => Err(StoreError::Backend(
-                "the batch was stored without its status".into(),
-            )),
-        }
+    ) -> Result<(Vec<PutOutcome>, Option<Status>)> {
+        self.put_objects_impl(collection, objects, Some(status))
     }
 
     fn objects(&self, collection: &str, q: &Query) -> Result<Page<StoredObject>> {

@@ -1691,10 +1691,11 @@ fn a_batch_and_its_status_are_stored_together_or_not_at_all() {
                     .collect();
                 st.failures.clear();
                 st.pendings.clear();
-                Ok(st)
+                Ok(Some(st))
             }),
         )
         .unwrap();
+    let st = st.unwrap();
     assert!(matches!(
         outcomes[..],
         [PutOutcome::Unchanged(_), PutOutcome::Added(_)]
@@ -1704,6 +1705,18 @@ fn a_batch_and_its_status_are_stored_together_or_not_at_all() {
     assert_eq!(s.status("root", "with-batch").unwrap(), Some(st));
     assert_eq!(s.count_objects(COLL).unwrap(), 2);
 
+    // Declined: the objects are stored, no status is.
+    let (outcomes, st) = s
+        .put_objects_with_status(
+            COLL,
+            &[obj("indicator--4", 1)],
+            Box::new(|_: &[PutOutcome]| Ok(None)),
+        )
+        .unwrap();
+    assert!(matches!(outcomes[..], [PutOutcome::Added(_)]));
+    assert_eq!(st, None);
+    assert_eq!(s.count_objects(COLL).unwrap(), 3);
+
     let err = s
         .put_objects_with_status(
             COLL,
@@ -1712,7 +1725,7 @@ fn a_batch_and_its_status_are_stored_together_or_not_at_all() {
         )
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
-    assert_eq!(s.count_objects(COLL).unwrap(), 2);
+    assert_eq!(s.count_objects(COLL).unwrap(), 3);
     let mut q = q();
     q.ids = strs(&["indicator--3"]);
     assert!(s.objects(COLL, &q).unwrap().items.is_empty());

@@ -823,6 +823,7 @@ async fn add_objects(
         }
         let make_status = |outcomes: &[anyam_store::PutOutcome]| {
             let mut successes = Vec::with_capacity(ready.len());
+            let mut failures = failures.clone();
             for (o, outcome) in ready.iter().zip(outcomes) {
                 let version = |added: Micros| o.version.clone().unwrap_or_else(|| fmt_micros(added));
                 match *outcome {
@@ -852,7 +853,7 @@ async fn add_objects(
                     }),
                 }
             }
-            Ok(Status {
+            Status {
                 id: uuid::Uuid::new_v4().to_string(),
                 api_root: root.clone(),
                 owner_org: p.org.clone(),
@@ -862,22 +863,29 @@ async fn add_objects(
                 successes,
                 failures,
                 pendings: Vec::new(),
-            })
+            }
         };
-        let make_status: anyam_store::StatusOf<'_> = Box::new(make_status);
-        let mut ids = std::collections::HashSet::with_capacity(ready.len());
-        let (outcomes, status) = if ready.iter().all(|o| ids.insert(o.id.as_str())) {
-            // The status is written in the objects' own transaction: it is
-            // durable when they are, and the batch costs one commit.
-            store.put_objects_with_status(&coll.id, &ready, make_status)?
-        } else {
-            // An object given twice: whether the caller sees the version its
-            // second copy met is a read of what the first stored, which only
-            // the committed batch shows.
-            let outcomes = store.put_objects(&coll.id, &ready)?;
-            let status = make_status(&outcomes)?;
-            store.put_status(&status)?;
-            (outcomes, status)
+        // Only a batch stored whole is answered inside its transaction. Any
+        // other outcome's message rests on a read, through the policy, of
+        // the stored version: done after the commit, not while holding the
+        // writer (and a version the same envelope stored shows only then).
+        let (outcomes, status) = store.put_objects_with_status(
+            &coll.id,
+            &ready,
+            Box::new(|outcomes: &[anyam_store::PutOutcome]| {
+                Ok(outcomes
+                    .iter()
+                    .all(|o| matches!(o, anyam_store::PutOutcome::Added(_)))
+                    .then(|| make_status(outcomes)))
+            }),
+        )?;
+        let status = match status {
+            Some(status) => status,
+            None => {
+                let status = make_status(&outcomes);
+                store.put_status(&status)?;
+                status
+            }
         };
         let mut unchanged = 0u64;
         let mut sightings = Vec::new();
