@@ -1112,7 +1112,7 @@ impl SqliteStore {
             None => None,
         };
         if let Some(s) = &status {
-            crate::sqlite::write_status(&tx, s)?;
+            crate::sqlite::write_status(&tx, s, &crate::sqlite::encode_status(s)?)?;
         }
         tx.commit().ctx("committing objects")?;
         if added > 0 {

@@ -370,18 +370,24 @@ CREATE TRIGGER objects_observables_deleted AFTER DELETE ON objects
 
 /// Version 9: the full-text indexes merge their segments sixteen at a time.
 ///
-/// FTS5 writes each commit's tokens as a new segment and merges segments
-/// of one level into the next once `automerge` of them are there (4 by
-/// default). Every merge writes its segments' content again, so a token
-/// is rewritten once per level it climbs. At 16 there are half as many
-/// levels: ingest of 1,000,000 objects by `anyam import` went from about
-/// 44,000-47,000 to 49,000-51,000 objects/s, and POST of 1,000-object
-/// envelopes gained 8-18%. A lookup reads up to 15 segments of a level
-/// instead of 3, from about 13 to 16 microseconds per term at 1,100,000
-/// objects. The setting is kept in each index's `_config` table.
+/// FTS5 writes the tokens of each commit (and of each megabyte pending
+/// within one) as a new segment. Once a level holds `automerge` segments
+/// (4 by default), later writes merge them into one segment of the next
+/// level, a bounded amount of work per write; a level that still reaches
+/// `crisismerge` segments (16 by default) is merged whole at once by the
+/// write that completes it. A merge writes its segments' content again,
+/// so a token is rewritten once for each level it climbs: at 16 there are
+/// half as many levels as at 4. `crisismerge` goes to 64 with it, so that
+/// merging stays gradual: at 16 both, every merge would be a whole level
+/// merged inside the commit that completed it, and the largest such
+/// commits would grow with the index. A lookup reads more segments: at
+/// 1,000,000 objects one observable value took about 23 microseconds
+/// instead of 12. The settings are kept in each index's `_config` table.
 const V9: &str = r#"
 INSERT INTO objects_text (objects_text, rank) VALUES ('automerge', 16);
+INSERT INTO objects_text (objects_text, rank) VALUES ('crisismerge', 64);
 INSERT INTO objects_observables (objects_observables, rank) VALUES ('automerge', 16);
+INSERT INTO objects_observables (objects_observables, rank) VALUES ('crisismerge', 64);
 "#;
 
 /// Bring `conn` up to the newest schema, or refuse a file written by a newer
@@ -537,7 +543,8 @@ mod tests {
     }
 
     /// A version 8 file's full-text indexes merge sixteen segments at a
-    /// time after migration, and what they held is still found.
+    /// time after migration (sixty-four only when merging falls behind),
+    /// and what they held is still found.
     #[test]
     fn version_8_full_text_indexes_merge_sixteen_at_a_time() {
         let mut conn = file_at(8);
@@ -546,19 +553,20 @@ mod tests {
              INSERT INTO objects_observables (rowid, value_tokens) VALUES (3, '3130');",
         )
         .unwrap();
-        let automerge = |conn: &Connection, table: &str| -> Option<i64> {
+        let setting = |conn: &Connection, table: &str, key: &str| -> Option<i64> {
             conn.query_row(
-                &format!("SELECT v FROM {table}_config WHERE k = 'automerge'"),
-                [],
+                &format!("SELECT v FROM {table}_config WHERE k = ?1"),
+                [key],
                 |r| r.get(0),
             )
             .optional()
             .unwrap()
         };
-        assert_eq!(automerge(&conn, "objects_text"), None);
+        assert_eq!(setting(&conn, "objects_text", "automerge"), None);
         migrate(&mut conn).unwrap();
         for table in ["objects_text", "objects_observables"] {
-            assert_eq!(automerge(&conn, table), Some(16), "{table}");
+            assert_eq!(setting(&conn, table, "automerge"), Some(16), "{table}");
+            assert_eq!(setting(&conn, table, "crisismerge"), Some(64), "{table}");
         }
         let found = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(

@@ -557,11 +557,14 @@ pub(crate) const USER_COLS: &str =
 pub(crate) const TOKEN_COLS: &str =
     "SELECT id, user, sha256, label, created, expires, scope, revoked FROM tokens";
 
-/// Store (or replace) a status resource on `conn`, in its transaction if
-/// one is open.
-pub(crate) fn write_status(conn: &Connection, s: &Status) -> Result<()> {
-    let body = serde_json::to_string(s)
-        .map_err(|e| StoreError::Backend(format!("encoding status: {e}")))?;
+/// A status resource as stored.
+pub(crate) fn encode_status(s: &Status) -> Result<String> {
+    serde_json::to_string(s).map_err(|e| StoreError::Backend(format!("encoding status: {e}")))
+}
+
+/// Store (or replace) status `s`, encoded as `body`, on `conn`, in its
+/// transaction if one is open.
+pub(crate) fn write_status(conn: &Connection, s: &Status, body: &str) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO statuses (api_root, id, body) VALUES (?1, ?2, ?3)
          ON CONFLICT (api_root, id) DO UPDATE SET body = excluded.body",
@@ -782,7 +785,9 @@ impl Store for SqliteStore {
     }
 
     fn put_status(&self, s: &Status) -> Result<()> {
-        write_status(&self.writer(), s)
+        // Encoded before the writer is taken.
+        let body = encode_status(s)?;
+        write_status(&self.writer(), s, &body)
     }
 
     fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>> {

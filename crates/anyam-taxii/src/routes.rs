@@ -879,6 +879,15 @@ async fn add_objects(
                     .then(|| make_status(outcomes)))
             }),
         )?;
+        let added = outcomes.iter().filter(|o| matches!(o, anyam_store::PutOutcome::Added(_))).count();
+        let conflicts = outcomes.iter().filter(|o| matches!(o, anyam_store::PutOutcome::Conflict)).count();
+        // What is committed is announced at once, whatever happens to the
+        // status after.
+        if added > 0 {
+            st.wrote();
+        }
+        metrics::counter!("anyam_objects_added_total").increment((outcomes.len() - conflicts) as u64);
+        metrics::counter!("anyam_objects_rejected_total").increment((failures.len() + conflicts) as u64);
         let status = match status {
             Some(status) => status,
             None => {
@@ -896,11 +905,6 @@ async fn add_objects(
                 _ => {}
             }
         }
-        if outcomes.iter().any(|o| matches!(o, anyam_store::PutOutcome::Added(_))) {
-            st.wrote();
-        }
-        metrics::counter!("anyam_objects_added_total").increment(status.successes.len() as u64);
-        metrics::counter!("anyam_objects_rejected_total").increment(status.failures.len() as u64);
         // The collection as named in the path, like every other entry.
         let t = Target { collection: Some(&cid), path: uri.path(), query: None };
         st.record(|| {
