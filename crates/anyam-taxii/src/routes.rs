@@ -879,15 +879,27 @@ async fn add_objects(
                     .then(|| make_status(outcomes)))
             }),
         )?;
-        let added = outcomes.iter().filter(|o| matches!(o, anyam_store::PutOutcome::Added(_))).count();
-        let conflicts = outcomes.iter().filter(|o| matches!(o, anyam_store::PutOutcome::Conflict)).count();
+        let (mut added, mut unchanged, mut conflicts) = (0u64, 0u64, 0u64);
+        let mut sightings = Vec::new();
+        for (o, outcome) in ready.iter().zip(&outcomes) {
+            match outcome {
+                anyam_store::PutOutcome::Added(_) => {
+                    added += 1;
+                    if o.object_type == "sighting" {
+                        sightings.push(o);
+                    }
+                }
+                anyam_store::PutOutcome::Unchanged(_) => unchanged += 1,
+                anyam_store::PutOutcome::Conflict => conflicts += 1,
+            }
+        }
         // What is committed is announced at once, whatever happens to the
         // status after.
         if added > 0 {
             st.wrote();
         }
-        metrics::counter!("anyam_objects_added_total").increment((outcomes.len() - conflicts) as u64);
-        metrics::counter!("anyam_objects_rejected_total").increment((failures.len() + conflicts) as u64);
+        metrics::counter!("anyam_objects_added_total").increment(added + unchanged);
+        metrics::counter!("anyam_objects_rejected_total").increment(failures.len() as u64 + conflicts);
         let status = match status {
             Some(status) => status,
             None => {
@@ -896,15 +908,6 @@ async fn add_objects(
                 status
             }
         };
-        let mut unchanged = 0u64;
-        let mut sightings = Vec::new();
-        for (o, outcome) in ready.iter().zip(&outcomes) {
-            match outcome {
-                anyam_store::PutOutcome::Added(_) if o.object_type == "sighting" => sightings.push(o),
-                anyam_store::PutOutcome::Unchanged(_) => unchanged += 1,
-                _ => {}
-            }
-        }
         // The collection as named in the path, like every other entry.
         let t = Target { collection: Some(&cid), path: uri.path(), query: None };
         st.record(|| {
