@@ -77,13 +77,26 @@ fn venv(root: &Path) -> Result<PathBuf> {
 fn test(root: &Path) -> Result<()> {
     let python = venv(root)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo)
-        .current_dir(root)
-        .args(["build", "--workspace", "--bins"]))?;
-    run(Command::new(&cargo)
-        .current_dir(root)
-        .env("ANYAM_PYTHON", &python)
-        .args(["test", "--workspace", "--no-fail-fast"]))?;
+    // The binaries and the tests are built in one invocation, so that they
+    // share one feature resolution: built apart, the dev-dependencies' features
+    // made cargo compile many dependencies twice. A clean run on a CI machine
+    // (`CI` set) also skips incremental data, which only helps rebuilds.
+    let clean_run = std::env::var_os("CI").is_some();
+    let cargo_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(root).args(args);
+        if clean_run {
+            cmd.env("CARGO_INCREMENTAL", "0");
+        }
+        cmd
+    };
+    run(&mut cargo_cmd(&[
+        "build",
+        "--workspace",
+        "--bins",
+        "--tests",
+    ]))?;
+    run(cargo_cmd(&["test", "--workspace", "--no-fail-fast"]).env("ANYAM_PYTHON", &python))?;
     let has_e2e = std::fs::read_dir(root.join("tests/e2e"))?
         .filter_map(|e| e.ok())
         .any(|e| e.file_name().to_string_lossy().starts_with("test_"));
