@@ -6,7 +6,8 @@
 # objects (timed), then, with the node serving, closed-loop GET of pages of
 # 100 at random depths with Basic auth and again with a Bearer token (with
 # the server's RSS sampled under load), then POST of 1,000-object envelopes
-# into a second collection. Then the same GET and POST workloads against
+# into a second collection, twice: first on the node just started, then
+# again once its WAL file has grown. Then the same GET and POST workloads against
 # medallion loaded with a small collection: its memory backend deep-copies
 # the collection and filters it pairwise on every request, so one page
 # costs time quadratic in the collection size (seconds at 1,000 objects).
@@ -218,6 +219,11 @@ for SIZE in "${SIZE_LIST[@]}"; do
     log "POST $POST_OBJECTS objects in envelopes of 1000, $POST_CONNECTIONS connections"
     record "anyam-$SIZE-post" "$(audited "anyam-$SIZE-post" "$PORT" "$BENCH" post --base "$BASE" --collection "$INGEST" --user admin --password "$PASSWORD" \
         --objects "$POST_OBJECTS" --batch 1000 --connections "$POST_CONNECTIONS" --seed 2)"
+    # The node started without a WAL file, so the first POST also grew it;
+    # the same load again shows what a node that has been writing a while sees.
+    log "POST $POST_OBJECTS other objects again, the WAL file now grown"
+    record "anyam-$SIZE-post-again" "$(audited "anyam-$SIZE-post-again" "$PORT" "$BENCH" post --base "$BASE" --collection "$INGEST" --user admin --password "$PASSWORD" \
+        --objects "$POST_OBJECTS" --batch 1000 --connections "$POST_CONNECTIONS" --seed 3)"
     record "anyam-$SIZE-rss-after" "$("$BENCH" rss --pid "$PID")"
     stop "$PID"
     du -sh "$DATA" >&2
@@ -323,14 +329,15 @@ def f(v, fmt="{:,.0f}"):
 sizes = sorted({int(k.split("-")[1]) for k in rows if k.startswith("anyam-")})
 med = f"medallion-{med_size}"
 print()
-print(f"{'server':<26}{'GET req/s':>11}{'p99 ms':>9}{'GET req/s':>11}{'p99 ms':>9}{'import obj/s':>14}{'POST obj/s':>12}{'RSS MB':>9}")
-print(f"{'':<26}{'(Basic)':>11}{'(Basic)':>9}{'(Bearer)':>11}{'(Bearer)':>9}{'':>14}{'':>12}{'(load)':>9}")
+print(f"{'server':<26}{'GET req/s':>11}{'p99 ms':>9}{'GET req/s':>11}{'p99 ms':>9}{'import obj/s':>14}{'POST obj/s':>12}{'POST obj/s':>12}{'RSS MB':>9}")
+print(f"{'':<26}{'(Basic)':>11}{'(Basic)':>9}{'(Bearer)':>11}{'(Bearer)':>9}{'':>14}{'(first)':>12}{'(again)':>12}{'(load)':>9}")
 for n in sizes:
     a = f"anyam-{n}"
     rss = max(filter(None, [g(a + "-get-basic", "server_max_rss_mb"), g(a + "-get-bearer", "server_max_rss_mb")]), default=None)
     print(f"{'anyam, ' + format(n, ',') + ' objects':<26}{f(g(a+'-get-basic','req_per_s')):>11}{f(g(a+'-get-basic','p99_ms'),'{:.2f}'):>9}"
           f"{f(g(a+'-get-bearer','req_per_s')):>11}{f(g(a+'-get-bearer','p99_ms'),'{:.2f}'):>9}"
-          f"{f(g(a+'-import','objects_per_s')):>14}{f(g(a+'-post','objects_per_s')):>12}{f(rss,'{:.1f}'):>9}")
+          f"{f(g(a+'-import','objects_per_s')):>14}{f(g(a+'-post','objects_per_s')):>12}"
+          f"{f(g(a+'-post-again','objects_per_s')):>12}{f(rss,'{:.1f}'):>9}")
 audit = [n for n in sizes if f"anyam-{n}-get-basic-audit" in rows]
 if audit:
     print()
@@ -338,13 +345,13 @@ if audit:
     for n in audit:
         a = f"anyam-{n}"
         parts = [f"{name} {f(g(f'{a}-{phase}-audit','entries_per_s'))}/s ({f(g(f'{a}-{phase}-audit','entries'))} entries)"
-                 for name, phase in (("GET Basic", "get-basic"), ("GET Bearer", "get-bearer"), ("POST", "post"))]
+                 for name, phase in (("GET Basic", "get-basic"), ("GET Bearer", "get-bearer"), ("POST", "post"), ("POST again", "post-again"))]
         v = rows.get(f"{a}-audit-verify")
         tail = f"; log verified: {v['entries']:,} entries, {v['audit_db_mb']} MB" if v else ""
         print(f"  anyam at {n:,}: " + ", ".join(parts) + tail)
 if med + "-get-basic" in rows:
     print(f"{'medallion, ' + format(int(med_size), ',') + ' objects':<26}{f(g(med+'-get-basic','req_per_s')):>11}{f(g(med+'-get-basic','p99_ms'),'{:.2f}'):>9}"
-          f"{'':>11}{'':>9}{'-':>14}{f(g(med+'-post','objects_per_s')):>12}{f(g(med+'-get-basic','server_max_rss_mb'),'{:.1f}'):>9}")
+          f"{'':>11}{'':>9}{'-':>14}{f(g(med+'-post','objects_per_s')):>12}{'-':>12}{f(g(med+'-get-basic','server_max_rss_mb'),'{:.1f}'):>9}")
     print()
     print(f"ratios, anyam / medallion (medallion at {int(med_size):,} objects, memory backend, Basic auth):")
     for n in sizes:
