@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyam_audit::{Event, Kind, ObjectRef};
 use anyam_pattern::StixVersion;
 use anyam_policy::{Gate, Principal};
-use anyam_store::{NewObject, PutOutcome, Query, TokenScope};
+use anyam_store::{BulkLoad, NewObject, PutOutcome, Query, TokenScope};
 use anyam_trust::admiralty::{self, Admiralty, AdmiraltyFilter, Credibility, Reliability};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -264,6 +264,8 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
     // bounded number of batches is in memory at any time. Each batch keeps
     // its own audit entry and number, however many share a transaction.
     let (mut batches, mut processed) = (0usize, 0u64);
+    // What the load knows between its transactions, to spare lookups.
+    let mut load = BulkLoad::new();
     let write_result: Result<()> = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Prepared>(QUEUED_BATCHES);
         let reader = scope.spawn(move || read_batches(input, &tx));
@@ -286,7 +288,7 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                 all.append(&mut p.ready);
                 ends.push(all.len());
             }
-            let outcomes = n.store.put_objects(&coll.id, &all)?;
+            let outcomes = n.store.put_objects_bulk(&coll.id, &all, &mut load)?;
             // The group's receipts go into the log in one append, so that
             // they are all recorded or none are.
             let first_batch = batches + 1;

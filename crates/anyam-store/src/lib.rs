@@ -203,6 +203,7 @@ mod sqlite;
 
 pub use catalog::POLICY_META_PREFIX;
 pub use model::*;
+pub use objects::BulkLoad;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 use std::path::Path;
@@ -263,6 +264,19 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound`; an object whose `version` and `version_micros` disagree
     /// (one set, one not) is `Invalid`; either refuses the whole batch.
     fn put_objects(&self, collection: &str, objects: &[NewObject]) -> Result<Vec<PutOutcome>>;
+    /// [`Store::put_objects`] for one of the batches of a bulk load into
+    /// one collection: `load` carries what the load knows between its
+    /// batches (see [`BulkLoad`]), which can spare lookups; the outcomes
+    /// and the versions stored are exactly those of `put_objects`.
+    fn put_objects_bulk(
+        &self,
+        collection: &str,
+        objects: &[NewObject],
+        load: &mut BulkLoad,
+    ) -> Result<Vec<PutOutcome>> {
+        let _ = load;
+        self.put_objects(collection, objects)
+    }
     /// [`Store::put_objects`], and in the same transaction the status
     /// resource that `status` makes of the outcomes: the status is durable
     /// exactly when the objects are, at the cost of one commit for both.

@@ -13,6 +13,110 @@ use crate::{
     Result, Search, SqliteStore, Status, StatusOf, StoreError, StoredObject, TypeScope, VersionSel,
 };
 
+/// What a bulk load into one collection (`anyam import`) knows between its
+/// transactions, so that it can skip the lookup of an object's stored
+/// versions when none can exist.
+///
+/// Storing an object first looks up the current first and last versions of
+/// its id, an index seek that finds nothing for almost every object of a
+/// bulk load into a new collection. If the collection held no object when
+/// the load began, and no other writer has added to it since (its
+/// `last_added` is still what this load's last commit left), then the only
+/// ids stored in it are those this load stored. The load keeps a hash of
+/// each, and an id whose hash it has not kept is certainly new. A hash it
+/// has kept (the id itself, or another id with the same hash) is looked up
+/// as usual, and so is every id once the collection was found not empty at
+/// the start or written by someone else: the hint never changes an outcome
+/// or a flag, only saves a seek. About 16 bytes per object stored.
+#[derive(Debug, Default)]
+pub struct BulkLoad {
+    state: BulkState,
+    hasher: std::hash::RandomState,
+}
+
+#[derive(Debug, Default)]
+enum BulkState {
+    /// Nothing stored yet: whether the collection is empty is not known.
+    #[default]
+    Unknown,
+    /// The collection `cid` was empty when the load began, and its
+    /// `last_added` is still `last_added`, set by this load's last commit.
+    Fresh {
+        cid: i64,
+        last_added: Micros,
+        stored: std::collections::HashSet<u64>,
+    },
+    /// Every id is looked up, to the end of the load.
+    LookUp,
+}
+
+impl BulkLoad {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At the start of a transaction on collection `cid`, whose stored
+    /// `last_added` is `last_added`: may ids not kept be taken as new?
+    fn begin(&mut self, conn: &Connection, cid: i64, last_added: Micros) -> Result<bool> {
+        match &self.state {
+            BulkState::Fresh {
+                cid: c,
+                last_added: l,
+                ..
+            } if *c == cid && *l == last_added => return Ok(true),
+            BulkState::Fresh { .. } | BulkState::LookUp => {
+                self.state = BulkState::LookUp;
+                return Ok(false);
+            }
+            BulkState::Unknown => {}
+        }
+        let held: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM objects WHERE cid = ?1)")
+            .ctx("preparing the emptiness check")?
+            .query_row([cid], |r| r.get(0))
+            .ctx("checking whether the collection is empty")?;
+        self.state = if held {
+            BulkState::LookUp
+        } else {
+            BulkState::Fresh {
+                cid,
+                last_added,
+                stored: std::collections::HashSet::new(),
+            }
+        };
+        Ok(!held)
+    }
+
+    /// Whether `id` may be stored already (only asked after `begin` said
+    /// yes).
+    fn may_hold(&self, id: &str) -> bool {
+        match &self.state {
+            BulkState::Fresh { stored, .. } => {
+                use std::hash::BuildHasher;
+                stored.contains(&self.hasher.hash_one(id))
+            }
+            _ => true,
+        }
+    }
+
+    /// `id` was stored in the open transaction. Kept even if that
+    /// transaction then fails: a hash kept for nothing only costs a seek.
+    fn stored(&mut self, id: &str) {
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(id);
+        if let BulkState::Fresh { stored, .. } = &mut self.state {
+            stored.insert(h);
+        }
+    }
+
+    /// The transaction committed, leaving the collection's `last_added`.
+    fn committed(&mut self, now: Micros) {
+        if let BulkState::Fresh { last_added, .. } = &mut self.state {
+            *last_added = now;
+        }
+    }
+}
+
 /// One stored version of an object, as the writer needs it to decide what a
 /// delete does.
 struct Existing {
@@ -946,6 +1050,7 @@ impl SqliteStore {
         collection: &str,
         objects: &[NewObject],
         status: Option<StatusOf<'_>>,
+        mut bulk: Option<&mut BulkLoad>,
     ) -> Result<(Vec<PutOutcome>, Option<Status>)> {
         for o in objects {
             if o.version.is_some() != o.version_micros.is_some() {
@@ -960,6 +1065,10 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("starting write transaction")?;
         let (cid, mut last_added) = collection_key(&tx, collection)?;
+        let fresh = match bulk.as_deref_mut() {
+            Some(b) => b.begin(&tx, cid, last_added)?,
+            None => false,
+        };
         let now = now_micros();
         let mut added = 0i64;
         let mut classes = ClassCache::default();
@@ -969,7 +1078,12 @@ impl SqliteStore {
         for o in objects {
             // The current last version; none means a new object, which
             // needs no further lookup (the common case when ingesting).
-            let last = edge(&tx, cid, &o.id, Edge::Last, None)?;
+            let known_new = fresh && bulk.as_deref().is_some_and(|b| !b.may_hold(&o.id));
+            let last = if known_new {
+                None
+            } else {
+                edge(&tx, cid, &o.id, Edge::Last, None)?
+            };
             if last.is_some()
                 && let Some((at, digest)) = same_version(&tx, cid, o)?
             {
@@ -1084,6 +1198,9 @@ impl SqliteStore {
             if !o.observables.is_empty() {
                 observables.push((rid, value_tokens(&o.observables)));
             }
+            if fresh && let Some(b) = bulk.as_deref_mut() {
+                b.stored(&o.id);
+            }
             added += 1;
             outcomes.push(PutOutcome::Added(date_added));
         }
@@ -1115,6 +1232,9 @@ impl SqliteStore {
             crate::sqlite::write_status(&tx, s, &crate::sqlite::encode_status(s)?)?;
         }
         tx.commit().ctx("committing objects")?;
+        if let Some(b) = bulk {
+            b.committed(last_added);
+        }
         if added > 0 {
             self.committed();
         }

@@ -10,9 +10,9 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::catalog::{Catalog, CatalogCache, POLICY_META_PREFIX};
 use crate::{
-    Access, ApiRoot, ClassScope, Collection, Ctx, Grant, ManifestEntry, NewObject, Organization,
-    Page, PutOutcome, Query, ReleaseClass, Result, Search, Status, StatusOf, Store, StoreError,
-    StoredObject, Token, TokenScope, User, VersionSel, schema,
+    Access, ApiRoot, BulkLoad, ClassScope, Collection, Ctx, Grant, ManifestEntry, NewObject,
+    Organization, Page, PutOutcome, Query, ReleaseClass, Result, Search, Status, StatusOf, Store,
+    StoreError, StoredObject, Token, TokenScope, User, VersionSel, schema,
 };
 
 /// How hard a commit works to survive a power loss. See the crate
@@ -618,7 +618,18 @@ impl Store for SqliteStore {
     }
 
     fn put_objects(&self, collection: &str, objects: &[NewObject]) -> Result<Vec<PutOutcome>> {
-        Ok(self.put_objects_impl(collection, objects, None)?.0)
+        Ok(self.put_objects_impl(collection, objects, None, None)?.0)
+    }
+
+    fn put_objects_bulk(
+        &self,
+        collection: &str,
+        objects: &[NewObject],
+        load: &mut BulkLoad,
+    ) -> Result<Vec<PutOutcome>> {
+        Ok(self
+            .put_objects_impl(collection, objects, None, Some(load))?
+            .0)
     }
 
     fn put_objects_with_status(
@@ -627,7 +638,7 @@ impl Store for SqliteStore {
         objects: &[NewObject],
         status: StatusOf<'_>,
     ) -> Result<(Vec<PutOutcome>, Option<Status>)> {
-        self.put_objects_impl(collection, objects, Some(status))
+        self.put_objects_impl(collection, objects, Some(status), None)
     }
 
     fn objects(&self, collection: &str, q: &Query) -> Result<Page<StoredObject>> {

@@ -986,6 +986,118 @@ fn many_versions_in_any_order_keep_one_first_and_one_last() {
     }
 }
 
+/// The manifest of `COLL` under one version filter, as labels.
+fn manifest_of(s: &SqliteStore, v: VersionSel) -> String {
+    labels_m(
+        &s.manifest(
+            COLL,
+            &Query {
+                versions: vec![v],
+                ..q()
+            },
+        )
+        .unwrap(),
+    )
+}
+
+/// Outcomes without their dates (two stores assign different ones).
+fn kinds(out: &[PutOutcome]) -> Vec<&'static str> {
+    out.iter()
+        .map(|o| match o {
+            PutOutcome::Added(_) => "added",
+            PutOutcome::Unchanged(_) => "unchanged",
+            PutOutcome::Conflict => "conflict",
+        })
+        .collect()
+}
+
+#[test]
+fn a_bulk_load_stores_exactly_what_plain_puts_store() {
+    use VersionSel::*;
+    let (_d1, plain) = fresh();
+    let (_d2, bulk) = fresh();
+    let v = |id: &str, m: i64, tag: &str| obj_full(id, "indicator", "2.1", Some(m), tag);
+    let batches = [
+        // New ids, a repeat inside the batch, a later version of an id
+        // stored earlier in the same batch.
+        vec![
+            v("indicator--a", 10, "x"),
+            v("indicator--b", 5, "x"),
+            obj_full("file--c", "file", "2.1", None, "x"),
+            v("indicator--a", 10, "x"),
+            v("indicator--a", 20, "x"),
+        ],
+        // Versions of ids of the first batch: between two, the same, a
+        // changed copy, a newest; and a new id.
+        vec![
+            v("indicator--a", 15, "x"),
+            v("indicator--b", 5, "x"),
+            v("indicator--b", 5, "y"),
+            obj_full("file--c", "file", "2.1", None, "y"),
+            v("indicator--d", 1, "x"),
+            v("indicator--a", 30, "x"),
+        ],
+        // An older first version, and new ids again.
+        vec![
+            v("indicator--e", 1, "x"),
+            v("indicator--a", 5, "x"),
+            v("indicator--d", 2, "x"),
+        ],
+    ];
+    let mut load = BulkLoad::new();
+    for batch in &batches {
+        let want = plain.put_objects(COLL, batch).unwrap();
+        let got = bulk.put_objects_bulk(COLL, batch, &mut load).unwrap();
+        assert_eq!(kinds(&got), kinds(&want));
+    }
+    for sel in [First, Last, All] {
+        assert_eq!(manifest_of(&bulk, sel.clone()), manifest_of(&plain, sel));
+    }
+    assert_eq!(manifest_of(&bulk, First), "b5 c d1 e1 a5");
+    assert_eq!(manifest_of(&bulk, Last), "b5 c a30 e1 d2");
+    assert_eq!(
+        kinds(
+            &bulk
+                .put_objects_bulk(COLL, &[v("indicator--b", 5, "z")], &mut load)
+                .unwrap()
+        ),
+        ["conflict"]
+    );
+}
+
+#[test]
+fn a_bulk_load_looks_up_ids_once_another_writer_added_or_the_collection_held_objects() {
+    use VersionSel::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.db");
+    let s = open(&path);
+    setup(&s);
+    let mut load = BulkLoad::new();
+    s.put_objects_bulk(COLL, &[obj("indicator--x", 10)], &mut load)
+        .unwrap();
+    // Another writer (here another connection to the file, as a command
+    // run on a live node's data directory would be) adds an object the
+    // load has never seen; the load then stores a newer version of it.
+    let other = open(&path);
+    other.put_objects(COLL, &[obj("indicator--y", 10)]).unwrap();
+    s.put_objects_bulk(COLL, &[obj("indicator--y", 20)], &mut load)
+        .unwrap();
+    assert_eq!(manifest_of(&s, First), "x10 y10");
+    assert_eq!(manifest_of(&s, Last), "x10 y20");
+
+    // A load into a collection that already holds objects.
+    let mut load = BulkLoad::new();
+    s.put_objects_bulk(
+        COLL,
+        &[obj("indicator--x", 5), obj("indicator--z", 1)],
+        &mut load,
+    )
+    .unwrap();
+    assert_eq!(manifest_of(&s, First), "y10 x5 z1");
+    assert_eq!(manifest_of(&s, Last), "x10 y20 z1");
+    assert_eq!(s.count_objects(COLL).unwrap(), 5);
+}
+
 #[test]
 fn collections_are_independent() {
     let (_d, s) = fresh();
