@@ -32,6 +32,7 @@
 //!   while their generation number (bumped by triggers) stays the same.
 //! - `schema.rs`: the schema, as an ordered list of migrations.
 //! - `codec.rs`: continuation tokens and timestamp rendering.
+//! - `walsync.rs`: the group fsync of the WAL that object writes wait for.
 //!
 //! # Connections
 //!
@@ -134,9 +135,19 @@
 //! # Durability
 //!
 //! A write returns only after its transaction committed. With the default
-//! [`Synchronous::Full`] every commit fsyncs the WAL, so what the store
-//! acknowledged survives a crash of the process, the operating system or
-//! the power. [`Synchronous::Normal`] skips that fsync (the WAL is synced at
+//! [`Synchronous::Full`] every write returns only once the WAL holding its
+//! commit is fsynced, so what the store acknowledged survives a crash of
+//! the process, the operating system or the power. Writes of objects
+//! (`put_objects`, `put_objects_bulk`) commit without the fsync and sync
+//! the WAL after releasing the writer (`walsync.rs`): the next transaction
+//! runs while the disk flushes, and one fsync serves every commit made
+//! before it started. Readers may therefore see such a commit a few
+//! milliseconds before it is durable. A power loss in that window takes
+//! back only objects no one was told were stored; but a reader may have
+//! seen them, and should the clock after the restart be earlier than the
+//! `date_added` it saw, objects added later could sort before the
+//! position that reader pages from. An fsync that fails is final: no later
+//! object write is acknowledged until the store is opened again. [`Synchronous::Normal`] skips that fsync (the WAL is synced at
 //! checkpoints): the database stays consistent after any crash and loses
 //! nothing when only the process dies, but a power loss or kernel crash may
 //! roll back the last acknowledged commits — which for a TAXII node means a
@@ -200,6 +211,7 @@ mod model;
 mod objects;
 mod schema;
 mod sqlite;
+mod walsync;
 
 pub use catalog::POLICY_META_PREFIX;
 pub use model::*;

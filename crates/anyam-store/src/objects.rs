@@ -1060,7 +1060,7 @@ impl SqliteStore {
                 )));
             }
         }
-        let mut w = self.writer();
+        let (mut w, deferred) = self.object_writer()?;
         let tx = w
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("starting write transaction")?;
@@ -1232,11 +1232,19 @@ impl SqliteStore {
             crate::sqlite::write_status(&tx, s, &crate::sqlite::encode_status(s)?)?;
         }
         tx.commit().ctx("committing objects")?;
+        // Numbered even when nothing was added: an `Unchanged` outcome may
+        // rest on another write's commit that is not durable yet, and
+        // waiting for a later number waits for that one too.
+        let ticket = deferred.then(|| self.note_commit());
+        drop(w);
         if let Some(b) = bulk {
             b.committed(last_added);
         }
         if added > 0 {
             self.committed();
+        }
+        if let Some(ticket) = ticket {
+            self.durable(ticket)?;
         }
         Ok((outcomes, status))
     }
@@ -1250,7 +1258,7 @@ impl SqliteStore {
         visible: Option<&[ClassScope]>,
     ) -> Result<u64> {
         let vf = VersionFilter::new(versions, VersionSel::All);
-        let mut w = self.writer();
+        let mut w = self.writer()?;
         let tx = w
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("starting delete transaction")?;
@@ -1515,7 +1523,7 @@ impl SqliteStore {
     ) -> Result<u64> {
         let mut done = 0u64;
         loop {
-            let mut w = self.writer();
+            let mut w = self.writer()?;
             let tx = w
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .ctx("starting relabel transaction")?;

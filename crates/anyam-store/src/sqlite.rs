@@ -2,6 +2,7 @@
 //! mutex, a pool of WAL reader connections, and the node's small records.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::catalog::{Catalog, CatalogCache, POLICY_META_PREFIX};
+use crate::walsync::WalSync;
 use crate::{
     Access, ApiRoot, BulkLoad, ClassScope, Collection, Ctx, Grant, ManifestEntry, NewObject,
     Organization, Page, PutOutcome, Query, ReleaseClass, Result, Search, Status, StatusOf, Store,
@@ -19,9 +21,11 @@ use crate::{
 /// documentation, "Durability", for what each level risks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synchronous {
-    /// `PRAGMA synchronous=FULL`: the WAL is fsynced at every commit, so an
-    /// acknowledged write survives a crash of the process, the OS or the
-    /// power. The default.
+    /// `PRAGMA synchronous=FULL`: the WAL is fsynced before a write
+    /// returns, so an acknowledged write survives a crash of the process,
+    /// the OS or the power. The default. Writes of objects fsync after
+    /// releasing the writer, one fsync for every commit made meanwhile
+    /// (see the crate documentation, "Durability").
     #[default]
     Full,
     /// `PRAGMA synchronous=NORMAL`: the WAL is fsynced only at checkpoints.
@@ -87,6 +91,15 @@ pub struct SqliteStore {
     /// thread, so a writer's commit costs one WAL append and one fsync, not
     /// also a checkpoint (which rewrites the pages and fsyncs the database).
     checkpointer: Checkpointer,
+    /// With [`Synchronous::Full`], object writes commit without fsync and
+    /// wait here for a group fsync of the WAL after releasing the writer
+    /// (see `walsync.rs`).
+    wal_sync: WalSync,
+    /// The writer connection is set to `synchronous=NORMAL` for an object
+    /// write: [`SqliteStore::writer`] sets it back to the configured level
+    /// before anything else writes, even after an object write that
+    /// returned early.
+    writer_deferred: AtomicBool,
     /// Collection ids to their row ids, for reads: collections are never
     /// deleted and an id never changes its row, so a mapping once read
     /// stays true.
@@ -280,6 +293,8 @@ impl SqliteStore {
             readers: Mutex::new(ReaderPool::default()),
             reader_back: Condvar::new(),
             checkpointer: Checkpointer::start(ck)?,
+            wal_sync: WalSync::new(path),
+            writer_deferred: AtomicBool::new(false),
             cids: Mutex::new(std::collections::HashMap::new()),
             catalog: CatalogCache::default(),
         })
@@ -306,11 +321,49 @@ impl SqliteStore {
         schema::supported()
     }
 
-    /// The writer connection. A panic while it was held leaves no open
-    /// transaction behind (rusqlite rolls back on drop), so a poisoned lock
-    /// is safe to take over.
-    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    /// The writer connection, syncing at the configured level. A panic
+    /// while it was held leaves no open transaction behind (rusqlite rolls
+    /// back on drop), so a poisoned lock is safe to take over.
+    pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Connection>> {
+        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // Under the writer's lock, so no one else changes it meanwhile.
+        if self.writer_deferred.load(Ordering::Relaxed) {
+            w.pragma_update(None, "synchronous", "FULL")
+                .ctx("setting synchronous back to FULL")?;
+            self.writer_deferred.store(false, Ordering::Relaxed);
+        }
+        Ok(w)
+    }
+
+    /// The writer connection for a write of objects, and whether its commit
+    /// must be followed by [`SqliteStore::durable`] before the write is
+    /// acknowledged: with [`Synchronous::Full`] the commit does not fsync
+    /// (`synchronous=NORMAL`), and the fsync happens after the writer is
+    /// released, shared with any other commit made meanwhile.
+    pub(crate) fn object_writer(&self) -> Result<(MutexGuard<'_, Connection>, bool)> {
+        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if self.opts.synchronous != Synchronous::Full {
+            return Ok((w, false));
+        }
+        if !self.writer_deferred.load(Ordering::Relaxed) {
+            // Flag first: should the pragma fail half-way, the next
+            // `writer` sets FULL again.
+            self.writer_deferred.store(true, Ordering::Relaxed);
+            w.pragma_update(None, "synchronous", "NORMAL")
+                .ctx("setting synchronous to NORMAL for an object write")?;
+        }
+        Ok((w, true))
+    }
+
+    /// Number a commit made through [`SqliteStore::object_writer`]; call it
+    /// before releasing the writer.
+    pub(crate) fn note_commit(&self) -> u64 {
+        self.wal_sync.note_commit()
+    }
+
+    /// Return once the commit numbered `ticket` is durable.
+    pub(crate) fn durable(&self, ticket: u64) -> Result<()> {
+        self.wal_sync.wait(ticket)
     }
 
     /// A reader connection for the duration of the returned guard: an idle
@@ -579,7 +632,7 @@ impl Store for SqliteStore {
     fn create_api_root(&self, root: &ApiRoot) -> Result<()> {
         let max = i64::try_from(root.max_content_length)
             .map_err(|_| StoreError::Invalid("max_content_length is too large".into()))?;
-        let w = self.writer();
+        let w = self.writer()?;
         w.prepare_cached("INSERT INTO api_roots (name, title, description, max_content_length) VALUES (?1, ?2, ?3, ?4)")
             .ctx("preparing api root insert")?
             .execute(params![root.name, root.title, root.description, max])
@@ -596,7 +649,7 @@ impl Store for SqliteStore {
     }
 
     fn create_collection(&self, c: &Collection) -> Result<()> {
-        let w = self.writer();
+        let w = self.writer()?;
         if !exists(&w, "SELECT 1 FROM api_roots WHERE name = ?1", &c.api_root)? {
             return Err(StoreError::NotFound(format!("API root {:?}", c.api_root)));
         }
@@ -798,7 +851,7 @@ impl Store for SqliteStore {
     fn put_status(&self, s: &Status) -> Result<()> {
         // Encoded before the writer is taken.
         let body = encode_status(s)?;
-        write_status(&self.writer(), s, &body)
+        write_status(&*self.writer()?, s, &body)
     }
 
     fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>> {
@@ -818,7 +871,7 @@ impl Store for SqliteStore {
     }
 
     fn create_org(&self, org: &Organization) -> Result<()> {
-        let w = self.writer();
+        let w = self.writer()?;
         w.prepare_cached("INSERT INTO orgs (name, title) VALUES (?1, ?2)")
             .ctx("preparing org insert")?
             .execute(params![org.name, org.title])
@@ -831,7 +884,7 @@ impl Store for SqliteStore {
     }
 
     fn create_user(&self, user: &User) -> Result<()> {
-        let w = self.writer();
+        let w = self.writer()?;
         if !exists(&w, "SELECT 1 FROM orgs WHERE name = ?1", &user.org)? {
             return Err(StoreError::NotFound(format!("organization {:?}", user.org)));
         }
@@ -860,7 +913,7 @@ impl Store for SqliteStore {
     }
 
     fn set_password(&self, name: &str, password_phc: &str) -> Result<()> {
-        let w = self.writer();
+        let w = self.writer()?;
         let n = w
             .prepare_cached(
                 "UPDATE users SET password_phc = ?2, generation = generation + 1 WHERE name = ?1",
@@ -875,7 +928,7 @@ impl Store for SqliteStore {
     }
 
     fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()> {
-        let w = self.writer();
+        let w = self.writer()?;
         let n = w
             .prepare_cached("UPDATE users SET disabled = ?2 WHERE name = ?1")
             .ctx("preparing user update")?
@@ -888,7 +941,7 @@ impl Store for SqliteStore {
     }
 
     fn create_token(&self, t: &Token) -> Result<()> {
-        let w = self.writer();
+        let w = self.writer()?;
         if !exists(&w, "SELECT 1 FROM users WHERE name = ?1", &t.user)? {
             return Err(StoreError::NotFound(format!("user {:?}", t.user)));
         }
@@ -929,7 +982,7 @@ impl Store for SqliteStore {
     }
 
     fn revoke_token(&self, id: &str) -> Result<()> {
-        let w = self.writer();
+        let w = self.writer()?;
         let n = w
             .prepare_cached("UPDATE tokens SET revoked = 1 WHERE id = ?1")
             .ctx("preparing token revoke")?
@@ -942,7 +995,7 @@ impl Store for SqliteStore {
     }
 
     fn set_grant(&self, g: &Grant) -> Result<()> {
-        let w = self.writer();
+        let w = self.writer()?;
         if g.access == Access::default() {
             w.prepare_cached("DELETE FROM grants WHERE org = ?1 AND collection = ?2")
                 .ctx("preparing grant delete")?
@@ -987,7 +1040,7 @@ impl Store for SqliteStore {
     }
 
     fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        let w = self.writer();
+        let w = self.writer()?;
         w.prepare_cached(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
@@ -1125,7 +1178,7 @@ mod tests {
         let (dir, store) = open(1);
         let path = dir.path().join("r.db");
         {
-            let w = store.writer();
+            let w = store.writer().unwrap();
             w.execute_batch(
                 "CREATE TABLE pad (b BLOB NOT NULL);
                  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 64)
@@ -1169,5 +1222,119 @@ mod tests {
         read_all();
         assert!(mapped_kib(&path) >= 4096);
         assert_eq!(counts(&store), (1, 1));
+    }
+
+    fn with_collection(opts: SqliteOptions) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("r.db"), opts).unwrap();
+        store
+            .create_api_root(&ApiRoot {
+                name: "root".into(),
+                title: "Root".into(),
+                description: None,
+                max_content_length: 1_000_000,
+            })
+            .unwrap();
+        store
+            .create_collection(&Collection {
+                id: "c".into(),
+                api_root: "root".into(),
+                title: "C".into(),
+                description: None,
+                alias: None,
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn object(id: &str) -> NewObject {
+        let raw = format!(r#"{{"type":"file","id":"{id}","spec_version":"2.1"}}"#);
+        NewObject {
+            id: id.into(),
+            object_type: "file".into(),
+            spec_version: "2.1".into(),
+            version: None,
+            version_micros: None,
+            digest: [7; 32],
+            raw,
+            release_label: String::new(),
+            observables: Vec::new(),
+            name: None,
+            description: None,
+        }
+    }
+
+    /// `PRAGMA synchronous` of the writer connection as it is, without the
+    /// reset that `writer` does.
+    fn level_as_left(store: &SqliteStore) -> i64 {
+        let w = store.writer.lock().unwrap();
+        w.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+    }
+
+    /// Object writes commit at `synchronous=NORMAL` and fsync the WAL
+    /// themselves before they return; every other write finds the writer
+    /// syncing fully again, also after an object write that failed.
+    #[test]
+    fn only_object_writes_defer_their_fsync() {
+        let (_dir, store) = with_collection(SqliteOptions::default());
+        assert_eq!(level_as_left(&store), 2, "FULL after opening");
+        let out = store
+            .put_objects("c", &[object("file--00000000-0000-4000-8000-000000000001")])
+            .unwrap();
+        assert!(matches!(out[..], [PutOutcome::Added(_)]));
+        assert_eq!(store.wal_sync.syncs(), 1, "the write waited for one fsync");
+        assert_eq!(
+            level_as_left(&store),
+            1,
+            "NORMAL while only objects are written"
+        );
+        // Another kind of write puts FULL back first.
+        store
+            .create_org(&Organization {
+                name: "org".into(),
+                title: "Org".into(),
+            })
+            .unwrap();
+        assert_eq!(level_as_left(&store), 2);
+        // An object write that fails before it commits.
+        store
+            .put_objects(
+                "no-such-collection",
+                &[object("file--00000000-0000-4000-8000-000000000002")],
+            )
+            .unwrap_err();
+        assert_eq!(level_as_left(&store), 1);
+        assert_eq!(
+            store.wal_sync.syncs(),
+            1,
+            "nothing committed, nothing synced"
+        );
+        store
+            .create_org(&Organization {
+                name: "org2".into(),
+                title: "Org 2".into(),
+            })
+            .unwrap();
+        assert_eq!(level_as_left(&store), 2);
+        // Writing nothing new still waits: an unchanged object may rest on
+        // a commit that is not durable yet.
+        store
+            .put_objects("c", &[object("file--00000000-0000-4000-8000-000000000001")])
+            .unwrap();
+        assert_eq!(store.wal_sync.syncs(), 2);
+    }
+
+    /// With `Synchronous::Normal` nothing fsyncs at commit, by choice.
+    #[test]
+    fn normal_sync_defers_nothing() {
+        let (_dir, store) = with_collection(SqliteOptions {
+            synchronous: Synchronous::Normal,
+            ..SqliteOptions::default()
+        });
+        store
+            .put_objects("c", &[object("file--00000000-0000-4000-8000-000000000001")])
+            .unwrap();
+        assert_eq!(store.wal_sync.syncs(), 0);
+        assert_eq!(level_as_left(&store), 1);
     }
 }
