@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyam_audit::{Event, Kind, ObjectRef};
 use anyam_pattern::StixVersion;
 use anyam_policy::{Gate, Principal};
-use anyam_store::{BulkLoad, NewObject, PutOutcome, Query, TokenScope};
+use anyam_store::{BulkLoad, NewObject, PutOutcome, Query, StoreError, TokenScope};
 use anyam_trust::admiralty::{self, Admiralty, AdmiraltyFilter, Credibility, Reliability};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -288,7 +288,13 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                 all.append(&mut p.ready);
                 ends.push(all.len());
             }
-            let outcomes = n.store.put_objects_bulk(&coll.id, &all, &mut load)?;
+            // Objects committed but not made durable are stored all the
+            // same: their receipts are recorded, then the import stops.
+            let (outcomes, unsynced) = match n.store.put_objects_bulk(&coll.id, &all, &mut load) {
+                Ok(outcomes) => (outcomes, None),
+                Err(StoreError::NotDurable { reason, outcomes }) => (outcomes, Some(reason)),
+                Err(e) => return Err(e.into()),
+            };
             // The group's receipts go into the log in one append, so that
             // they are all recorded or none are.
             let first_batch = batches + 1;
@@ -308,12 +314,15 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                         PutOutcome::Unchanged(_) => (a, u + 1),
                         PutOutcome::Conflict => (a, u),
                     });
-                let counts = serde_json::json!({
+                let mut counts = serde_json::json!({
                     "total": p.len.to_string(),
                     "added": batch_added.to_string(),
                     "unchanged": batch_unchanged.to_string(),
                     "rejected": (p.len as u64 - batch_added - batch_unchanged).to_string(),
                 });
+                if let Some(why) = &unsynced {
+                    counts["not_acknowledged"] = serde_json::Value::String(why.clone());
+                }
                 events.extend(import_receipt(
                     &actor, &coll, &source, batches, counts, stored,
                 ));
@@ -342,6 +351,12 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
                      (their objects were stored)"
                 )
             })?;
+            if let Some(why) = unsynced {
+                bail!(
+                    "batches {first_batch} to {batches} of the import were stored but not made \
+                     durable, and the store takes no more objects: {why}"
+                );
+            }
             bar.set_message(format!("{processed} objects"));
         }
         // The channel closed: the reader finished, or stopped on bad input.

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, btree_map};
 use std::sync::Arc;
 
 use anyam_audit::{Event, Hash, Kind, ObjectRef};
-use anyam_store::{Access, Collection, Grant, Micros, NewObject, PutOutcome, Store};
+use anyam_store::{Access, Collection, Grant, Micros, NewObject, PutOutcome, Store, StoreError};
 use anyam_trust::provenance::{
     ObjectKey, OriginTerms, OriginatorHead, manifest_head, may_pass_on, verify_batch_keys,
 };
@@ -614,9 +614,16 @@ impl Receiver {
                 last,
             });
         }
-        let outcomes = self.store.put_objects(&collection, &news)?;
+        // Objects committed but not made durable are stored all the same:
+        // their receipts are recorded, and the batch then fails (the sync
+        // position does not move past them).
+        let (outcomes, unsynced) = match self.store.put_objects(&collection, &news) {
+            Ok(outcomes) => (outcomes, None),
+            Err(StoreError::NotDurable { reason, outcomes }) => (outcomes, Some(reason)),
+            Err(e) => return Err(e.into()),
+        };
         let mut counts = Counts::default();
-        let mut outcomes = outcomes.iter();
+        let mut each = outcomes.iter();
         let mut any_stored = false;
         // Receipts of versions the store held already repeat an earlier
         // receipt, unless the provenance kept so far lacks what this one
@@ -625,7 +632,7 @@ impl Receiver {
         for page in &objects {
             let mut stored = Vec::new();
             let mut conflicts = Vec::new();
-            for (o, out) in page.iter().zip(outcomes.by_ref()) {
+            for (o, out) in page.iter().zip(each.by_ref()) {
                 let r = ObjectRef {
                     id: news[o.at].id.clone(),
                     version: o.version.clone().unwrap_or_default(),
@@ -688,6 +695,9 @@ impl Receiver {
         }
         if any_stored {
             (self.on_stored)();
+        }
+        if let Some(reason) = unsynced {
+            return Err(StoreError::NotDurable { reason, outcomes }.into());
         }
         Ok(Received { counts, last })
     }

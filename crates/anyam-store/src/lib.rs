@@ -137,17 +137,25 @@
 //! A write returns only after its transaction committed. With the default
 //! [`Synchronous::Full`] every write returns only once the WAL holding its
 //! commit is fsynced, so what the store acknowledged survives a crash of
-//! the process, the operating system or the power. Writes of objects
-//! (`put_objects`, `put_objects_bulk`) commit without the fsync and sync
-//! the WAL after releasing the writer (`walsync.rs`): the next transaction
-//! runs while the disk flushes, and one fsync serves every commit made
-//! before it started. Readers may therefore see such a commit a few
-//! milliseconds before it is durable. A power loss in that window takes
-//! back only objects no one was told were stored; but a reader may have
-//! seen them, and should the clock after the restart be earlier than the
-//! `date_added` it saw, objects added later could sort before the
-//! position that reader pages from. An fsync that fails is final: no later
-//! object write is acknowledged until the store is opened again. [`Synchronous::Normal`] skips that fsync (the WAL is synced at
+//! the process, the operating system or the power.
+//!
+//! Writes of objects (`put_objects`, `put_objects_with_status`,
+//! `put_objects_bulk`) commit without the fsync and sync the WAL after
+//! releasing the writer (`walsync.rs`): the next transaction runs while
+//! the disk flushes, and one fsync serves every commit made before it
+//! started. Until that fsync returns (normally milliseconds, longer when
+//! the disk stalls) the objects are committed but not durable, and
+//! readers already see them: a TAXII client, a partner node pulling pages
+//! (with their signed provenance) or a search. A power loss in that window
+//! takes back only objects no one was told were stored, but whoever read
+//! them keeps what it read. And should the clock after the restart be
+//! earlier than the `date_added` a reader saw, objects added next could
+//! sort before the position that reader pages from. An fsync that fails is
+//! final: the write that waited for it fails, although its objects stay
+//! committed, and every later object write is refused before its
+//! transaction until the store is opened again.
+//!
+//! [`Synchronous::Normal`] skips that fsync (the WAL is synced at
 //! checkpoints): the database stays consistent after any crash and loses
 //! nothing when only the process dies, but a power loss or kernel crash may
 //! roll back the last acknowledged commits — which for a TAXII node means a
@@ -235,6 +243,17 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("database error: {0}")]
     Backend(String),
+    /// A write of objects committed, but the WAL holding its commit could
+    /// not be fsynced: the objects are stored and readers see them, yet
+    /// they may not survive a power loss, so the write must not be
+    /// acknowledged. `outcomes` is what the write did, for the caller's
+    /// records. The store takes no further object write until it is opened
+    /// again.
+    #[error("objects stored but not made durable: {reason}")]
+    NotDurable {
+        reason: String,
+        outcomes: Vec<PutOutcome>,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

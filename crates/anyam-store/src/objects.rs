@@ -1243,8 +1243,16 @@ impl SqliteStore {
         if added > 0 {
             self.committed();
         }
-        if let Some(ticket) = ticket {
-            self.durable(ticket)?;
+        if let Some(ticket) = ticket
+            && let Err(e) = self.durable(ticket)
+        {
+            return Err(StoreError::NotDurable {
+                reason: match e {
+                    StoreError::Backend(m) => m,
+                    other => other.to_string(),
+                },
+                outcomes,
+            });
         }
         Ok((outcomes, status))
     }

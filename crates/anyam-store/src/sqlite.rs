@@ -286,6 +286,13 @@ impl SqliteStore {
         // the one that makes the database file durable.
         ck.pragma_update(None, "synchronous", sync)
             .ctx("setting synchronous")?;
+        // The file SQLite opened (links resolved, absolute): its WAL lies
+        // beside it.
+        let opened = writer
+            .path()
+            .map(PathBuf::from)
+            .filter(|p| !p.as_os_str().is_empty());
+        let wal_sync = WalSync::new(opened.as_deref().unwrap_or(path));
         Ok(SqliteStore {
             path: path.to_path_buf(),
             opts,
@@ -293,7 +300,7 @@ impl SqliteStore {
             readers: Mutex::new(ReaderPool::default()),
             reader_back: Condvar::new(),
             checkpointer: Checkpointer::start(ck)?,
-            wal_sync: WalSync::new(path),
+            wal_sync,
             writer_deferred: AtomicBool::new(false),
             cids: Mutex::new(std::collections::HashMap::new()),
             catalog: CatalogCache::default(),
@@ -345,6 +352,7 @@ impl SqliteStore {
         if self.opts.synchronous != Synchronous::Full {
             return Ok((w, false));
         }
+        self.wal_sync.check()?;
         if !self.writer_deferred.load(Ordering::Relaxed) {
             // Flag first: should the pragma fail half-way, the next
             // `writer` sets FULL again.
@@ -1336,5 +1344,94 @@ mod tests {
             .unwrap();
         assert_eq!(store.wal_sync.syncs(), 0);
         assert_eq!(level_as_left(&store), 1);
+    }
+
+    fn rows(store: &SqliteStore) -> i64 {
+        let w = store.writer.lock().unwrap();
+        w.query_row("SELECT count(*) FROM objects", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A database opened through a symbolic link has its WAL beside the
+    /// file the link points to, and that is the file synced: not a file
+    /// (missing, or stale) beside the link.
+    #[cfg(unix)]
+    #[test]
+    fn the_wal_synced_is_the_one_sqlite_writes() {
+        let real = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        std::fs::File::create(real.path().join("r.db")).unwrap();
+        std::os::unix::fs::symlink(real.path().join("r.db"), data.path().join("r.db")).unwrap();
+        // A stale WAL beside the link, which SQLite does not use.
+        std::fs::write(data.path().join("r.db-wal"), b"stale").unwrap();
+        let store = SqliteStore::open(&data.path().join("r.db"), SqliteOptions::default()).unwrap();
+        store
+            .create_api_root(&ApiRoot {
+                name: "root".into(),
+                title: "Root".into(),
+                description: None,
+                max_content_length: 1_000_000,
+            })
+            .unwrap();
+        store
+            .create_collection(&Collection {
+                id: "c".into(),
+                api_root: "root".into(),
+                title: "C".into(),
+                description: None,
+                alias: None,
+            })
+            .unwrap();
+        store
+            .put_objects("c", &[object("file--00000000-0000-4000-8000-000000000001")])
+            .unwrap();
+        assert_eq!(store.wal_sync.syncs(), 1);
+        let real_wal = real.path().canonicalize().unwrap().join("r.db-wal");
+        assert!(real_wal.exists());
+        assert_eq!(store.wal_sync.path(), real_wal);
+        assert_eq!(
+            std::fs::read(data.path().join("r.db-wal")).unwrap(),
+            b"stale"
+        );
+    }
+
+    /// Once the WAL could not be synced, an object write is refused before
+    /// its transaction: nothing is stored that could not be acknowledged.
+    #[test]
+    fn after_a_failed_sync_no_object_is_stored() {
+        let (dir, store) = with_collection(SqliteOptions::default());
+        store
+            .put_objects("c", &[object("file--00000000-0000-4000-8000-000000000001")])
+            .unwrap();
+        // The WAL gone from under the store: the next sync cannot find it.
+        std::fs::remove_file(dir.path().join("r.db-wal")).unwrap();
+        let e = store
+            .put_objects("c", &[object("file--00000000-0000-4000-8000-000000000002")])
+            .unwrap_err();
+        // Committed, and said so, but not acknowledged.
+        assert!(
+            matches!(&e, StoreError::NotDurable { outcomes, .. } if matches!(outcomes[..], [PutOutcome::Added(_)])),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("could not be made durable"), "{e}");
+        assert_eq!(
+            rows(&store),
+            2,
+            "that write committed before its sync failed"
+        );
+        let e = store
+            .put_objects("c", &[object("file--00000000-0000-4000-8000-000000000003")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("could not be made durable"), "{e}");
+        assert_eq!(rows(&store), 2, "the next one was refused before it began");
+        // Other writes still work, at FULL.
+        store
+            .create_org(&Organization {
+                name: "org".into(),
+                title: "Org".into(),
+            })
+            .unwrap();
+        assert_eq!(level_as_left(&store), 2);
     }
 }

@@ -25,15 +25,21 @@
 //! A power loss in that window can take back objects a reader already
 //! saw, though never an acknowledged one (see the crate's "Durability").
 //!
+//! The argument rests on every process that checkpoints this database
+//! doing so at `synchronous=NORMAL` or above, as ours do: one at `OFF`
+//! (an operator's shell, say) would not sync the database file at its
+//! checkpoint, and the WAL could then start over on frames this fsync had
+//! not yet covered.
+//!
 //! An fsync that fails may have dropped the dirty pages it could not
 //! write, and a later one would then succeed without them, so the first
 //! failure is final: every later wait fails with it, and the store
-//! acknowledges no further object write until it is opened again.
+//! refuses every further object write, before its transaction, until it
+//! is opened again.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::{Result, StoreError};
 
@@ -44,6 +50,10 @@ pub(crate) struct WalSync {
     synced: Condvar,
 }
 
+/// An open WAL file and what identifies it on its file system (none where
+/// the platform does not say: it is then opened again for every fsync).
+type Open = (File, Option<(u64, u64)>);
+
 #[derive(Default)]
 struct State {
     /// Commits noted so far; the number of the latest.
@@ -52,16 +62,38 @@ struct State {
     durable: u64,
     /// An fsync is under way (by one of the waiters).
     syncing: bool,
-    /// The open WAL file and its (device, inode), taken out while syncing.
-    file: Option<(File, u64, u64)>,
+    /// The open WAL file, taken out while syncing.
+    file: Option<Open>,
     /// Why the WAL could not be made durable, once it could not.
     failed: Option<String>,
     /// fsyncs done, for tests.
     syncs: u64,
 }
 
+/// Held by the waiter that syncs: should the sync panic, the state is left
+/// failed and the other waiters woken, instead of waiting for ever on an
+/// fsync that no one is doing.
+struct Syncing<'a> {
+    ws: &'a WalSync,
+    done: bool,
+}
+
+impl Drop for Syncing<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut s = self.ws.lock();
+            s.syncing = false;
+            s.failed = Some("the fsync was interrupted by a panic".into());
+            self.ws.synced.notify_all();
+        }
+    }
+}
+
 impl WalSync {
-    /// For the database file `db` (its WAL is `db` with `-wal` appended).
+    /// For the database file `db` as SQLite names it (its WAL is `db` with
+    /// `-wal` appended). Take the name from the connection, not from the
+    /// caller: SQLite resolves symbolic links and makes the path absolute,
+    /// and the WAL lies beside the file it resolved to.
     pub(crate) fn new(db: &Path) -> WalSync {
         let mut wal = db.as_os_str().to_owned();
         wal.push("-wal");
@@ -72,8 +104,25 @@ impl WalSync {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn failure(&self, why: &str) -> StoreError {
+        StoreError::Backend(format!(
+            "the write-ahead log {} could not be made durable ({why}); \
+             no object write is taken until the store is opened again",
+            self.wal.display()
+        ))
+    }
+
+    /// Refuse an object write once an fsync has failed: it would commit
+    /// objects that could never be acknowledged.
+    pub(crate) fn check(&self) -> Result<()> {
+        match &self.lock().failed {
+            Some(why) => Err(self.failure(why)),
+            None => Ok(()),
+        }
     }
 
     /// Note a commit made without fsync; call it while still holding the
@@ -91,11 +140,7 @@ impl WalSync {
         let mut s = self.lock();
         loop {
             if let Some(why) = &s.failed {
-                return Err(StoreError::Backend(format!(
-                    "the write-ahead log {} could not be made durable ({why}); \
-                     no object write is acknowledged until the store is opened again",
-                    self.wal.display()
-                )));
+                return Err(self.failure(why));
             }
             if s.durable >= ticket {
                 return Ok(());
@@ -109,8 +154,13 @@ impl WalSync {
             let file = s.file.take();
             s.syncing = true;
             drop(s);
+            let mut guard = Syncing {
+                ws: self,
+                done: false,
+            };
             let outcome = sync(&self.wal, file);
             s = self.lock();
+            guard.done = true;
             s.syncing = false;
             s.syncs += 1;
             match outcome {
@@ -124,6 +174,12 @@ impl WalSync {
         }
     }
 
+    /// The WAL file it syncs.
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
+        &self.wal
+    }
+
     /// fsyncs done so far.
     #[cfg(test)]
     pub(crate) fn syncs(&self) -> u64 {
@@ -131,15 +187,25 @@ impl WalSync {
     }
 }
 
+/// What identifies the file behind `meta`: (device, inode).
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
 /// fsync the WAL at `wal` through `file` if that is still the file at that
 /// path, else through a newly opened one (and then its directory too).
-fn sync(
-    wal: &Path,
-    file: Option<(File, u64, u64)>,
-) -> std::result::Result<(File, u64, u64), String> {
+fn sync(wal: &Path, file: Option<Open>) -> std::result::Result<Open, String> {
     let now = std::fs::metadata(wal).map_err(|e| format!("reading its metadata: {e}"))?;
+    let now = identity(&now);
     let file = match file {
-        Some((f, dev, ino)) if dev == now.dev() && ino == now.ino() => (f, dev, ino),
+        Some((f, Some(id))) if now == Some(id) => (f, Some(id)),
         _ => {
             let f = File::options()
                 .write(true)
@@ -155,17 +221,27 @@ fn sync(
                 } else {
                     dir
                 };
-                File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| format!("syncing its directory: {e}"))?;
+                sync_dir(dir).map_err(|e| format!("syncing its directory: {e}"))?;
             }
-            (f, meta.dev(), meta.ino())
+            (f, identity(&meta))
         }
     };
     file.0
         .sync_data()
         .map_err(|e| format!("fsync failed: {e}"))?;
     Ok(file)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Elsewhere a directory cannot be opened as a file; the file system keeps
+/// the entry with the file.
+#[cfg(not(unix))]
+fn sync_dir(_: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -231,10 +307,30 @@ mod tests {
             e.contains("x.db-wal") && e.contains("could not be made durable"),
             "{e}"
         );
-        // The file appearing later does not make the store trust it again.
+        // The file appearing later does not make the store trust it again,
+        // and no further object write is taken.
         File::create(dir.path().join("x.db-wal")).expect("wal");
         let t = ws.note_commit();
         assert!(ws.wait(t).is_err());
+        assert!(ws.check().is_err());
+    }
+
+    #[test]
+    fn a_sync_that_panics_fails_the_others_instead_of_leaving_them_waiting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("x.db");
+        File::create(dir.path().join("x.db-wal")).expect("wal");
+        let ws = WalSync::new(&db);
+        assert!(ws.check().is_ok());
+        // What a waiter holds while it syncs, dropped without finishing.
+        ws.lock().syncing = true;
+        drop(Syncing {
+            ws: &ws,
+            done: false,
+        });
+        let t = ws.note_commit();
+        let e = ws.wait(t).expect_err("failed").to_string();
+        assert!(e.contains("panic"), "{e}");
     }
 
     #[test]
@@ -246,14 +342,14 @@ mod tests {
         let ws = WalSync::new(&db);
         let t = ws.note_commit();
         ws.wait(t).expect("durable");
-        let first = ws.lock().file.as_ref().map(|f| f.2);
+        let first = ws.lock().file.as_ref().and_then(|f| f.1);
         std::fs::remove_file(&path).expect("remove");
         File::create(&path).expect("wal again");
         let t = ws.note_commit();
         ws.wait(t).expect("durable");
-        let second = ws.lock().file.as_ref().map(|f| f.2);
-        let now = std::fs::metadata(&path).expect("meta").ino();
-        assert_eq!(second, Some(now));
+        let second = ws.lock().file.as_ref().and_then(|f| f.1);
+        let now = identity(&std::fs::metadata(&path).expect("meta"));
+        assert_eq!(second, now);
         assert_ne!(first, second);
     }
 }

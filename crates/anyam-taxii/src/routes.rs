@@ -869,7 +869,7 @@ async fn add_objects(
         // other outcome's message rests on a read, through the policy, of
         // the stored version: done after the commit, not while holding the
         // writer (and a version the same envelope stored shows only then).
-        let (outcomes, status) = store.put_objects_with_status(
+        let put = store.put_objects_with_status(
             &coll.id,
             &ready,
             Box::new(|outcomes: &[anyam_store::PutOutcome]| {
@@ -878,7 +878,15 @@ async fn add_objects(
                     .all(|o| matches!(o, anyam_store::PutOutcome::Added(_)))
                     .then(|| make_status(outcomes)))
             }),
-        )?;
+        );
+        // Objects stored but not durable are not acknowledged (a 500), yet
+        // they are in the collection: they are announced, counted and
+        // audited as received like any others, below.
+        let (outcomes, status, unsynced) = match put {
+            Ok((outcomes, status)) => (outcomes, status, None),
+            Err(anyam_store::StoreError::NotDurable { reason, outcomes }) => (outcomes, None, Some(reason)),
+            Err(e) => return Err(e.into()),
+        };
         let (mut added, mut unchanged, mut conflicts) = (0u64, 0u64, 0u64);
         let mut sightings = Vec::new();
         for (o, outcome) in ready.iter().zip(&outcomes) {
@@ -900,16 +908,22 @@ async fn add_objects(
         }
         metrics::counter!("anyam_objects_added_total").increment(added + unchanged);
         metrics::counter!("anyam_objects_rejected_total").increment(failures.len() as u64 + conflicts);
-        let status = match status {
-            Some(status) => status,
-            None => {
-                let status = make_status(&outcomes);
-                store.put_status(&status)?;
-                status
-            }
-        };
         // The collection as named in the path, like every other entry.
         let t = Target { collection: Some(&cid), path: uri.path(), query: None };
+        // What went wrong after the objects were committed, if anything: the
+        // client then gets an error, not the status, and the receipt says so.
+        let (status, unacknowledged) = match (unsynced, status) {
+            (Some(reason), _) => {
+                let status = make_status(&outcomes);
+                (status, Some(anyam_store::StoreError::NotDurable { reason, outcomes }))
+            }
+            (None, Some(status)) => (status, None),
+            (None, None) => {
+                let status = make_status(&outcomes);
+                let failed = store.put_status(&status).err();
+                (status, failed)
+            }
+        };
         st.record(|| {
             let stored = status
                 .successes
@@ -922,14 +936,22 @@ async fn add_objects(
                 unchanged,
                 rejected: status.failures.len() as u64,
             };
-            audit::receipt(&p, &t, stored, &status.id, counts)
+            let sent = if unacknowledged.is_none() { status.id.as_str() } else { "" };
+            let mut e = audit::receipt(&p, &t, stored, sent, counts);
+            if let Some(why) = &unacknowledged {
+                e.details["not_acknowledged"] = serde_json::Value::String(why.to_string());
+            }
+            e
         });
         if let Some(hook) = &st.on_sighting {
             for o in sightings {
                 hook(&crate::StoredSighting { raw: &o.raw, release_label: &o.release_label });
             }
         }
-        Ok(status)
+        match unacknowledged {
+            Some(e) => Err(e.into()),
+            None => Ok(status),
+        }
     })
     .await?;
     Ok(taxii_json(

@@ -749,6 +749,36 @@ fn served(r: &Resp) -> Vec<ObjectRef> {
         .collect()
 }
 
+/// Objects committed whose write-ahead log could not then be made durable
+/// (here: the file removed from under the store): the client gets a 500
+/// error message, never a status; the objects are in the collection, and
+/// the receipt records them as received but not acknowledged. Nothing
+/// more is taken until the store is opened again.
+#[tokio::test]
+async fn objects_stored_but_not_durable_are_audited_and_not_acknowledged() {
+    let n = node();
+    let a = basic("alice", "alice-pw");
+    assert_eq!(n.post_objects(&a, vec![indicator(1, V2)]).await.status, 202);
+    std::fs::remove_file(n.dir.path().join("t.db-wal")).unwrap();
+    let r = n.post_objects(&a, vec![indicator(2, V2)]).await;
+    assert_taxii_error(&r, 500);
+    let e = n.entries(1);
+    assert_eq!(e.len(), 1, "{e:?}");
+    let rec = &e[0].event;
+    assert_eq!(rec.kind, Kind::Receipt);
+    assert_eq!(rec.what.objects, refs(&[(ind_id(2), V2)]));
+    assert_eq!(rec.details["status_id"], "");
+    assert_eq!(rec.details["added"], 1);
+    let why = rec.details["not_acknowledged"].as_str().unwrap_or_default();
+    assert!(why.contains("could not be made durable"), "{why}");
+    let r = n.post_objects(&a, vec![indicator(3, V2)]).await;
+    assert_taxii_error(&r, 500);
+    assert_eq!(n.audit_size(), 2, "nothing stored, no receipt");
+    let object = |i| format!("/r/collections/{COLL}/objects/{}/", ind_id(i));
+    assert_eq!(n.get(&object(2)).await.status, 200);
+    assert_eq!(n.get(&object(3)).await.status, 404);
+}
+
 #[tokio::test]
 async fn audit_records_one_entry_per_release_and_receipt_with_exact_versions() {
     let n = node();
