@@ -1235,6 +1235,12 @@ mod tests {
     fn with_collection(opts: SqliteOptions) -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("r.db"), opts).unwrap();
+        add_collection(&store);
+        (dir, store)
+    }
+
+    /// An API root `root` with a collection `c`.
+    fn add_collection(store: &SqliteStore) {
         store
             .create_api_root(&ApiRoot {
                 name: "root".into(),
@@ -1252,7 +1258,6 @@ mod tests {
                 alias: None,
             })
             .unwrap();
-        (dir, store)
     }
 
     fn object(id: &str) -> NewObject {
@@ -1279,6 +1284,18 @@ mod tests {
         w.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
     }
 
+    /// A write of something else than objects (an organization named
+    /// `name`); returns the writer's `PRAGMA synchronous` after it.
+    fn other_write(store: &SqliteStore, name: &str) -> i64 {
+        store
+            .create_org(&Organization {
+                name: name.into(),
+                title: name.into(),
+            })
+            .unwrap();
+        level_as_left(store)
+    }
+
     /// Object writes commit at `synchronous=NORMAL` and fsync the WAL
     /// themselves before they return; every other write finds the writer
     /// syncing fully again, also after an object write that failed.
@@ -1297,13 +1314,7 @@ mod tests {
             "NORMAL while only objects are written"
         );
         // Another kind of write puts FULL back first.
-        store
-            .create_org(&Organization {
-                name: "org".into(),
-                title: "Org".into(),
-            })
-            .unwrap();
-        assert_eq!(level_as_left(&store), 2);
+        assert_eq!(other_write(&store, "org"), 2);
         // An object write that fails before it commits.
         store
             .put_objects(
@@ -1317,13 +1328,7 @@ mod tests {
             1,
             "nothing committed, nothing synced"
         );
-        store
-            .create_org(&Organization {
-                name: "org2".into(),
-                title: "Org 2".into(),
-            })
-            .unwrap();
-        assert_eq!(level_as_left(&store), 2);
+        assert_eq!(other_write(&store, "org2"), 2);
         // Writing nothing new still waits: an unchanged object may rest on
         // a commit that is not durable yet.
         store
@@ -1365,23 +1370,7 @@ mod tests {
         // A stale WAL beside the link, which SQLite does not use.
         std::fs::write(data.path().join("r.db-wal"), b"stale").unwrap();
         let store = SqliteStore::open(&data.path().join("r.db"), SqliteOptions::default()).unwrap();
-        store
-            .create_api_root(&ApiRoot {
-                name: "root".into(),
-                title: "Root".into(),
-                description: None,
-                max_content_length: 1_000_000,
-            })
-            .unwrap();
-        store
-            .create_collection(&Collection {
-                id: "c".into(),
-                api_root: "root".into(),
-                title: "C".into(),
-                description: None,
-                alias: None,
-            })
-            .unwrap();
+        add_collection(&store);
         store
             .put_objects("c", &[object("file--00000000-0000-4000-8000-000000000001")])
             .unwrap();
@@ -1426,12 +1415,6 @@ mod tests {
         assert!(e.contains("could not be made durable"), "{e}");
         assert_eq!(rows(&store), 2, "the next one was refused before it began");
         // Other writes still work, at FULL.
-        store
-            .create_org(&Organization {
-                name: "org".into(),
-                title: "Org".into(),
-            })
-            .unwrap();
-        assert_eq!(level_as_left(&store), 2);
+        assert_eq!(other_write(&store, "org"), 2);
     }
 }
