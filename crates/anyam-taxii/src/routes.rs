@@ -938,8 +938,17 @@ async fn add_objects(
             };
             let sent = if unacknowledged.is_none() { status.id.as_str() } else { "" };
             let mut e = audit::receipt(&p, &t, stored, sent, counts);
+            // A fixed text: the entry may be exported to the poster's
+            // organization, and the store's error names files of this
+            // machine (the error itself goes to the node's log).
             if let Some(why) = &unacknowledged {
-                e.details["not_acknowledged"] = serde_json::Value::String(why.to_string());
+                let what = match why {
+                    anyam_store::StoreError::NotDurable { .. } => {
+                        "the objects were stored but could not be made durable"
+                    }
+                    _ => "the objects were stored but their status resource could not be",
+                };
+                e.details["not_acknowledged"] = serde_json::Value::String(what.into());
             }
             e
         });
